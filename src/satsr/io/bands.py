@@ -1,0 +1,101 @@
+"""Sentinel-2 MSI band metadata and digital-number (DN) to reflectance conversion.
+
+Band centre wavelengths and native ground sampling distances follow the Sentinel-2 MSI
+User Guide (ESA). The MTF values at Nyquist are approximate in-flight figures, inside ESA's
+0.15-0.30 requirement for the MSI; they only set the width of the Gaussian blur used by
+Wald's-protocol degradation (``satsr.data.degradation``), and in-flight values differ by
+satellite unit and date by a few hundredths.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Quantification value of Sentinel-2 L1C/L2A products: reflectance = (DN + offset) / 10000.
+S2_QUANTIFICATION_VALUE = 10000.0
+#: BOA_ADD_OFFSET / RADIO_ADD_OFFSET introduced with processing baseline 04.00 (January 2022).
+S2_BASELINE_04_OFFSET = -1000.0
+
+
+@dataclass(frozen=True)
+class S2Band:
+    """One Sentinel-2 MSI band."""
+
+    name: str  # e.g. "B04"
+    common_name: str  # STAC eo common name
+    center_nm: float  # centre wavelength, nanometres
+    gsd_m: float  # native ground sampling distance, metres
+    mtf_nyquist: float  # modulation transfer function at the Nyquist frequency of gsd_m
+
+
+S2_BANDS: dict[str, S2Band] = {
+    band.name: band
+    for band in (
+        S2Band("B01", "coastal", 442.7, 60.0, 0.33),
+        S2Band("B02", "blue", 492.4, 10.0, 0.29),
+        S2Band("B03", "green", 559.8, 10.0, 0.29),
+        S2Band("B04", "red", 664.6, 10.0, 0.28),
+        S2Band("B05", "rededge", 704.1, 20.0, 0.26),
+        S2Band("B06", "rededge", 740.5, 20.0, 0.26),
+        S2Band("B07", "rededge", 782.8, 20.0, 0.26),
+        S2Band("B08", "nir", 832.8, 10.0, 0.24),
+        S2Band("B8A", "nir08", 864.7, 20.0, 0.24),
+        S2Band("B09", "nir09", 945.1, 60.0, 0.23),
+        S2Band("B10", "cirrus", 1373.5, 60.0, 0.21),
+        S2Band("B11", "swir16", 1613.7, 20.0, 0.21),
+        S2Band("B12", "swir22", 2202.4, 20.0, 0.21),
+    )
+}
+
+#: The 10 m bands in the order satsr's RGB+NIR models use (blue, green, red, NIR), as stored in L1C/L2A.
+S2_RGBN = ("B02", "B03", "B04", "B08")
+
+
+def canonical_band_name(name: str) -> str:
+    """Normalise user spellings ("b4", "B4", "B04", "red", "nir") to a Sentinel-2 band name."""
+    key = name.strip().upper()
+    if key in S2_BANDS:
+        return key
+    if key.startswith("B") and key[1:].isdigit():
+        padded = f"B{int(key[1:]):02d}"
+        if padded in S2_BANDS:
+            return padded
+    by_common = {b.common_name.upper(): b.name for b in S2_BANDS.values() if b.gsd_m == 10.0}
+    if key in by_common:
+        return by_common[key]
+    raise ValueError(f"unknown Sentinel-2 band {name!r}; expected one of {', '.join(S2_BANDS)}")
+
+
+def processing_baseline_offset(baseline: str | None) -> float:
+    """The additive DN offset for a processing baseline string such as "04.00" or "N0400"."""
+    if baseline is None:
+        return 0.0
+    digits = baseline.strip().upper().removeprefix("N").replace(".", "")
+    if not digits.isdigit():
+        raise ValueError(f"cannot parse processing baseline {baseline!r}; expected e.g. '04.00' or 'N0400'")
+    return S2_BASELINE_04_OFFSET if int(digits[:2]) >= 4 else 0.0
+
+
+@dataclass(frozen=True)
+class ReflectanceScaling:
+    """Linear DN <-> reflectance mapping: reflectance = (DN + offset) / quantification."""
+
+    quantification: float = S2_QUANTIFICATION_VALUE
+    offset: float = 0.0
+
+    def to_reflectance(self, dn: np.ndarray) -> np.ndarray:
+        return (dn.astype(np.float32) + np.float32(self.offset)) / np.float32(self.quantification)
+
+    def to_dn(self, reflectance: np.ndarray, dtype: np.dtype) -> np.ndarray:
+        """Back to the input's DN convention, rounded and clipped to the range of ``dtype``."""
+        dn = reflectance * np.float32(self.quantification) - np.float32(self.offset)
+        if np.issubdtype(dtype, np.integer):
+            info = np.iinfo(dtype)
+            dn = np.clip(np.rint(dn), info.min, info.max)
+        return dn.astype(dtype)
+
+    @classmethod
+    def identity(cls) -> ReflectanceScaling:
+        return cls(quantification=1.0, offset=0.0)

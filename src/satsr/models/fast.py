@@ -1,0 +1,59 @@
+"""The fast residual CNN: EDSR-style body, pixel-shuffle upsampler, bicubic global skip."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from satsr.nn.blocks import PixelShuffleUpsampler, ResBlock
+
+
+class ResidualSR(nn.Module):
+    """Fixed-scale SR network predicting the residual over bicubic upsampling.
+
+    Works on reflectance; per-band normalisation statistics are part of the config so that the
+    saved ``config.json`` fully describes the model.
+    """
+
+    band_mean: Tensor
+    band_std: Tensor
+
+    def __init__(
+        self,
+        in_channels: int = 4,  # bands of the input and output
+        scale: int = 4,  # integer upscaling factor
+        channels: int = 48,  # feature width of the body
+        num_blocks: int = 8,  # residual blocks in the body
+        res_scale: float = 1.0,  # residual branch multiplier (EDSR uses 0.1 for wide nets)
+        band_mean: Sequence[float] | None = None,  # per-band reflectance mean used to normalise
+        band_std: Sequence[float] | None = None,  # per-band reflectance std used to normalise
+        progressive_upsampling: bool = False,  # EDSR x2 stages (slower) instead of one LR-size shuffle
+    ) -> None:
+        super().__init__()
+        self.scale = scale
+        mean = torch.tensor(band_mean if band_mean is not None else [0.0] * in_channels)
+        std = torch.tensor(band_std if band_std is not None else [1.0] * in_channels)
+        if mean.numel() != in_channels or std.numel() != in_channels:
+            raise ValueError("band_mean and band_std need one value per input channel")
+        self.register_buffer("band_mean", mean.view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("band_std", std.view(1, -1, 1, 1), persistent=False)
+        self.head = nn.Conv2d(in_channels, channels, 3, padding=1)
+        self.body = nn.Sequential(*[ResBlock(channels, res_scale) for _ in range(num_blocks)])
+        self.body_tail = nn.Conv2d(channels, channels, 3, padding=1)
+        if progressive_upsampling:
+            self.upsample: nn.Module = nn.Sequential(
+                PixelShuffleUpsampler(channels, scale), nn.Conv2d(channels, in_channels, 3, padding=1)
+            )
+        else:
+            self.upsample = PixelShuffleUpsampler(channels, scale, in_channels, progressive=False)
+
+    def forward(self, lr: Tensor) -> Tensor:
+        x = (lr - self.band_mean) / self.band_std
+        base = F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
+        feat = self.head(x)
+        feat = feat + self.body_tail(self.body(feat))
+        residual = self.upsample(feat)
+        return (base + residual) * self.band_std + self.band_mean

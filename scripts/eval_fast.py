@@ -1,0 +1,56 @@
+"""Measure a trained fast model against bicubic on held-out real S2 pixels (Wald's protocol, x4).
+
+Usage: python scripts/eval_fast.py MODEL_DIR
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+
+from satsr.data.degradation import wald_degrade
+from satsr.data.sources import s2_rgbn_scenes
+from satsr.evaluation import lpips, psnr, ssim
+from satsr.models.fast import ResidualSR
+
+#: Reflectance mapped to [-1, 1] for LPIPS: 0 -> -1, LPIPS_WHITE -> +1 (clipped).
+LPIPS_WHITE = 0.3
+
+
+def to_lpips_rgb(x: torch.Tensor) -> torch.Tensor:
+    return (x[:, [2, 1, 0]] / LPIPS_WHITE).clamp(0, 1) * 2 - 1
+
+
+def main() -> None:
+    model_dir = Path(sys.argv[1])
+    config = json.loads((model_dir / "config.json").read_text())
+    config.pop("architecture"), config.pop("bands")
+    model = ResidualSR(**config).eval()
+    model.load_state_dict(load_file(model_dir / "model.safetensors"))
+    rows = {}
+    for split in ("val", "test"):
+        for scene in s2_rgbn_scenes(split):
+            _, h, w = scene.pixels.shape
+            hr = torch.from_numpy(scene.pixels[:, : h // 4 * 4, : w // 4 * 4].copy())[None]
+            lr = wald_degrade(hr, 4, scene.bands)
+            with torch.inference_mode():
+                outs = {
+                    "bicubic": F.interpolate(lr, scale_factor=4, mode="bicubic", align_corners=False),
+                    "s2-rgbn-x4-fast": model(lr),
+                }
+            for name, sr in outs.items():
+                rows.setdefault(scene.name, {})[name] = {
+                    "psnr": float(psnr(sr, hr)[0]),
+                    "ssim": float(ssim(sr, hr)[0]),
+                    "lpips": float(lpips(to_lpips_rgb(sr), to_lpips_rgb(hr))[0]),
+                }
+    print(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()

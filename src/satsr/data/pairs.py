@@ -1,0 +1,70 @@
+"""Random LR/HR patch pairs made on the fly from real scenes (Wald's protocol for Sentinel-2)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from satsr.data.degradation import wald_degrade
+from satsr.data.sources import Scene
+
+
+def dihedral(x: Tensor, k: int) -> Tensor:
+    """One of the 8 flips/rotations of the square (k in 0..7) on the last two axes."""
+    x = torch.rot90(x, k % 4, dims=(-2, -1))
+    return x.flip(-1) if k >= 4 else x
+
+
+class WaldPatches(Dataset[tuple[Tensor, Tensor]]):
+    """HR crops of real S2 scenes and their Wald-degraded LR, with dihedral augmentation.
+
+    The HR crop is taken with a margin of ``scale`` LR pixels on each side so the blur sees real
+    neighbours instead of padding; the margin is cut off after degradation.
+    """
+
+    def __init__(
+        self,
+        scenes: Sequence[Scene],
+        scale: int = 4,  # HR / LR pixel-size ratio
+        lr_patch: int = 32,  # LR patch side, pixels
+        length: int = 4096,  # samples per epoch
+        augment: bool = True,  # random flips and 90-degree rotations
+        seed: int = 0,  # base seed; sample i always draws the same patch
+    ) -> None:
+        self.scenes = list(scenes)
+        self.scale, self.lr_patch, self.length, self.augment, self.seed = (
+            scale,
+            lr_patch,
+            length,
+            augment,
+            seed,
+        )
+        self.margin = scale * scale  # HR pixels: ``scale`` LR pixels on each side
+        need = lr_patch * scale + 2 * self.margin
+        self.scenes = [s for s in self.scenes if min(s.pixels.shape[1:]) >= need]
+        if not self.scenes:
+            raise ValueError(f"no scene is large enough for {need} px HR crops")
+        areas = np.array([s.pixels.shape[1] * s.pixels.shape[2] for s in self.scenes], dtype=np.float64)
+        self.weights = areas / areas.sum()
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        rng = np.random.default_rng((self.seed, index))
+        scene = self.scenes[rng.choice(len(self.scenes), p=self.weights)]
+        side = self.lr_patch * self.scale + 2 * self.margin
+        _, height, width = scene.pixels.shape
+        top, left = rng.integers(0, height - side + 1), rng.integers(0, width - side + 1)
+        crop = torch.from_numpy(scene.pixels[:, top : top + side, left : left + side].copy())
+        if self.augment:
+            crop = dihedral(crop, int(rng.integers(8)))
+        lr = wald_degrade(crop[None], self.scale, scene.bands)[0]
+        m = self.margin // self.scale
+        return lr[:, m:-m, m:-m].contiguous(), crop[
+            :, self.margin : -self.margin, self.margin : -self.margin
+        ].contiguous()

@@ -101,3 +101,11 @@ def test_existing_output_is_refused_and_failed_write_leaves_nothing(tmp_path: Pa
     with pytest.raises(ValueError):
         write_raster(tmp_path / "out.tif", reflectance[0], valid, meta, 1)  # 2-D array: wrong shape
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]
+
+
+def test_valid_pixels_never_collide_with_nodata(tmp_path: Path, dn: np.ndarray) -> None:
+    _, valid, meta = read_raster(make_raster(tmp_path / "in.tif", dn, nodata=0))
+    dark = np.full((4, 24, 40), -0.01, np.float32)  # negative reflectance rounds to DN 0 = nodata
+    out = write_raster(tmp_path / "o.tif", dark, valid, meta, 1)
+    with rasterio.open(out) as b:
+        assert (b.read() == 1).all()

@@ -137,6 +137,10 @@ def write_raster(
     transform = meta.transform @ Affine.scale(meta.width / width, meta.height / height)
     nodata = output_nodata(meta)
     data = meta.scaling.to_dn(reflectance, meta.dtype)
+    if np.issubdtype(meta.dtype, np.integer):
+        # A valid pixel must never read back as nodata: nudge it one DN away.
+        nudge = 1 if nodata < np.iinfo(meta.dtype).max else -1
+        data[(data == nodata) & valid[None]] = np.array(nodata + nudge).astype(meta.dtype)
     data[:, ~valid] = np.array(nodata).astype(meta.dtype)
     profile = {
         "driver": "GTiff",

@@ -1,0 +1,75 @@
+"""The ``satsr`` command: thin argument parsing over ``satsr.pipelines``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from satsr.io.raster import RasterError
+from satsr.models.registry import UnknownModelError, bundled_models, load
+from satsr.pipelines import DEFAULT_OVERLAP, DEFAULT_TILE_SIZE, upscale_file
+
+DEFAULT_MODEL = "s2-rgbn-x4-fast"
+
+
+def _models(_: argparse.Namespace) -> int:
+    models = bundled_models()
+    if not models:
+        print("no bundled models")
+    for name in models:
+        print(f"{name:22s} {load(name).summary}")
+    return 0
+
+
+def _upscale(args: argparse.Namespace) -> int:
+    inputs: list[tuple[Path, Path]]
+    if args.input.is_dir():
+        files = sorted(
+            p for p in args.input.iterdir() if p.suffix.lower() in {".tif", ".tiff", ".jp2", ".vrt"}
+        )
+        if not files:
+            raise RasterError(f"{args.input}: no rasters (.tif, .tiff, .jp2, .vrt) in this folder")
+        inputs = [(f, args.output / f.with_suffix(".tif").name) for f in files]
+    else:
+        inputs = [(args.input, args.output)]
+    upscaler = load(args.model, device=args.device)
+    for src, dst in inputs:
+        out = upscale_file(
+            src, dst, upscaler, args.scale, args.bands, args.tile_size, args.overlap,
+            overwrite=args.overwrite, progress=sys.stderr.isatty(),
+        )  # fmt: skip
+        print(out)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="satsr", description="Super-resolution of satellite imagery")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("models", help="list bundled models").set_defaults(func=_models)
+    up = sub.add_parser("upscale", help="super-resolve a raster or a folder of rasters")
+    up.add_argument("input", type=Path)
+    up.add_argument("output", type=Path)
+    up.add_argument("--model", default=DEFAULT_MODEL, help="bundled model name or model folder")
+    up.add_argument("--scale", type=float, default=None, help="upscaling factor (default: the model's)")
+    up.add_argument("--bands", nargs="+", default=None, help="band names (B04, red, ...) or 1-based indexes")
+    up.add_argument("--tile-size", type=int, default=DEFAULT_TILE_SIZE, help="LR tile side, pixels")
+    up.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP, help="LR tile overlap, pixels")
+    up.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    up.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    up.set_defaults(func=_upscale)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (RasterError, UnknownModelError, ValueError) as err:
+        print(f"satsr: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

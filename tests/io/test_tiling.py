@@ -1,0 +1,135 @@
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from satsr.io.tiling import Ramp, Tile, UpscaleFn, blend_weights, tile_grid, upscale_tiled
+
+TILE_SIZE = 32
+OVERLAP = 8
+
+
+def _coverage(tiles: list[Tile], height: int, width: int) -> np.ndarray:
+    count = np.zeros((height, width), dtype=np.int64)
+    for t in tiles:
+        assert t.row >= 0 and t.col >= 0
+        assert t.row + t.height <= height and t.col + t.width <= width
+        count[t.row : t.row + t.height, t.col : t.col + t.width] += 1
+    return count
+
+
+def _nearest(scale: int) -> UpscaleFn:
+    def model(batch: np.ndarray) -> np.ndarray:
+        return np.repeat(np.repeat(batch, scale, axis=-2), scale, axis=-1)
+
+    return model
+
+
+def _bilinear(scale: int) -> UpscaleFn:
+    def model(batch: np.ndarray) -> np.ndarray:
+        out = F.interpolate(torch.from_numpy(batch), scale_factor=scale, mode="bilinear", align_corners=False)
+        return out.numpy()
+
+    return model
+
+
+def _smooth_image(channels: int, height: int, width: int) -> np.ndarray:
+    rows, cols = np.mgrid[0:height, 0:width].astype(np.float32)
+    base = 0.01 * rows + 0.02 * cols + 0.3 * np.sin(2 * np.pi * rows / 50) * np.cos(2 * np.pi * cols / 70)
+    return np.stack([base * (c + 1) for c in range(channels)]).astype(np.float32)
+
+
+@pytest.mark.parametrize(("height", "width"), [(70, 93), (32, 32), (33, 100), (20, 50), (10, 12), (1, 1)])
+def test_grid_covers_every_pixel(height: int, width: int) -> None:
+    tiles = tile_grid(height, width, TILE_SIZE, OVERLAP)
+    assert (_coverage(tiles, height, width) >= 1).all()
+    for t in tiles:
+        assert t.height == min(TILE_SIZE, height) and t.width == min(TILE_SIZE, width)
+
+
+def test_grid_last_window_ends_at_edge_and_strides() -> None:
+    tiles = tile_grid(70, 93, TILE_SIZE, OVERLAP)
+    rows = sorted({t.row for t in tiles})
+    cols = sorted({t.col for t in tiles})
+    assert rows == [0, 24, 38]
+    assert cols == [0, 24, 48, 61]
+    assert len(tiles) == len(rows) * len(cols)
+
+
+def test_grid_smaller_than_tile_is_whole_image() -> None:
+    assert tile_grid(10, 12, TILE_SIZE, OVERLAP) == [Tile(row=0, col=0, height=10, width=12)]
+
+
+@pytest.mark.parametrize("overlap", [-1, TILE_SIZE, TILE_SIZE + 5])
+def test_bad_overlap_raises(overlap: int) -> None:
+    with pytest.raises(ValueError, match="overlap must satisfy"):
+        tile_grid(64, 64, TILE_SIZE, overlap)
+
+
+@pytest.mark.parametrize("ramp", ["cosine", "linear"])
+def test_weights_positive_and_one_in_interior(ramp: Ramp) -> None:
+    scale = 4
+    height, width = 70, 93
+    for tile in tile_grid(height, width, TILE_SIZE, OVERLAP):
+        weights = blend_weights(tile, height, width, scale, OVERLAP, ramp=ramp)
+        assert weights.dtype == np.float32
+        assert weights.shape == (tile.height * scale, tile.width * scale)
+        assert (weights > 0).all() and (weights <= 1).all()
+        margin = OVERLAP * scale
+        np.testing.assert_array_equal(weights[margin:-margin, margin:-margin], 1.0)
+
+
+def test_weights_are_one_on_border_sides() -> None:
+    scale = 2
+    corner = tile_grid(70, 93, TILE_SIZE, OVERLAP)[0]
+    weights = blend_weights(corner, 70, 93, scale, OVERLAP)
+    # Top-left tile: no ramp on the top rows and left columns, a ramp towards the inner sides.
+    np.testing.assert_array_equal(weights[0, : -OVERLAP * scale], 1.0)
+    np.testing.assert_array_equal(weights[: -OVERLAP * scale, 0], 1.0)
+    assert weights[-1, -1] < weights[-OVERLAP * scale, -OVERLAP * scale] <= 1.0
+    assert np.all(np.diff(weights[0, -OVERLAP * scale :]) < 0)
+
+
+@pytest.mark.parametrize("ramp", ["cosine", "linear"])
+def test_nearest_model_tiled_equals_whole(ramp: Ramp) -> None:
+    scale = 4
+    rng = np.random.default_rng(0)
+    image = rng.random((3, 70, 93), dtype=np.float32)
+    model = _nearest(scale)
+    whole = model(image[None])[0]
+    tiled = upscale_tiled(image, model, scale, TILE_SIZE, OVERLAP, batch_size=3, ramp=ramp)
+    assert tiled.shape == (3, 70 * scale, 93 * scale) and tiled.dtype == np.float32
+    np.testing.assert_allclose(tiled, whole, rtol=0, atol=1e-6)
+
+
+def test_bilinear_model_leaves_no_seam() -> None:
+    scale = 2
+    image = _smooth_image(2, 70, 93)
+    model = _bilinear(scale)
+    whole = model(image[None])[0]
+    tiled = upscale_tiled(image, model, scale, TILE_SIZE, OVERLAP, batch_size=4)
+    border = 2 * scale
+    diff = np.abs(tiled - whole)[:, border:-border, border:-border]
+    assert diff.max() < 1e-3
+
+
+@pytest.mark.parametrize(("height", "width"), [(10, 12), (20, 50)])
+def test_smaller_than_tile_is_padded_and_cropped(height: int, width: int) -> None:
+    scale = 2
+    calls: list[tuple[int, ...]] = []
+    nearest = _nearest(scale)
+
+    def model(batch: np.ndarray) -> np.ndarray:
+        calls.append(batch.shape)
+        return nearest(batch)
+
+    image = np.random.default_rng(1).random((2, height, width), dtype=np.float32)
+    tiled = upscale_tiled(image, model, scale, TILE_SIZE, OVERLAP, progress=True)
+    assert all(shape[-2:] == (TILE_SIZE, TILE_SIZE) for shape in calls)
+    np.testing.assert_allclose(tiled, nearest(image[None])[0], rtol=0, atol=1e-6)
+
+
+def test_model_with_wrong_output_shape_is_a_clear_error() -> None:
+    image = np.zeros((1, 40, 40), dtype=np.float32)
+    with pytest.raises(ValueError, match="model returned shape"):
+        upscale_tiled(image, _nearest(2), 4, TILE_SIZE, OVERLAP)

@@ -1,0 +1,94 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+
+import satsr
+from satsr.cli import main
+from tests.conftest import write_geotiff
+
+
+def run(*args: str | Path) -> int:
+    return main([str(a) for a in args])
+
+
+def test_upscale_writes_georeferenced_output(s2_tif: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "sr.tif"
+    assert run("upscale", s2_tif, out, "--model", tiny_model_dir, "--tile-size", "16", "--overlap", "4") == 0
+    with rasterio.open(s2_tif) as a, rasterio.open(out) as b:
+        assert (b.width, b.height) == (4 * a.width, 4 * a.height)
+        np.testing.assert_allclose(tuple(b.bounds), tuple(a.bounds))
+        assert b.crs == a.crs and b.dtypes[0] == "uint16"
+        assert b.tags()["SATSR_MODEL"] == "tiny-model"
+
+
+def test_api_matches_cli(s2_tif: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
+    run("upscale", s2_tif, tmp_path / "cli.tif", "--model", tiny_model_dir)
+    satsr.upscale_file(s2_tif, tmp_path / "api.tif", model=tiny_model_dir)
+    with rasterio.open(tmp_path / "cli.tif") as a, rasterio.open(tmp_path / "api.tif") as b:
+        np.testing.assert_array_equal(a.read(), b.read())
+
+
+def test_nodata_propagates_to_the_output_footprint(
+    tmp_path: Path, s2_tif: Path, tiny_model_dir: Path
+) -> None:
+    with rasterio.open(s2_tif) as src:
+        dn = src.read()
+    dn[:, 10:14, 20:25] = 0
+    src_path = write_geotiff(tmp_path / "holes.tif", dn, nodata=0)
+    out = tmp_path / "o.tif"
+    assert run("upscale", src_path, out, "--model", tiny_model_dir) == 0
+    with rasterio.open(out) as b:
+        sr = b.read()
+    assert b.nodata == 0
+    assert (sr[:, 40:56, 80:100] == 0).all()
+    assert (sr[:, :40] > 0).all() and (sr[:, 56:] > 0).all()
+
+
+def test_folder_input_keeps_file_names(s2_tif: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
+    out_dir = tmp_path / "out"
+    assert run("upscale", s2_tif.parent, out_dir, "--model", tiny_model_dir) == 0
+    assert (out_dir / "scene.tif").is_file()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--model", "no-such-model"], "unknown model 'no-such-model'"),
+        (["--scale", "3"], "supports scale 4 only"),
+        (["--bands", "B02", "B03"], "needs 4 bands"),
+    ],
+)
+def test_bad_requests_fail_cleanly(
+    s2_tif: Path,
+    tiny_model_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    extra: list[str],
+    message: str,
+) -> None:
+    args = ["upscale", str(s2_tif), str(tmp_path / "x.tif"), "--model", str(tiny_model_dir), *extra]
+    assert main(args) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "x.tif").exists()
+
+
+def test_missing_input_and_existing_output(
+    s2_tif: Path, tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run("upscale", tmp_path / "nope.tif", tmp_path / "o.tif", "--model", tiny_model_dir) == 2
+    assert "no such file" in capsys.readouterr().err
+    (tmp_path / "o.tif").write_bytes(b"keep")
+    assert run("upscale", s2_tif, tmp_path / "o.tif", "--model", tiny_model_dir) == 2
+    assert "output exists" in capsys.readouterr().err
+    assert (tmp_path / "o.tif").read_bytes() == b"keep"
+
+
+def test_wrong_band_count_through_the_api_names_the_bands(tiny_model_dir: Path) -> None:
+    model = satsr.load(tiny_model_dir)
+    with pytest.raises(ValueError, match="expects 4 bands"):
+        model(np.zeros((3, 8, 8), np.float32))
+    with pytest.raises(ValueError, match="NaN"):
+        model(np.full((4, 8, 8), np.nan, np.float32))
+    assert model(np.zeros((4, 8, 8), np.float32)).shape == (4, 32, 32)

@@ -92,3 +92,12 @@ def test_wrong_band_count_through_the_api_names_the_bands(tiny_model_dir: Path) 
     with pytest.raises(ValueError, match="NaN"):
         model(np.full((4, 8, 8), np.nan, np.float32))
     assert model(np.zeros((4, 8, 8), np.float32)).shape == (4, 32, 32)
+
+
+def test_quicklook_png_shows_input_and_output(s2_tif: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    png = tmp_path / "look.png"
+    assert run("upscale", s2_tif, tmp_path / "o.tif", "--model", tiny_model_dir, "--quicklook", png) == 0
+    with Image.open(png) as image:
+        assert image.width > 2 * 4 * 52 and image.height >= 4 * 40

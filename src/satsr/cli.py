@@ -39,6 +39,7 @@ def _upscale(args: argparse.Namespace) -> int:
         out = upscale_file(
             src, dst, upscaler, args.scale, args.bands, args.tile_size, args.overlap,
             overwrite=args.overwrite, progress=sys.stderr.isatty(),
+            quicklook=args.quicklook if len(inputs) == 1 else None,
         )  # fmt: skip
         print(out)
     return 0
@@ -58,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP, help="LR tile overlap, pixels")
     up.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     up.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    up.add_argument("--quicklook", type=Path, default=None, help="also write an input | output RGB PNG")
     up.set_defaults(func=_upscale)
     return parser
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from satsr import __version__
+from satsr.evaluation.report import render_crops
 from satsr.io.raster import RasterError, read_raster, write_raster
 from satsr.io.tiling import upscale_tiled
 from satsr.models.registry import Upscaler, load
@@ -39,8 +40,12 @@ def upscale_file(
     device: str = "cpu",
     overwrite: bool = False,
     progress: bool = False,
+    quicklook: str | Path | None = None,
 ) -> Path:
-    """Super-resolve one raster into a GeoTIFF on the same bounds with pixel size / scale."""
+    """Super-resolve one raster into a GeoTIFF on the same bounds with pixel size / scale.
+
+    ``quicklook`` names a PNG that shows the input and the result side by side (RGB, 2-98 %).
+    """
     upscaler = model if isinstance(model, Upscaler) else load(model, device=device)
     if scale is not None and scale != upscaler.scale:
         raise RasterError(f"model {upscaler.name} supports scale {upscaler.scale} only, got {scale}")
@@ -57,4 +62,8 @@ def upscale_file(
     sr = upscale_tiled(fill_invalid(reflectance, valid), upscaler, s, tile_size, overlap, progress=progress)  # type: ignore[arg-type]
     sr_valid = np.repeat(np.repeat(valid, s, axis=0), s, axis=1)
     tags = {"SATSR_MODEL": upscaler.name, "SATSR_VERSION": __version__, "SATSR_INPUT": Path(input).name}
-    return write_raster(output, sr, sr_valid, meta, s, tags, overwrite=overwrite)
+    written = write_raster(output, sr, sr_valid, meta, s, tags, overwrite=overwrite)
+    if quicklook is not None:
+        strip = render_crops({"LR (input)": reflectance, f"SR {upscaler.name}": sr})
+        strip.save(quicklook)
+    return written

@@ -1,9 +1,12 @@
-# One command builds the environment and runs all checks: `make test`.
+# `make demo` builds the environment and super-resolves the bundled sample scene;
+# `make test` builds the environment and runs ruff, mypy and pytest.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv test lint
+.PHONY: venv test lint demo
+
+SAMPLE := src/satsr/sample/s2_l1c_sample_256.tif
 
 $(BIN)/satsr-installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,3 +25,8 @@ lint: venv
 
 test: lint
 	$(BIN)/pytest -q
+
+demo: venv
+	mkdir -p demo_out
+	$(BIN)/satsr upscale $(SAMPLE) demo_out/sample_x4.tif --quicklook demo_out/sample_x4.png --overwrite
+	@echo "wrote demo_out/sample_x4.tif (4x, GeoTIFF) and demo_out/sample_x4.png (input | output)"

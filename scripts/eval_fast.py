@@ -7,16 +7,14 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
 
 from satsr.data.degradation import wald_degrade
 from satsr.data.sources import s2_rgbn_scenes
 from satsr.evaluation import lpips, psnr, ssim
-from satsr.models.fast import ResidualSR
+from satsr.models.registry import load
 
 #: Reflectance mapped to [-1, 1] for LPIPS: 0 -> -1, LPIPS_WHITE -> +1 (clipped).
 LPIPS_WHITE = 0.3
@@ -27,11 +25,7 @@ def to_lpips_rgb(x: torch.Tensor) -> torch.Tensor:
 
 
 def main() -> None:
-    model_dir = Path(sys.argv[1])
-    config = json.loads((model_dir / "config.json").read_text())
-    config.pop("architecture"), config.pop("bands")
-    model = ResidualSR(**config).eval()
-    model.load_state_dict(load_file(model_dir / "model.safetensors"))
+    model = load(sys.argv[1]).network
     rows = {}
     for split in ("val", "test"):
         for scene in s2_rgbn_scenes(split):

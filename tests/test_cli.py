@@ -3,9 +3,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+import torch
 
 import satsr
 from satsr.cli import main
+from satsr.io.bands import S2_RGBN
+from satsr.models.registry import Upscaler
 from tests.conftest import write_geotiff
 
 
@@ -101,3 +104,24 @@ def test_quicklook_png_shows_input_and_output(s2_tif: Path, tiny_model_dir: Path
     assert run("upscale", s2_tif, tmp_path / "o.tif", "--model", tiny_model_dir, "--quicklook", png) == 0
     with Image.open(png) as image:
         assert image.width > 2 * 4 * 52 and image.height >= 4 * 40
+
+
+class NearestX4(Upscaler):
+    """Pixel replication x4 that records the mean reflectance it was given."""
+
+    def __init__(self) -> None:
+        super().__init__("nearest-x4", torch.nn.Identity(), 4, S2_RGBN, "test model")
+        self.means: list[float] = []
+
+    def __call__(self, lr: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+        self.means.append(float(lr.mean()))
+        return np.repeat(np.repeat(np.asarray(lr), 4, axis=-2), 4, axis=-1)
+
+
+def test_processing_baseline_offset_is_applied_and_dn_convention_kept(s2_tif: Path, tmp_path: Path) -> None:
+    old, new = NearestX4(), NearestX4()
+    satsr.upscale_file(s2_tif, tmp_path / "old.tif", model=old, processing_baseline="03.01")
+    satsr.upscale_file(s2_tif, tmp_path / "new.tif", model=new, processing_baseline="04.00")
+    assert np.mean(old.means) - np.mean(new.means) == pytest.approx(0.1, abs=1e-4)
+    with rasterio.open(s2_tif) as src, rasterio.open(tmp_path / "new.tif") as b:
+        np.testing.assert_array_equal(b.read()[:, ::4, ::4], src.read())

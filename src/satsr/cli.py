@@ -40,6 +40,7 @@ def _upscale(args: argparse.Namespace) -> int:
             src, dst, upscaler, args.scale, args.bands, args.tile_size, args.overlap,
             overwrite=args.overwrite, progress=sys.stderr.isatty(),
             quicklook=args.quicklook if len(inputs) == 1 else None,
+            processing_baseline=args.processing_baseline,
         )  # fmt: skip
         print(out)
     return 0
@@ -60,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     up.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     up.add_argument("--quicklook", type=Path, default=None, help="also write an input | output RGB PNG")
+    up.add_argument(
+        "--processing-baseline", default=None,
+        help="Sentinel-2 processing baseline of the input (e.g. 04.00): >= 04.00 applies the -1000 DN offset",
+    )  # fmt: skip
     up.set_defaults(func=_upscale)
     return parser
 

@@ -9,6 +9,7 @@ import numpy as np
 
 from satsr import __version__
 from satsr.evaluation.report import render_crops
+from satsr.io.bands import ReflectanceScaling, processing_baseline_offset
 from satsr.io.raster import RasterError, read_raster, write_raster
 from satsr.io.tiling import upscale_tiled
 from satsr.models.registry import Upscaler, load
@@ -41,9 +42,12 @@ def upscale_file(
     overwrite: bool = False,
     progress: bool = False,
     quicklook: str | Path | None = None,
+    processing_baseline: str | None = None,
 ) -> Path:
     """Super-resolve one raster into a GeoTIFF on the same bounds with pixel size / scale.
 
+    ``processing_baseline`` (e.g. "04.00") sets the BOA/RADIO_ADD_OFFSET of -1000 DN for
+    baselines >= 04.00; by default integer inputs are read as DN / 10000 with no offset.
     ``quicklook`` names a PNG that shows the input and the result side by side (RGB, 2-98 %).
     """
     upscaler = model if isinstance(model, Upscaler) else load(model, device=device)
@@ -52,7 +56,10 @@ def upscale_file(
     output = Path(output)
     if output.exists() and not overwrite:
         raise RasterError(f"{output}: output exists (pass --overwrite to replace it)")
-    reflectance, valid, meta = read_raster(input, bands if bands is not None else None)
+    scaling = None
+    if processing_baseline is not None:
+        scaling = ReflectanceScaling(offset=processing_baseline_offset(processing_baseline))
+    reflectance, valid, meta = read_raster(input, bands, scaling)
     if reflectance.shape[0] != len(upscaler.bands):
         raise RasterError(
             f"{input}: model {upscaler.name} needs {len(upscaler.bands)} bands "

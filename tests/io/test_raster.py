@@ -4,24 +4,12 @@ import numpy as np
 import pytest
 import rasterio
 from rasterio.crs import CRS
-from rasterio.transform import from_origin
+from tests.conftest import write_geotiff
 
 from satsr.io.bands import S2_RGBN
 from satsr.io.raster import RasterError, read_raster, write_raster
 
 CRS_UTM33 = CRS.from_epsg(32633)
-
-
-def make_raster(path: Path, data: np.ndarray, nodata: float | None = None, names=S2_RGBN) -> Path:
-    count, height, width = data.shape
-    with rasterio.open(
-        path, "w", driver="GTiff", height=height, width=width, count=count, dtype=data.dtype,
-        crs=CRS_UTM33, transform=from_origin(399960.0, 5800020.0, 10.0, 10.0), nodata=nodata,
-    ) as dst:  # fmt: skip
-        dst.write(data)
-        for i, name in enumerate(names[:count], start=1):
-            dst.set_band_description(i, name)
-    return path
 
 
 @pytest.fixture
@@ -30,7 +18,7 @@ def dn() -> np.ndarray:
 
 
 def test_geo_round_trip_keeps_bounds_crs_dtype_and_band_names(tmp_path: Path, dn: np.ndarray) -> None:
-    src = make_raster(tmp_path / "in.tif", dn)
+    src = write_geotiff(tmp_path / "in.tif", dn)
     reflectance, valid, meta = read_raster(src)
     sr = np.repeat(np.repeat(reflectance, 4, axis=1), 4, axis=2)
     out = write_raster(
@@ -46,7 +34,7 @@ def test_geo_round_trip_keeps_bounds_crs_dtype_and_band_names(tmp_path: Path, dn
 
 
 def test_real_scale_keeps_bounds(tmp_path: Path, dn: np.ndarray) -> None:
-    _, _, meta = read_raster(make_raster(tmp_path / "in.tif", dn))
+    _, _, meta = read_raster(write_geotiff(tmp_path / "in.tif", dn))
     out = write_raster(
         tmp_path / "o.tif", np.zeros((4, 62, 104), np.float32), np.ones((62, 104), bool), meta, 2.6
     )
@@ -55,7 +43,7 @@ def test_real_scale_keeps_bounds(tmp_path: Path, dn: np.ndarray) -> None:
 
 
 def test_band_selection_by_name_and_index(tmp_path: Path, dn: np.ndarray) -> None:
-    src = make_raster(tmp_path / "in.tif", dn)
+    src = write_geotiff(tmp_path / "in.tif", dn)
     by_name, _, meta = read_raster(src, bands=["red", "B02"])
     by_index, _, _ = read_raster(src, bands=[3, 1])
     np.testing.assert_array_equal(by_name, by_index)
@@ -66,11 +54,11 @@ def test_band_selection_by_name_and_index(tmp_path: Path, dn: np.ndarray) -> Non
 
 def test_nodata_and_nan_are_masked_and_written_as_nodata(tmp_path: Path, dn: np.ndarray) -> None:
     dn[:, 3, 5] = 0
-    _, valid, meta = read_raster(make_raster(tmp_path / "n.tif", dn, nodata=0))
+    _, valid, meta = read_raster(write_geotiff(tmp_path / "n.tif", dn, nodata=0))
     assert not valid[3, 5] and valid.sum() == valid.size - 1
     floats = (dn / 10000).astype(np.float32)
     floats[2, 7, 8] = np.nan
-    reflectance, valid, meta = read_raster(make_raster(tmp_path / "f.tif", floats))
+    reflectance, valid, meta = read_raster(write_geotiff(tmp_path / "f.tif", floats))
     assert not valid[7, 8] and np.isfinite(reflectance).all()
     out = write_raster(tmp_path / "o.tif", reflectance, valid, meta, 1)
     with rasterio.open(out) as b:
@@ -91,11 +79,11 @@ def test_missing_or_unreadable_file(tmp_path: Path, content: bytes | None, messa
 
 def test_all_nodata_raster_is_refused(tmp_path: Path) -> None:
     with pytest.raises(RasterError, match="every pixel is nodata"):
-        read_raster(make_raster(tmp_path / "z.tif", np.zeros((4, 8, 8), np.uint16), nodata=0))
+        read_raster(write_geotiff(tmp_path / "z.tif", np.zeros((4, 8, 8), np.uint16), nodata=0))
 
 
 def test_existing_output_is_refused_and_failed_write_leaves_nothing(tmp_path: Path, dn: np.ndarray) -> None:
-    reflectance, valid, meta = read_raster(make_raster(tmp_path / "in.tif", dn))
+    reflectance, valid, meta = read_raster(write_geotiff(tmp_path / "in.tif", dn))
     with pytest.raises(RasterError, match="output exists"):
         write_raster(tmp_path / "in.tif", reflectance, valid, meta, 1)
     with pytest.raises(ValueError):
@@ -104,7 +92,7 @@ def test_existing_output_is_refused_and_failed_write_leaves_nothing(tmp_path: Pa
 
 
 def test_valid_pixels_never_collide_with_nodata(tmp_path: Path, dn: np.ndarray) -> None:
-    _, valid, meta = read_raster(make_raster(tmp_path / "in.tif", dn, nodata=0))
+    _, valid, meta = read_raster(write_geotiff(tmp_path / "in.tif", dn, nodata=0))
     dark = np.full((4, 24, 40), -0.01, np.float32)  # negative reflectance rounds to DN 0 = nodata
     out = write_raster(tmp_path / "o.tif", dark, valid, meta, 1)
     with rasterio.open(out) as b:

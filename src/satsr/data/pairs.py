@@ -35,7 +35,6 @@ class WaldPatches(Dataset[tuple[Tensor, Tensor]]):
         augment: bool = True,  # random flips and 90-degree rotations
         seed: int = 0,  # base seed; sample i always draws the same patch
     ) -> None:
-        self.scenes = list(scenes)
         self.scale, self.lr_patch, self.length, self.augment, self.seed = (
             scale,
             lr_patch,
@@ -44,10 +43,10 @@ class WaldPatches(Dataset[tuple[Tensor, Tensor]]):
             seed,
         )
         self.margin = scale * scale  # HR pixels: ``scale`` LR pixels on each side
-        need = lr_patch * scale + 2 * self.margin
-        self.scenes = [s for s in self.scenes if min(s.pixels.shape[1:]) >= need]
+        self.side = lr_patch * scale + 2 * self.margin  # HR crop side before the margin is cut
+        self.scenes = [s for s in scenes if min(s.pixels.shape[1:]) >= self.side]
         if not self.scenes:
-            raise ValueError(f"no scene is large enough for {need} px HR crops")
+            raise ValueError(f"no scene is large enough for {self.side} px HR crops")
         areas = np.array([s.pixels.shape[1] * s.pixels.shape[2] for s in self.scenes], dtype=np.float64)
         self.weights = areas / areas.sum()
 
@@ -57,7 +56,7 @@ class WaldPatches(Dataset[tuple[Tensor, Tensor]]):
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
         rng = np.random.default_rng((self.seed, index))
         scene = self.scenes[rng.choice(len(self.scenes), p=self.weights)]
-        side = self.lr_patch * self.scale + 2 * self.margin
+        side = self.side
         _, height, width = scene.pixels.shape
         top, left = rng.integers(0, height - side + 1), rng.integers(0, width - side + 1)
         crop = torch.from_numpy(scene.pixels[:, top : top + side, left : left + side].copy())

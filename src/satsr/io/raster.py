@@ -39,11 +39,13 @@ class RasterMeta:
     scaling: ReflectanceScaling = field(default_factory=ReflectanceScaling)
 
 
-def _band_indexes(src: rasterio.io.DatasetReader, bands: Sequence[str | int] | None) -> list[int]:
+def _band_indexes(
+    src: rasterio.io.DatasetReader, names: Sequence[str | None], bands: Sequence[str | int] | None
+) -> list[int]:
+    """1-based indexes of ``bands`` (names or indexes); ``names`` are the file's canonical band names."""
     if bands is None:
         return list(range(1, src.count + 1))
     indexes: list[int] = []
-    names = [canonical_band_name(d) if d else None for d in _safe_descriptions(src)]
     for band in bands:
         if isinstance(band, int) or (isinstance(band, str) and band.isdigit()):
             index = int(band)
@@ -59,6 +61,7 @@ def _band_indexes(src: rasterio.io.DatasetReader, bands: Sequence[str | int] | N
 
 
 def _safe_descriptions(src: rasterio.io.DatasetReader) -> list[str | None]:
+    """The file's band descriptions as canonical S2 band names, None where not an S2 band name."""
     out: list[str | None] = []
     for d in src.descriptions:
         try:
@@ -83,7 +86,8 @@ def read_raster(
     except rasterio.errors.RasterioIOError as err:
         raise RasterError(f"{path}: not a readable raster ({err})") from err
     with src:
-        indexes = _band_indexes(src, bands)
+        names = _safe_descriptions(src)
+        indexes = _band_indexes(src, names, bands)
         dn = src.read(indexes)
         valid = np.all(src.read_masks(indexes) > 0, axis=0)
         if np.issubdtype(dn.dtype, np.floating):
@@ -92,7 +96,6 @@ def read_raster(
             scaling = (
                 ReflectanceScaling() if np.issubdtype(dn.dtype, np.integer) else ReflectanceScaling.identity()
             )
-        names = _safe_descriptions(src)
         meta = RasterMeta(
             crs=src.crs,
             transform=src.transform,

@@ -125,3 +125,8 @@ def test_processing_baseline_offset_is_applied_and_dn_convention_kept(s2_tif: Pa
     assert np.mean(old.means) - np.mean(new.means) == pytest.approx(0.1, abs=1e-4)
     with rasterio.open(s2_tif) as src, rasterio.open(tmp_path / "new.tif") as b:
         np.testing.assert_array_equal(b.read()[:, ::4, ::4], src.read())
+
+
+def test_models_lists_the_bundled_fast_model(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["models"]) == 0
+    assert capsys.readouterr().out.startswith("s2-rgbn-x4-fast")

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from satsr.io.raster import RasterError
-from satsr.models.registry import UnknownModelError, bundled_models, load
+from satsr.models.registry import UnknownModelError, bundled_models, load, read_config
 from satsr.pipelines import DEFAULT_OVERLAP, DEFAULT_TILE_SIZE, upscale_file
 
 DEFAULT_MODEL = "s2-rgbn-x4-fast"
@@ -18,8 +18,8 @@ def _models(_: argparse.Namespace) -> int:
     models = bundled_models()
     if not models:
         print("no bundled models")
-    for name in models:
-        print(f"{name:22s} {load(name).summary}")
+    for name, folder in models.items():  # the config alone: no weights are loaded to list models
+        print(f"{name:22s} {read_config(folder).get('summary', '')}")
     return 0
 
 

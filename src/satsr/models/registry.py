@@ -31,6 +31,12 @@ def bundled_models() -> dict[str, Path]:
     return {p.parent.name: p.parent for p in sorted(BUNDLED_DIR.glob("*/config.json"))}
 
 
+def read_config(folder: Path) -> dict:
+    """A model folder's config.json (constructor arguments plus ``DESCRIPTIVE_KEYS``)."""
+    config: dict = json.loads((folder / "config.json").read_text())
+    return config
+
+
 @dataclass
 class Upscaler:
     """A loaded model, callable on (C, H, W) or (B, C, H, W) reflectance arrays or tensors."""
@@ -70,7 +76,7 @@ def load(name: str | Path, device: str = "cpu") -> Upscaler:
         raise UnknownModelError(
             f"unknown model {str(name)!r}; bundled models: {known}; or pass a model folder"
         )
-    config = json.loads((folder / "config.json").read_text())
+    config = read_config(folder)
     architecture = config.get("architecture")
     if architecture not in ARCHITECTURES:
         raise UnknownModelError(f"{folder}: unknown architecture {architecture!r}")

@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from satsr.io.raster import RasterError
-from satsr.models.registry import UnknownModelError, bundled_models, load, read_config
-from satsr.pipelines import DEFAULT_OVERLAP, DEFAULT_TILE_SIZE, upscale_file
+from satsr.io.tiling import DEFAULT_BATCH_SIZE
+from satsr.models.registry import UnknownModelError, bundled_models, load, read_config, resolve_device
+from satsr.pipelines import DEFAULT_OVERLAP, DEFAULT_SEED, DEFAULT_TILE_SIZE, upscale_file
 
 DEFAULT_MODEL = "s2-rgbn-x4-fast"
 
@@ -34,13 +35,14 @@ def _upscale(args: argparse.Namespace) -> int:
         inputs = [(f, args.output / f.with_suffix(".tif").name) for f in files]
     else:
         inputs = [(args.input, args.output)]
-    upscaler = load(args.model, device=args.device)
+    upscaler = load(args.model, device=resolve_device(args.device))
     for src, dst in inputs:
         out = upscale_file(
             src, dst, upscaler, args.scale, args.bands, args.tile_size, args.overlap,
             overwrite=args.overwrite, progress=sys.stderr.isatty(),
             quicklook=args.quicklook if len(inputs) == 1 else None,
-            processing_baseline=args.processing_baseline,
+            processing_baseline=args.processing_baseline, samples=args.samples, steps=args.steps,
+            seed=args.seed, cog=args.cog, batch_size=args.batch_size,
         )  # fmt: skip
         print(out)
     return 0
@@ -58,7 +60,16 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--bands", nargs="+", default=None, help="band names (B04, red, ...) or 1-based indexes")
     up.add_argument("--tile-size", type=int, default=DEFAULT_TILE_SIZE, help="LR tile side, pixels")
     up.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP, help="LR tile overlap, pixels")
-    up.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    up.add_argument(
+        "--samples", type=int, default=1, help="samples to average; > 1 also writes the uncertainty"
+    )
+    up.add_argument("--steps", type=int, default=None, help="sampling steps (diffusion models)")
+    up.add_argument("--seed", type=int, default=DEFAULT_SEED, help="fixes every sample")
+    up.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="tiles per model call")
+    up.add_argument("--cog", action="store_true", help="write Cloud-Optimized GeoTIFFs (with overviews)")
+    up.add_argument(
+        "--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: cuda if available"
+    )
     up.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     up.add_argument("--quicklook", type=Path, default=None, help="also write an input | output RGB PNG")
     up.add_argument(

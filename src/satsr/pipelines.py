@@ -1,33 +1,80 @@
-"""Where the pieces meet: raster in, tiled model, raster out."""
+"""Where the pieces meet: raster in, tiled model, raster out — window by window."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
+import rasterio
+from rasterio.windows import Window
 
 from satsr import __version__
 from satsr.evaluation.report import render_crops
 from satsr.io.bands import ReflectanceScaling, processing_baseline_offset
-from satsr.io.raster import RasterError, read_raster, write_raster
-from satsr.io.tiling import upscale_tiled
+from satsr.io.raster import RasterError, RasterMeta, RasterReader, RasterWriter
+from satsr.io.tiling import DEFAULT_BATCH_SIZE, Tile, TileFn, upscale_stream
 from satsr.models.registry import Upscaler, load
 
 #: LR tile side and overlap, pixels; one definition for the CLI and the API.
 DEFAULT_TILE_SIZE = 128
 DEFAULT_OVERLAP = 16
+DEFAULT_SEED = 0
+#: GDAL's block cache while streaming, MB. It holds the output blocks still being filled (one
+#: row of 256-px blocks across the scene) so each compressed block is written once.
+GDAL_CACHE_MB = 512
+#: Largest side of the quick-look PNG panels, pixels.
+QUICKLOOK_SIDE = 1024
 
 
-def fill_invalid(reflectance: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Give masked pixels each band's mean of valid pixels, only so the network sees no outliers.
+def uncertainty_path(output: str | Path) -> Path:
+    """``OUTPUT-stem.uncertainty.tif`` beside the output."""
+    output = Path(output)
+    return output.with_name(f"{output.stem}.uncertainty.tif")
 
-    These pixels are masked again in the output; the fill never reaches the user as data.
+
+def tile_seed(seed: int, tile: Tile, sample: int) -> int:
+    """A seed for one sample of one window that depends on the window's place, not on batching.
+
+    Re-running any part of a scene (or the same window inside another batch) draws the same noise.
     """
-    out = reflectance.copy()
-    for band in out:
-        band[~valid] = band[valid].mean()
-    return out
+    return int(np.random.SeedSequence((seed, tile.row, tile.col, sample)).generate_state(1)[0])
+
+
+def sampling_tile_fn(upscaler: Upscaler, samples: int, steps: int | None, seed: int) -> TileFn:
+    """A ``TileFn`` giving the mean over ``samples`` draws, and with ``samples > 1`` their std after it.
+
+    The output has ``C`` channels (mean) or ``2 C`` (mean, then per-band standard deviation).
+    """
+
+    def run(batch: np.ndarray, tiles: Sequence[Tile]) -> np.ndarray:
+        if not upscaler.stochastic:
+            return np.asarray(upscaler(batch))
+        repeated = np.concatenate([batch] * samples)
+        seeds = [tile_seed(seed, t, k) for k in range(samples) for t in tiles]
+        draws = np.asarray(upscaler(repeated, seeds=seeds, steps=steps))
+        draws = draws.reshape(samples, len(tiles), *draws.shape[1:])
+        mean = draws.mean(axis=0)
+        return np.concatenate([mean, draws.std(axis=0)], axis=1) if samples > 1 else mean
+
+    return run
+
+
+def _check_request(upscaler: Upscaler, scale: float | None, samples: int, steps: int | None) -> None:
+    if scale is not None and scale != upscaler.scale:
+        raise RasterError(f"model {upscaler.name} supports scale {upscaler.scale} only, got {scale}")
+    if samples < 1:
+        raise ValueError(f"--samples must be >= 1, got {samples}")
+    if samples > 1 and not upscaler.stochastic:
+        raise ValueError(
+            f"model {upscaler.name} is deterministic: --samples > 1 (uncertainty) needs a diffusion model"
+        )
+    if steps is not None and not upscaler.stochastic:
+        raise ValueError(f"model {upscaler.name} is deterministic: --steps applies to diffusion models")
+    if steps is not None and steps < 1:
+        raise ValueError(f"--steps must be >= 1, got {steps}")
 
 
 def upscale_file(
@@ -43,34 +90,122 @@ def upscale_file(
     progress: bool = False,
     quicklook: str | Path | None = None,
     processing_baseline: str | None = None,
+    samples: int = 1,
+    steps: int | None = None,
+    seed: int = DEFAULT_SEED,
+    cog: bool = False,
+    batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> Path:
     """Super-resolve one raster into a GeoTIFF on the same bounds with pixel size / scale.
 
-    ``processing_baseline`` (e.g. "04.00") sets the BOA/RADIO_ADD_OFFSET of -1000 DN for
-    baselines >= 04.00; by default integer inputs are read as DN / 10000 with no offset.
-    ``quicklook`` names a PNG that shows the input and the result side by side (RGB, 2-98 %).
+    The scene is read, upscaled, blended and written window by window (memory does not grow with
+    the scene). ``processing_baseline`` (e.g. "04.00") sets the BOA/RADIO_ADD_OFFSET of -1000 DN
+    for baselines >= 04.00; by default integer inputs are read as DN / 10000 with no offset.
+    ``samples > 1`` (diffusion models) writes the mean and ``OUTPUT-stem.uncertainty.tif``, the
+    per-pixel, per-band standard deviation in reflectance. ``seed`` fixes every sample; ``cog``
+    writes Cloud-Optimized GeoTIFFs; ``quicklook`` names a PNG with input and result side by side.
     """
     upscaler = model if isinstance(model, Upscaler) else load(model, device=device)
-    if scale is not None and scale != upscaler.scale:
-        raise RasterError(f"model {upscaler.name} supports scale {upscaler.scale} only, got {scale}")
+    _check_request(upscaler, scale, samples, steps)
     output = Path(output)
-    if output.exists() and not overwrite:
-        raise RasterError(f"{output}: output exists (pass --overwrite to replace it)")
+    outputs = [output] + ([uncertainty_path(output)] if samples > 1 else [])
+    for path in outputs:
+        if path.exists() and not overwrite:
+            raise RasterError(f"{path}: output exists (pass --overwrite to replace it)")
     scaling = None
     if processing_baseline is not None:
         scaling = ReflectanceScaling(offset=processing_baseline_offset(processing_baseline))
-    reflectance, valid, meta = read_raster(input, bands, scaling)
-    if reflectance.shape[0] != len(upscaler.bands):
-        raise RasterError(
-            f"{input}: model {upscaler.name} needs {len(upscaler.bands)} bands "
-            f"({', '.join(upscaler.bands)}), the input has {reflectance.shape[0]}; select them with --bands"
+    tags = {
+        "SATSR_MODEL": upscaler.name, "SATSR_VERSION": __version__, "SATSR_INPUT": Path(input).name,
+        "SATSR_SEED": str(seed), "SATSR_SAMPLES": str(samples),
+        "SATSR_STEPS": str(steps or upscaler.default_steps or "n/a"),
+    }  # fmt: skip
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), RasterReader(input, bands, scaling) as reader:
+        meta = reader.meta
+        if len(meta.band_names) != len(upscaler.bands):
+            raise RasterError(
+                f"{input}: model {upscaler.name} needs {len(upscaler.bands)} bands "
+                f"({', '.join(upscaler.bands)}), the input has {len(meta.band_names)}; "
+                "select them with --bands"
+            )
+        fill = reader.band_means()  # also refuses an all-nodata raster before anything is written
+        s = upscaler.scale
+        with ExitStack() as stack:
+            writers = [
+                stack.enter_context(
+                    RasterWriter(path, m, s, meta.height * s, meta.width * s, t, overwrite, cog, False)
+                )
+                for path, m, t in _output_specs(outputs, meta, tags, samples)
+            ]
+            upscale_stream(
+                _filled_reader(reader, fill),
+                _block_writer(reader, writers, s),
+                meta.height, meta.width, sampling_tile_fn(upscaler, samples, steps, seed), s,
+                tile_size, overlap, out_channels=len(meta.band_names) * len(writers),
+                batch_size=batch_size, progress=progress,
+            )  # fmt: skip
+        for writer in writers:
+            writer.publish()
+        if quicklook is not None:
+            _write_quicklook(reader, output, upscaler.name, quicklook)
+    return output
+
+
+def _output_specs(
+    outputs: list[Path], meta: RasterMeta, tags: dict[str, str], samples: int
+) -> list[tuple[Path, RasterMeta, dict[str, str]]]:
+    """The SR image keeps the input's dtype; the uncertainty is float32 reflectance with NaN nodata."""
+    specs = [(outputs[0], meta, tags)]
+    if len(outputs) > 1:
+        std_meta = dataclasses.replace(
+            meta, dtype=np.dtype(np.float32), nodata=None, scaling=ReflectanceScaling.identity()
         )
-    s = upscaler.scale
-    sr = upscale_tiled(fill_invalid(reflectance, valid), upscaler, s, tile_size, overlap, progress=progress)  # type: ignore[arg-type]
-    sr_valid = np.repeat(np.repeat(valid, s, axis=0), s, axis=1)
-    tags = {"SATSR_MODEL": upscaler.name, "SATSR_VERSION": __version__, "SATSR_INPUT": Path(input).name}
-    written = write_raster(output, sr, sr_valid, meta, s, tags, overwrite=overwrite)
-    if quicklook is not None:
-        strip = render_crops({"LR (input)": reflectance, f"SR {upscaler.name}": sr})
-        strip.save(quicklook)
-    return written
+        std_tags = {
+            **tags,
+            "SATSR_UNCERTAINTY": f"per-pixel per-band std over {samples} samples, reflectance",
+        }
+        specs.append((outputs[1], std_meta, std_tags))
+    return specs
+
+
+def _filled_reader(reader: RasterReader, fill: np.ndarray) -> Callable[[Tile], np.ndarray]:
+    """Reads a window and gives masked pixels the band means, only so the network sees no outliers.
+
+    These pixels are masked again in the output; the fill never reaches the user as data.
+    """
+
+    def read(tile: Tile) -> np.ndarray:
+        reflectance, valid = reader.read(Window(tile.col, tile.row, tile.width, tile.height))
+        reflectance[:, ~valid] = fill[:, None]
+        return reflectance
+
+    return read
+
+
+def _block_writer(
+    reader: RasterReader, writers: list[RasterWriter], scale: int
+) -> Callable[[int, int, np.ndarray], None]:
+    """Writes final HR blocks (channels split across ``writers``) masked by the LR validity."""
+    channels = len(reader.meta.band_names)
+
+    def write(row: int, col: int, block: np.ndarray) -> None:
+        _, h, w = block.shape
+        # Blocks start and end on LR pixel borders (multiples of the scale).
+        window = Window(col // scale, row // scale, -(-w // scale), -(-h // scale))
+        valid = np.repeat(np.repeat(reader.read_valid(window), scale, axis=0), scale, axis=1)[:h, :w]
+        for k, writer in enumerate(writers):
+            writer.write(row, col, block[k * channels : (k + 1) * channels], valid)
+
+    return write
+
+
+def _write_quicklook(reader: RasterReader, output: Path, model_name: str, quicklook: str | Path) -> None:
+    """Input and result side by side, both read decimated so the PNG stays small for any scene."""
+    factor = max(1, -(-max(reader.meta.height, reader.meta.width) // QUICKLOOK_SIDE))
+    shape = (-(-reader.meta.height // factor), -(-reader.meta.width // factor))
+    lr, _ = reader.read(out_shape=shape)
+    with RasterReader(output, scaling=reader.meta.scaling) as sr_reader:
+        sr_factor = max(1, -(-max(sr_reader.meta.height, sr_reader.meta.width) // QUICKLOOK_SIDE))
+        sr_shape = (-(-sr_reader.meta.height // sr_factor), -(-sr_reader.meta.width // sr_factor))
+        sr, _ = sr_reader.read(out_shape=sr_shape)
+    render_crops({"LR (input)": lr, f"SR {model_name}": sr}).save(quicklook)

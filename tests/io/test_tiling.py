@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from satsr.io.tiling import Ramp, Tile, UpscaleFn, blend_weights, tile_grid, upscale_tiled
+from satsr.io.tiling import Ramp, Tile, UpscaleFn, blend_weights, tile_grid, upscale_stream, upscale_tiled
 
 TILE_SIZE = 32
 OVERLAP = 8
@@ -133,3 +133,67 @@ def test_model_with_wrong_output_shape_is_a_clear_error() -> None:
     image = np.zeros((1, 40, 40), dtype=np.float32)
     with pytest.raises(ValueError, match="model returned shape"):
         upscale_tiled(image, _nearest(2), 4, TILE_SIZE, OVERLAP)
+
+
+def test_stream_writes_every_hr_pixel_once_and_row_by_row() -> None:
+    """Blocks arrive final and exactly once; rows above a strip are written before the next strip is read."""
+    scale, height, width = 2, 90, 75
+    image = _smooth_image(2, height, width)
+    written = np.zeros((height * scale, width * scale), dtype=np.int64)
+    out = np.zeros((2, height * scale, width * scale), dtype=np.float32)
+    events: list[tuple[str, int, int]] = []  # ("read", LR row, -) or ("write", HR row, HR row end)
+
+    def read(t: Tile) -> np.ndarray:
+        events.append(("read", t.row, t.row + t.height))
+        return image[:, t.row : t.row + t.height, t.col : t.col + t.width]
+
+    def write(row: int, col: int, block: np.ndarray) -> None:
+        events.append(("write", row, row + block.shape[1]))
+        written[row : row + block.shape[1], col : col + block.shape[2]] += 1
+        out[:, row : row + block.shape[1], col : col + block.shape[2]] = block
+
+    bilinear = _bilinear(scale)
+    upscale_stream(
+        read, write, height, width, lambda b, _: bilinear(b), scale, TILE_SIZE, OVERLAP, batch_size=2
+    )
+    assert (written == 1).all()
+    np.testing.assert_allclose(out, upscale_tiled(image, bilinear, scale, TILE_SIZE, OVERLAP), atol=1e-6)
+    # Rows above a strip belong to earlier strips only: they are on disk before the strip is read.
+    strip_starts = sorted({start for kind, start, _ in events if kind == "read"})
+    assert len(strip_starts) > 2
+    for current in strip_starts[1:]:
+        first_read = next(k for k, e in enumerate(events) if e[0] == "read" and e[1] == current)
+        done = written_rows(events[:first_read], height * scale)
+        assert done[: current * scale].all(), f"rows above strip {current} not written before it is read"
+        assert not done[current * scale :].any()
+
+
+def written_rows(events: list[tuple[str, int, int]], rows: int) -> np.ndarray:
+    covered = np.zeros(rows, dtype=bool)
+    for kind, start, end in events:
+        if kind == "write":
+            covered[start:end] = True
+    return covered
+
+
+def test_stream_passes_tile_positions_and_extra_channels() -> None:
+    """A TileFn sees each window's position and may return more channels (e.g. mean and std)."""
+    scale = 2
+    image = np.ones((1, 40, 60), dtype=np.float32)
+    seen: list[Tile] = []
+
+    def model(batch: np.ndarray, tiles: list[Tile]) -> np.ndarray:
+        seen.extend(tiles)
+        up = _nearest(scale)(batch)
+        return np.concatenate([up, 2 * up], axis=1)
+
+    out = np.zeros((2, 80, 120), dtype=np.float32)
+
+    def write(row: int, col: int, block: np.ndarray) -> None:
+        out[:, row : row + block.shape[1], col : col + block.shape[2]] = block
+
+    upscale_stream(lambda t: image[:, t.row : t.row + t.height, t.col : t.col + t.width], write, 40, 60,
+                   model, scale, TILE_SIZE, OVERLAP, out_channels=2)  # fmt: skip
+    assert seen == tile_grid(40, 60, TILE_SIZE, OVERLAP)
+    np.testing.assert_allclose(out[0], 1.0, atol=1e-6)
+    np.testing.assert_allclose(out[1], 2.0, atol=1e-6)

@@ -17,6 +17,8 @@ import numpy as np
 import rasterio
 from affine import Affine
 from rasterio.crs import CRS
+from rasterio.shutil import copy as rio_copy
+from rasterio.windows import Window
 
 from satsr.io.bands import ReflectanceScaling, canonical_band_name
 
@@ -71,45 +73,106 @@ def _safe_descriptions(src: rasterio.io.DatasetReader) -> list[str | None]:
     return out
 
 
+#: Largest side of the decimated read used for per-band statistics of a whole raster.
+STATS_READ_SIDE = 1024
+
+
+class RasterReader:
+    """An open raster read window by window as float32 reflectance plus a validity mask.
+
+    A pixel is invalid when any selected band is nodata, NaN or masked by GDAL. Use as a context
+    manager; ``read_raster`` reads a whole file at once.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        bands: Sequence[str | int] | None = None,
+        scaling: ReflectanceScaling | None = None,
+    ) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise RasterError(f"{self.path}: no such file")
+        try:
+            self.src = rasterio.open(self.path)
+        except rasterio.errors.RasterioIOError as err:
+            raise RasterError(f"{self.path}: not a readable raster ({err})") from err
+        names = _safe_descriptions(self.src)
+        self.indexes = _band_indexes(self.src, names, bands)
+        dtype = np.dtype(self.src.dtypes[self.indexes[0] - 1])
+        if scaling is None:
+            integer = np.issubdtype(dtype, np.integer)
+            scaling = ReflectanceScaling() if integer else ReflectanceScaling.identity()
+        self.meta = RasterMeta(
+            crs=self.src.crs,
+            transform=self.src.transform,
+            height=self.src.height,
+            width=self.src.width,
+            dtype=dtype,
+            band_names=tuple(names[i - 1] or f"band{i}" for i in self.indexes),
+            nodata=self.src.nodata,
+            scaling=scaling,
+        )
+
+    def __enter__(self) -> RasterReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.src.close()
+
+    def read(
+        self, window: Window | None = None, out_shape: tuple[int, int] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Reflectance ``(C, h, w)`` (0 where invalid) and validity ``(h, w)`` of a window (default: all)."""
+        shape = None if out_shape is None else (len(self.indexes), *out_shape)
+        try:
+            dn = self.src.read(self.indexes, window=window, out_shape=shape)
+            masks = self.src.read_masks(self.indexes, window=window, out_shape=shape)
+        except rasterio.errors.RasterioIOError as err:
+            raise RasterError(f"{self.path}: cannot read pixels ({err})") from err
+        valid = np.all(masks > 0, axis=0)
+        if np.issubdtype(dn.dtype, np.floating):
+            valid &= np.all(np.isfinite(dn), axis=0)
+        return self.meta.scaling.to_reflectance(np.where(valid, dn, 0)), valid
+
+    def read_valid(self, window: Window) -> np.ndarray:
+        """The validity mask ``(h, w)`` of a window (pixel values are read only for float rasters)."""
+        valid = np.all(self.src.read_masks(self.indexes, window=window) > 0, axis=0)
+        if np.issubdtype(self.meta.dtype, np.floating):
+            valid &= np.all(np.isfinite(self.src.read(self.indexes, window=window)), axis=0)
+        return valid
+
+    def band_means(self) -> np.ndarray:
+        """Per-band mean reflectance of the valid pixels, from a decimated read; float32 ``(C,)``.
+
+        Raises ``RasterError`` when no pixel is valid (checked window by window if the decimated
+        read sees none, so a small valid patch is never missed).
+        """
+        factor = max(1, -(-max(self.meta.height, self.meta.width) // STATS_READ_SIDE))
+        shape = (-(-self.meta.height // factor), -(-self.meta.width // factor))
+        reflectance, valid = self.read(out_shape=shape)
+        if not valid.any():
+            for _, window in self.src.block_windows(1):
+                reflectance, valid = self.read(window)
+                if valid.any():
+                    break
+            else:
+                raise RasterError(f"{self.path}: every pixel is nodata or NaN")
+        return np.array([band[valid].mean() for band in reflectance], dtype=np.float32)
+
+
 def read_raster(
     path: str | Path, bands: Sequence[str | int] | None = None, scaling: ReflectanceScaling | None = None
 ) -> tuple[np.ndarray, np.ndarray, RasterMeta]:
-    """Read bands as float32 reflectance (C, H, W) plus a boolean validity mask (H, W).
-
-    A pixel is invalid when any selected band is nodata, NaN or masked by GDAL.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise RasterError(f"{path}: no such file")
-    try:
-        src = rasterio.open(path)
-    except rasterio.errors.RasterioIOError as err:
-        raise RasterError(f"{path}: not a readable raster ({err})") from err
-    with src:
-        names = _safe_descriptions(src)
-        indexes = _band_indexes(src, names, bands)
-        dn = src.read(indexes)
-        valid = np.all(src.read_masks(indexes) > 0, axis=0)
-        if np.issubdtype(dn.dtype, np.floating):
-            valid &= np.all(np.isfinite(dn), axis=0)
-        if scaling is None:
-            scaling = (
-                ReflectanceScaling() if np.issubdtype(dn.dtype, np.integer) else ReflectanceScaling.identity()
-            )
-        meta = RasterMeta(
-            crs=src.crs,
-            transform=src.transform,
-            height=src.height,
-            width=src.width,
-            dtype=np.dtype(dn.dtype),
-            band_names=tuple(names[i - 1] or f"band{i}" for i in indexes),
-            nodata=src.nodata,
-            scaling=scaling,
-        )
+    """Read bands as float32 reflectance (C, H, W) plus a boolean validity mask (H, W)."""
+    with RasterReader(path, bands, scaling) as reader:
+        reflectance, valid = reader.read()
     if not valid.any():
         raise RasterError(f"{path}: every pixel is nodata or NaN")
-    reflectance = scaling.to_reflectance(np.where(valid, dn, 0))
-    return reflectance, valid, meta
+    return reflectance, valid, reader.meta
 
 
 def output_nodata(meta: RasterMeta) -> float:
@@ -117,6 +180,114 @@ def output_nodata(meta: RasterMeta) -> float:
     if meta.nodata is not None:
         return meta.nodata
     return float("nan") if np.issubdtype(meta.dtype, np.floating) else 0.0
+
+
+class RasterWriter:
+    """An SR output on the input's bounds with pixel size / ``scale``, written block by block.
+
+    Blocks go to a temporary file beside the destination, which is renamed into place only when
+    the context exits without error (after conversion to a Cloud-Optimized GeoTIFF with overviews
+    if ``cog``); on error the temporary file is removed, so a failure leaves no partial output.
+    Pixels outside ``valid`` get the output nodata value; values are converted back to the input's
+    dtype and DN convention.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        meta: RasterMeta,
+        scale: float,
+        height: int,
+        width: int,
+        tags: Mapping[str, str] | None = None,
+        overwrite: bool = False,
+        cog: bool = False,
+        auto_publish: bool = True,
+    ) -> None:
+        self.path = Path(path)
+        if self.path.exists() and not overwrite:
+            raise RasterError(f"{self.path}: output exists (pass overwrite=True / --overwrite to replace it)")
+        self.meta, self.cog = meta, cog
+        self.nodata = output_nodata(meta)
+        self.profile = {
+            "driver": "GTiff",
+            "height": height,
+            "width": width,
+            "count": len(meta.band_names),
+            "dtype": meta.dtype.name,
+            "crs": meta.crs,
+            "transform": meta.transform @ Affine.scale(meta.width / width, meta.height / height),
+            "nodata": self.nodata,
+            "tiled": True,
+            "blockxsize": 256,
+            "blockysize": 256,
+            "compress": "deflate",
+            "predictor": 3 if np.issubdtype(meta.dtype, np.floating) else 2,
+            "BIGTIFF": "IF_SAFER",
+        }
+        self.tags = {"SCALE": str(scale), **dict(tags or {})}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=self.path.parent)
+        os.close(fd)
+        self.tmp = Path(tmp_name)
+        self.auto_publish = auto_publish
+        try:
+            self.dst = rasterio.open(self.tmp, "w", **self.profile)
+        except BaseException:
+            self.tmp.unlink(missing_ok=True)
+            raise
+
+    def __enter__(self) -> RasterWriter:
+        return self
+
+    def write(self, row: int, col: int, reflectance: np.ndarray, valid: np.ndarray) -> None:
+        """Write a block ``(C, h, w)`` of reflectance with its validity ``(h, w)`` at ``(row, col)``."""
+        data = self.meta.scaling.to_dn(reflectance, self.meta.dtype)
+        nodata = self.nodata
+        if np.issubdtype(self.meta.dtype, np.integer):
+            # A valid pixel must never read back as nodata: nudge it one DN away.
+            nudge = 1 if nodata < np.iinfo(self.meta.dtype).max else -1
+            data[(data == nodata) & valid[None]] = np.array(nodata + nudge).astype(self.meta.dtype)
+        data[:, ~valid] = np.array(nodata).astype(self.meta.dtype)
+        _, h, w = data.shape
+        self.dst.write(data, window=Window(col, row, w, h))
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        try:
+            if exc_type is None:
+                for i, name in enumerate(self.meta.band_names, start=1):
+                    self.dst.set_band_description(i, name)
+                self.dst.update_tags(**self.tags)
+            self.dst.close()
+            if exc_type is None and self.cog:
+                self._to_cog()
+        except BaseException:
+            self.tmp.unlink(missing_ok=True)
+            raise
+        if exc_type is not None:
+            self.tmp.unlink(missing_ok=True)
+        elif self.auto_publish:
+            self.publish()
+
+    def publish(self) -> None:
+        """Move the finished file into place (atomic rename); ``auto_publish`` does it on exit.
+
+        Writers of files that belong together (an SR image and its uncertainty) publish only after
+        all of them finished, so an error in one leaves none of them behind.
+        """
+        os.replace(self.tmp, self.path)
+
+    def _to_cog(self) -> None:
+        """Rewrite the temporary GeoTIFF as a COG (internal overviews, 256 px blocks)."""
+        cog_tmp = self.tmp.with_suffix(".cog.part")
+        try:
+            rio_copy(
+                self.tmp, cog_tmp, driver="COG", COMPRESS="DEFLATE",
+                PREDICTOR="YES", BLOCKSIZE=256, OVERVIEWS="AUTO", RESAMPLING="AVERAGE", BIGTIFF="IF_SAFER",
+            )  # fmt: skip
+            os.replace(cog_tmp, self.tmp)
+        finally:
+            cog_tmp.unlink(missing_ok=True)
 
 
 def write_raster(
@@ -127,51 +298,12 @@ def write_raster(
     scale: float,
     tags: Mapping[str, str] | None = None,
     overwrite: bool = False,
+    cog: bool = False,
 ) -> Path:
-    """Write an SR result on the input's bounds with pixel size / ``scale``, atomically.
-
-    The file is written next to its destination and renamed into place, so a failure leaves
-    no partial output. Pixels outside ``valid`` get the output nodata value.
-    """
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise RasterError(f"{path}: output exists (pass overwrite=True / --overwrite to replace it)")
-    bands, height, width = reflectance.shape
-    transform = meta.transform @ Affine.scale(meta.width / width, meta.height / height)
-    nodata = output_nodata(meta)
-    data = meta.scaling.to_dn(reflectance, meta.dtype)
-    if np.issubdtype(meta.dtype, np.integer):
-        # A valid pixel must never read back as nodata: nudge it one DN away.
-        nudge = 1 if nodata < np.iinfo(meta.dtype).max else -1
-        data[(data == nodata) & valid[None]] = np.array(nodata + nudge).astype(meta.dtype)
-    data[:, ~valid] = np.array(nodata).astype(meta.dtype)
-    profile = {
-        "driver": "GTiff",
-        "height": height,
-        "width": width,
-        "count": bands,
-        "dtype": meta.dtype.name,
-        "crs": meta.crs,
-        "transform": transform,
-        "nodata": nodata,
-        "tiled": True,
-        "blockxsize": 256,
-        "blockysize": 256,
-        "compress": "deflate",
-        "predictor": 3 if np.issubdtype(meta.dtype, np.floating) else 2,
-        "BIGTIFF": "IF_SAFER",
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    try:
-        with rasterio.open(tmp_name, "w", **profile) as dst:
-            dst.write(data)
-            for i, name in enumerate(meta.band_names, start=1):
-                dst.set_band_description(i, name)
-            dst.update_tags(SCALE=str(scale), **dict(tags or {}))
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return path
+    """Write a whole in-memory SR result with ``RasterWriter``; returns the path."""
+    _, height, width = reflectance.shape
+    if len(meta.band_names) != reflectance.shape[0]:
+        raise ValueError(f"{len(meta.band_names)} band names for {reflectance.shape[0]} bands")
+    with RasterWriter(path, meta, scale, height, width, tags, overwrite, cog) as writer:
+        writer.write(0, 0, reflectance, valid)
+    return writer.path

@@ -7,8 +7,9 @@ positive value to 1 across the overlap, so neighbouring tiles cross-fade instead
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Literal
 
 import numpy as np
@@ -19,6 +20,15 @@ Ramp = Literal["cosine", "linear"]
 
 UpscaleFn = Callable[[np.ndarray], np.ndarray]
 """A model mapping a batch ``(B, C, h, w)`` to ``(B, C, h * scale, w * scale)``."""
+
+TileFn = Callable[[np.ndarray, Sequence["Tile"]], np.ndarray]
+"""A model over a batch of windows that also sees their positions (for per-window seeds)."""
+
+ReadFn = Callable[["Tile"], np.ndarray]
+"""Reads the LR window of a tile, ``(C, h, w)``."""
+
+WriteFn = Callable[[int, int, np.ndarray], None]
+"""Receives a final HR block ``(C, h, w)`` at HR pixel ``(row, col)``."""
 
 DEFAULT_BATCH_SIZE = 4
 DEFAULT_RAMP: Ramp = "cosine"
@@ -123,14 +133,124 @@ def _pad_to(patch: np.ndarray, tile_size: int) -> np.ndarray:
     return np.pad(patch, ((0, 0), (0, pad_h), (0, pad_w)), mode=mode)
 
 
-def _run_batch(model: UpscaleFn, batch: np.ndarray, scale: int) -> np.ndarray:
+def _run_batch(
+    model: TileFn, batch: np.ndarray, tiles: Sequence[Tile], scale: int, channels: int
+) -> np.ndarray:
     """Call the model and check it returned an exactly ``scale``-times larger float batch."""
-    sr = np.asarray(model(batch), dtype=np.float32)
-    b, c, h, w = batch.shape
-    expected = (b, c, h * scale, w * scale)
+    sr = np.asarray(model(batch, tiles), dtype=np.float32)
+    b, _, h, w = batch.shape
+    expected = (b, channels, h * scale, w * scale)
     if sr.shape != expected:
         raise ValueError(f"model returned shape {sr.shape}, expected {expected} for scale {scale}")
     return sr
+
+
+@dataclass(frozen=True)
+class _AxisPlan:
+    """Blending along one axis: per-window 1-D weights, their sum, and the HR cells the windows cut.
+
+    Windows along an axis cut the HR axis into cells at every window start and end; each cell is
+    covered by a fixed set of windows, and is final once the last of them (``last``) has run.
+    Because the 2-D weights are outer products, the 2-D weight sum is the outer product of the
+    two 1-D sums, so no weight image is ever accumulated.
+    """
+
+    starts: list[int]  # window starts, HR pixels
+    length: int  # window length, HR pixels
+    weights: list[np.ndarray]  # per window, (length,) float64
+    weight_sum: np.ndarray  # (size * scale,) float64
+    cells: list[tuple[int, int]]  # [lo, hi) HR pixel ranges
+    last: list[int]  # per cell, the index of the last window covering it
+
+    @classmethod
+    def build(
+        cls, lr_starts: list[int], lr_length: int, size: int, scale: int, overlap: int, ramp: Ramp
+    ) -> _AxisPlan:
+        starts = [s * scale for s in lr_starts]
+        length = lr_length * scale
+        weights = [
+            _axis_weights(length, overlap * scale, s > 0, s + lr_length < size, ramp) for s in lr_starts
+        ]
+        weight_sum = np.zeros(size * scale, dtype=np.float64)
+        for s, w in zip(starts, weights, strict=True):
+            weight_sum[s : s + length] += w
+        bounds = sorted({b for s in starts for b in (s, s + length)})
+        cells = list(pairwise(bounds))
+        last = [max(i for i, s in enumerate(starts) if s <= lo and hi <= s + length) for lo, hi in cells]
+        return cls(starts, length, weights, weight_sum, cells, last)
+
+    def cells_of(self, index: int) -> list[int]:
+        """Indexes of the cells window ``index`` covers."""
+        lo, hi = self.starts[index], self.starts[index] + self.length
+        return [k for k, (a, b) in enumerate(self.cells) if lo <= a and b <= hi]
+
+
+def upscale_stream(
+    read: ReadFn,
+    write: WriteFn,
+    height: int,
+    width: int,
+    model: TileFn,
+    scale: int,
+    tile_size: int,
+    overlap: int,
+    out_channels: int | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    ramp: Ramp = DEFAULT_RAMP,
+    progress: bool = False,
+) -> None:
+    """Super-resolve a ``height`` x ``width`` LR image window by window, never holding it whole.
+
+    ``read(tile)`` returns the LR window ``(C, h, w)``; ``model`` maps a batch of windows (padded to
+    ``tile_size``, reflect or edge) to ``(B, out_channels, h * scale, w * scale)``; ``write(row, col,
+    block)`` receives final, blended HR blocks in HR pixel coordinates, each pixel exactly once.
+    Windows run row-major and a block is written as soon as the last window covering it has run,
+    so memory holds one batch plus the not-yet-final overlap strip (``overlap * scale`` HR rows of
+    the image width), whatever the image height.
+    """
+    _validate_tiling(tile_size, overlap)
+    if scale < 1:
+        raise ValueError(f"scale must be >= 1, got {scale}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if height < 1 or width < 1:
+        raise ValueError(f"image must be non-empty, got {height}x{width}")
+    stride = tile_size - overlap
+    tile_h, tile_w = min(tile_size, height), min(tile_size, width)
+    lr_rows = _axis_starts(height, tile_size, stride)
+    lr_cols = _axis_starts(width, tile_size, stride)
+    rows = _AxisPlan.build(lr_rows, tile_h, height, scale, overlap, ramp)
+    cols = _AxisPlan.build(lr_cols, tile_w, width, scale, overlap, ramp)
+    grid = [(i, j, Tile(r, c, tile_h, tile_w)) for i, r in enumerate(lr_rows) for j, c in enumerate(lr_cols)]
+    pending: dict[tuple[int, int], np.ndarray] = {}  # weighted sums of cells not yet final
+
+    with tqdm(total=len(grid), disable=not progress, desc="tiles", unit="tile") as bar:
+        for start in range(0, len(grid), batch_size):
+            chunk = grid[start : start + batch_size]
+            tiles = [t for _, _, t in chunk]
+            batch = np.stack([_pad_to(np.asarray(read(t), dtype=np.float32), tile_size) for t in tiles])
+            channels = out_channels if out_channels is not None else batch.shape[1]
+            sr = _run_batch(model, batch, tiles, scale, channels)
+            for (i, j, _), sr_tile in zip(chunk, sr, strict=True):
+                weighted = sr_tile[:, : rows.length, : cols.length] * np.outer(
+                    rows.weights[i], cols.weights[j]
+                ).astype(np.float32)
+                for ci in rows.cells_of(i):
+                    (y0, y1), r0 = rows.cells[ci], rows.starts[i]
+                    for cj in cols.cells_of(j):
+                        (x0, x1), c0 = cols.cells[cj], cols.starts[j]
+                        part = weighted[:, y0 - r0 : y1 - r0, x0 - c0 : x1 - c0]
+                        acc = pending.get((ci, cj))
+                        acc = part.copy() if acc is None else acc + part
+                        if rows.last[ci] == i and cols.last[cj] == j:
+                            norm = np.outer(rows.weight_sum[y0:y1], cols.weight_sum[x0:x1])
+                            write(y0, x0, (acc / norm).astype(np.float32))
+                            pending.pop((ci, cj), None)
+                        else:
+                            pending[(ci, cj)] = acc
+            bar.update(len(chunk))
+    if pending:  # every cell has a last window, so this would be a bug in the plan
+        raise AssertionError(f"{len(pending)} blended cells were never written")
 
 
 def upscale_tiled(
@@ -143,39 +263,23 @@ def upscale_tiled(
     ramp: Ramp = DEFAULT_RAMP,
     progress: bool = False,
 ) -> np.ndarray:
-    """Super-resolve a ``(C, H, W)`` image tile by tile, blending overlaps; returns ``(C, H*scale, W*scale)``.
-
-    Tiles are padded to ``tile_size`` (reflect, or edge where reflection is too short) so every batch
-    shares a shape, the HR output is cropped back, and weighted sums are normalised in float32.
-    """
+    """Super-resolve an in-memory ``(C, H, W)`` image with ``upscale_stream``; returns ``(C, H*s, W*s)``."""
     if image.ndim != IMAGE_NDIM:
         raise ValueError(f"image must be (C, H, W), got shape {image.shape}")
     if scale < 1:
         raise ValueError(f"scale must be >= 1, got {scale}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     lr = np.asarray(image, dtype=np.float32)
     channels, height, width = lr.shape
-    tiles = tile_grid(height, width, tile_size, overlap)
+    out = np.empty((channels, height * scale, width * scale), dtype=np.float32)
 
-    acc = np.zeros((channels, height * scale, width * scale), dtype=np.float32)
-    weight_sum = np.zeros((height * scale, width * scale), dtype=np.float32)
+    def read(t: Tile) -> np.ndarray:
+        return lr[:, t.row : t.row + t.height, t.col : t.col + t.width]
 
-    # Every tile pads to the same shape, so consecutive tiles can be batched directly.
-    with tqdm(total=len(tiles), disable=not progress, desc="tiles", unit="tile") as bar:
-        for start in range(0, len(tiles), batch_size):
-            chunk = tiles[start : start + batch_size]
-            patches = [
-                _pad_to(lr[:, t.row : t.row + t.height, t.col : t.col + t.width], tile_size) for t in chunk
-            ]
-            sr = _run_batch(model, np.stack(patches), scale)
-            for tile, sr_tile in zip(chunk, sr, strict=True):
-                hr_h, hr_w = tile.height * scale, tile.width * scale
-                weights = blend_weights(tile, height, width, scale, overlap, ramp)
-                rows = slice(tile.row * scale, tile.row * scale + hr_h)
-                cols = slice(tile.col * scale, tile.col * scale + hr_w)
-                acc[:, rows, cols] += sr_tile[:, :hr_h, :hr_w] * weights
-                weight_sum[rows, cols] += weights
-            bar.update(len(chunk))
+    def write(row: int, col: int, block: np.ndarray) -> None:
+        out[:, row : row + block.shape[1], col : col + block.shape[2]] = block
 
-    return acc / weight_sum
+    upscale_stream(
+        read, write, height, width, lambda batch, _: model(batch), scale, tile_size, overlap,
+        batch_size=batch_size, ramp=ramp, progress=progress,
+    )  # fmt: skip
+    return out

@@ -7,6 +7,7 @@ Loading needs no code execution and no network: the config names an architecture
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,15 +40,25 @@ def read_config(folder: Path) -> dict:
 
 @dataclass
 class Upscaler:
-    """A loaded model, callable on (C, H, W) or (B, C, H, W) reflectance arrays or tensors."""
+    """A loaded model, callable on (C, H, W) or (B, C, H, W) reflectance arrays or tensors.
+
+    Deterministic models ignore ``seeds`` and refuse ``steps``; sampling models (the diffusion
+    models) set ``stochastic`` and draw one sample per input, item ``i`` from ``seeds[i]``.
+    """
 
     name: str
     network: nn.Module
     scale: int
     bands: tuple[str, ...]
     summary: str
+    stochastic: bool = False  # True for models that draw samples (diffusion)
+    default_steps: int | None = None  # sampling steps when not given; None for deterministic models
 
-    def __call__(self, lr: np.ndarray | Tensor) -> np.ndarray | Tensor:
+    def __call__(
+        self, lr: np.ndarray | Tensor, seeds: Sequence[int] | None = None, steps: int | None = None
+    ) -> np.ndarray | Tensor:
+        if steps is not None and not self.stochastic:
+            raise ValueError(f"{self.name} is a deterministic model: it takes no sampling steps")
         as_numpy = isinstance(lr, np.ndarray)
         x: Tensor = torch.from_numpy(np.asarray(lr, dtype=np.float32)) if isinstance(lr, np.ndarray) else lr
         single = x.ndim == 3
@@ -67,6 +78,15 @@ class Upscaler:
         return y.cpu().numpy() if as_numpy else y
 
 
+def resolve_device(device: str) -> str:
+    """``auto`` is CUDA when available, else CPU; ``cuda`` without a GPU is a clear error."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("--device cuda requested but no CUDA GPU is available (use --device cpu or auto)")
+    return device
+
+
 def load(name: str | Path, device: str = "cpu") -> Upscaler:
     """Load a bundled model by name, or a model folder holding config.json + model.safetensors."""
     path = Path(name)
@@ -83,7 +103,7 @@ def load(name: str | Path, device: str = "cpu") -> Upscaler:
     kwargs = {k: v for k, v in config.items() if k not in DESCRIPTIVE_KEYS}
     network = ARCHITECTURES[architecture](**kwargs)
     network.load_state_dict(load_file(folder / "model.safetensors"))
-    network = network.eval().to(device)
+    network = network.eval().to(resolve_device(device))
     network.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # missing from torch's stubs
     return Upscaler(
         folder.name, network, int(config["scale"]), tuple(config["bands"]), config.get("summary", "")

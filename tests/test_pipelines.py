@@ -1,0 +1,154 @@
+"""upscale_file end to end: streamed tiling through files, sampling, uncertainty, COG, refusals."""
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+
+from satsr.cli import main
+from satsr.io.bands import S2_RGBN
+from satsr.models.registry import Upscaler
+from satsr.pipelines import uncertainty_path, upscale_file
+from tests.conftest import write_geotiff
+
+SCALE = 4
+
+
+def nearest(lr: np.ndarray) -> np.ndarray:
+    return np.repeat(np.repeat(np.asarray(lr, dtype=np.float32), SCALE, axis=-2), SCALE, axis=-1)
+
+
+class Replicate(Upscaler):
+    """Pixel replication: an identity-like model whose exact output is known."""
+
+    def __init__(self) -> None:
+        super().__init__("replicate-x4", torch.nn.Identity(), SCALE, S2_RGBN, "test model")
+
+    def __call__(
+        self, lr: np.ndarray | torch.Tensor, seeds: Sequence[int] | None = None, steps: int | None = None
+    ) -> np.ndarray:
+        return nearest(np.asarray(lr))
+
+
+class NoisyReplicate(Replicate):
+    """A stand-in sampling model: replication plus noise drawn from each item's own seed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stochastic, self.default_steps = True, 7
+        self.calls: list[tuple[int, int | None]] = []
+
+    def __call__(
+        self, lr: np.ndarray | torch.Tensor, seeds: Sequence[int] | None = None, steps: int | None = None
+    ) -> np.ndarray:
+        assert seeds is not None and len(seeds) == len(lr)
+        self.calls.append((len(lr), steps))
+        up = nearest(np.asarray(lr))
+        noise = np.stack([np.random.default_rng(s).normal(size=up.shape[1:]) for s in seeds])
+        return up + 0.01 * noise.astype(np.float32)
+
+
+@pytest.fixture
+def smooth_tif(tmp_path: Path) -> Path:
+    """A 70 x 90 smooth uint16 scene, large enough for several tiles of 32 with overlap 8."""
+    yy, xx = np.mgrid[0:70, 0:90]
+    base = 1500 + 400 * np.sin(xx / 11) * np.cos(yy / 9)
+    dn = (base[None] + 150 * np.arange(4)[:, None, None]).astype(np.uint16)
+    return write_geotiff(tmp_path / "smooth.tif", dn, nodata=0)
+
+
+def read(path: Path) -> np.ndarray:
+    with rasterio.open(path) as src:
+        return src.read()
+
+
+def test_streamed_file_is_exact_across_tile_borders(smooth_tif: Path, tmp_path: Path) -> None:
+    """With an identity-like model, blending through windowed reads and writes changes no pixel."""
+    out = upscale_file(smooth_tif, tmp_path / "o.tif", Replicate(), tile_size=32, overlap=8, batch_size=3)
+    np.testing.assert_array_equal(read(out), nearest(read(smooth_tif)).astype(np.uint16))
+
+
+def test_samples_write_mean_and_uncertainty_on_the_same_grid(smooth_tif: Path, tmp_path: Path) -> None:
+    model = NoisyReplicate()
+    out = upscale_file(smooth_tif, tmp_path / "o.tif", model, samples=4, steps=3, tile_size=32, overlap=8)
+    std_path = uncertainty_path(out)
+    assert std_path == tmp_path / "o.uncertainty.tif"
+    with rasterio.open(out) as sr, rasterio.open(std_path) as std:
+        assert std.transform == sr.transform and std.crs == sr.crs and std.shape == sr.shape
+        assert std.dtypes[0] == "float32" and std.descriptions == sr.descriptions
+        assert sr.tags()["SATSR_SEED"] == "0" and sr.tags()["SATSR_STEPS"] == "3"
+        sigma = std.read()
+    # Noise of std 0.01 over 4 draws: the sample std is of that order everywhere.
+    assert 0.002 < float(np.median(sigma)) < 0.02
+    assert all(steps == 3 for _, steps in model.calls)
+
+
+def test_seed_fixes_samples_and_batching_does_not_change_them(smooth_tif: Path, tmp_path: Path) -> None:
+    def run(name: str, seed: int, batch_size: int) -> np.ndarray:
+        path = tmp_path / name
+        upscale_file(smooth_tif, path, NoisyReplicate(), samples=2, seed=seed, batch_size=batch_size,
+                     tile_size=32, overlap=8)  # fmt: skip
+        return np.concatenate([read(path).astype(np.float32), read(uncertainty_path(path))])
+
+    first = run("a.tif", seed=5, batch_size=4)
+    np.testing.assert_array_equal(first, run("b.tif", seed=5, batch_size=1))
+    assert not np.array_equal(first, run("c.tif", seed=6, batch_size=4))
+
+
+def test_cog_output_has_overviews_and_the_same_pixels(smooth_tif: Path, tmp_path: Path) -> None:
+    plain = upscale_file(smooth_tif, tmp_path / "plain.tif", Replicate(), tile_size=32, overlap=8)
+    cog = upscale_file(smooth_tif, tmp_path / "cog.tif", Replicate(), tile_size=32, overlap=8, cog=True)
+    with rasterio.open(cog) as src:
+        assert src.overviews(1) and src.tags()["SATSR_MODEL"] == "replicate-x4"
+        assert src.descriptions == tuple(S2_RGBN) and src.profile["blockxsize"] == 256
+    np.testing.assert_array_equal(read(cog), read(plain))
+    assert [p.name for p in tmp_path.iterdir() if ".part" in p.name] == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"samples": 2}, "deterministic: --samples > 1"),
+        ({"steps": 10}, "deterministic: --steps"),
+        ({"samples": 0}, "--samples must be >= 1"),
+    ],
+)
+def test_sampling_options_on_a_deterministic_model_are_refused(
+    smooth_tif: Path, tmp_path: Path, kwargs: dict, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        upscale_file(smooth_tif, tmp_path / "o.tif", Replicate(), **kwargs)
+    assert list(tmp_path.iterdir()) == [smooth_tif]
+
+
+def test_existing_uncertainty_file_is_refused_before_any_work(smooth_tif: Path, tmp_path: Path) -> None:
+    uncertainty_path(tmp_path / "o.tif").write_bytes(b"keep")
+    with pytest.raises(ValueError, match="output exists"):
+        upscale_file(smooth_tif, tmp_path / "o.tif", NoisyReplicate(), samples=2)
+    assert not (tmp_path / "o.tif").exists()
+
+
+def test_failure_mid_scene_leaves_no_output(smooth_tif: Path, tmp_path: Path) -> None:
+    class FailsLate(Replicate):
+        calls = 0
+
+        def __call__(self, lr, seeds=None, steps=None):  # type: ignore[no-untyped-def]
+            FailsLate.calls += 1
+            if FailsLate.calls == 3:
+                raise RuntimeError("out of memory")
+            return super().__call__(lr)
+
+    with pytest.raises(RuntimeError, match="out of memory"):
+        upscale_file(smooth_tif, tmp_path / "o.tif", FailsLate(), tile_size=32, overlap=8, batch_size=1)
+    assert list(tmp_path.iterdir()) == [smooth_tif]
+
+
+def test_cli_seed_and_cog_flags(smooth_tif: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "o.tif"
+    args = ["upscale", smooth_tif, out, "--model", tiny_model_dir, "--seed", "3", "--cog", "--device", "auto"]
+    assert main([str(a) for a in args]) == 0
+    with rasterio.open(out) as src:
+        assert src.tags()["SATSR_SEED"] == "3" and src.overviews(1)

@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import numpy as np
@@ -130,3 +131,43 @@ def test_processing_baseline_offset_is_applied_and_dn_convention_kept(s2_tif: Pa
 def test_models_lists_the_bundled_fast_model(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["models"]) == 0
     assert capsys.readouterr().out.startswith("s2-rgbn-x4-fast")
+
+
+def test_evaluate_writes_a_report_with_bicubic_and_the_model(
+    tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:96, 0:128]
+    for i in range(2):
+        dn = 1000 + 500 * np.sin(xx / (5 + i)) * np.cos(yy / 7) + rng.integers(0, 100, (4, 96, 128))
+        write_geotiff(tmp_path / f"hr{i}.tif", dn.astype(np.uint16))
+    out = tmp_path / "eval"
+    args = [
+        "evaluate",
+        "--model",
+        tiny_model_dir,
+        "--data",
+        tmp_path,
+        "--output",
+        out,
+        "--crop",
+        "64",
+        "--no-fid",
+    ]
+    assert run(*args) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["results"]) == {"bicubic", "tiny-model"}
+    assert metrics["results"]["tiny-model"]["psnr"] != metrics["results"]["bicubic"]["psnr"]
+    assert "| bicubic" in (out / "report.md").read_text()
+
+
+def test_evaluate_refuses_data_without_the_model_bands(tiny_model_dir: Path, tmp_path: Path) -> None:
+    write_geotiff(tmp_path / "rgb.tif", np.ones((3, 64, 64), np.uint16), names=("B02", "B03", "B04"))
+    assert run("evaluate", "--model", tiny_model_dir, "--data", tmp_path, "--no-fid") == 2
+
+
+def test_train_hands_its_arguments_to_lightning(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "fit", "--help"])
+    assert exit_info.value.code == 0
+    assert "--trainer.max_steps" in capsys.readouterr().out

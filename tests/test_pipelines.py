@@ -28,7 +28,11 @@ class Replicate(Upscaler):
         super().__init__("replicate-x4", torch.nn.Identity(), SCALE, S2_RGBN, "test model")
 
     def __call__(
-        self, lr: np.ndarray | torch.Tensor, seeds: Sequence[int] | None = None, steps: int | None = None
+        self,
+        lr: np.ndarray | torch.Tensor,
+        seeds: Sequence[int] | None = None,
+        steps: int | None = None,
+        origins: Sequence[tuple[int, int]] | None = None,
     ) -> np.ndarray:
         return nearest(np.asarray(lr))
 
@@ -42,12 +46,21 @@ class NoisyReplicate(Replicate):
         self.calls: list[tuple[int, int | None]] = []
 
     def __call__(
-        self, lr: np.ndarray | torch.Tensor, seeds: Sequence[int] | None = None, steps: int | None = None
+        self,
+        lr: np.ndarray | torch.Tensor,
+        seeds: Sequence[int] | None = None,
+        steps: int | None = None,
+        origins: Sequence[tuple[int, int]] | None = None,
     ) -> np.ndarray:
-        assert seeds is not None and len(seeds) == len(lr)
+        assert seeds is not None and origins is not None and len(seeds) == len(origins) == len(lr)
         self.calls.append((len(lr), steps))
         up = nearest(np.asarray(lr))
-        noise = np.stack([np.random.default_rng(s).normal(size=up.shape[1:]) for s in seeds])
+        noise = np.stack(
+            [
+                np.random.default_rng((s, *o)).normal(size=up.shape[1:])
+                for s, o in zip(seeds, origins, strict=True)
+            ]
+        )
         return up + 0.01 * noise.astype(np.float32)
 
 
@@ -135,7 +148,7 @@ def test_failure_mid_scene_leaves_no_output(smooth_tif: Path, tmp_path: Path) ->
     class FailsLate(Replicate):
         calls = 0
 
-        def __call__(self, lr, seeds=None, steps=None):  # type: ignore[no-untyped-def]
+        def __call__(self, lr, seeds=None, steps=None, origins=None):  # type: ignore[no-untyped-def]
             FailsLate.calls += 1
             if FailsLate.calls == 3:
                 raise RuntimeError("out of memory")

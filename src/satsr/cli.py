@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from satsr.io.raster import RasterError
-from satsr.io.tiling import DEFAULT_BATCH_SIZE
-from satsr.models.registry import UnknownModelError, bundled_models, load, read_config, resolve_device
-from satsr.pipelines import DEFAULT_OVERLAP, DEFAULT_SEED, DEFAULT_TILE_SIZE, upscale_file
+from satsr.io.tiling import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_TILE_SIZE
+from satsr.models.registry import (
+    DEFAULT_SEED,
+    UnknownModelError,
+    bundled_models,
+    load,
+    read_config,
+    resolve_device,
+)
+from satsr.pipelines import upscale_file
 
 DEFAULT_MODEL = "s2-rgbn-x4-fast"
 
@@ -48,6 +56,38 @@ def _upscale(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    from satsr.evaluation.harness import evaluate, load_pairs, upscaler_method
+
+    logging.basicConfig(level=logging.INFO, format="satsr: %(message)s")
+    upscalers = [load(name, device=resolve_device(args.device)) for name in args.model]
+    scale = args.scale if args.scale is not None else upscalers[0].scale
+    pairs = load_pairs(
+        args.data, scale, bands=list(upscalers[0].bands), degradation=args.degradation,
+        crop=args.crop or None, max_images=args.max_images,
+    )  # fmt: skip
+    if not pairs:
+        raise RasterError(f"{args.data}: no image pairs with the model's bands to evaluate")
+    methods = {}
+    for upscaler in upscalers:
+        if upscaler.scale != scale:
+            raise RasterError(f"model {upscaler.name} supports scale {upscaler.scale} only, got {scale}")
+        label = upscaler.name + (f" (mean of {args.samples})" if args.samples > 1 else "")
+        methods[label] = upscaler_method(
+            upscaler, args.tile_size, args.overlap, args.samples if upscaler.stochastic else 1,
+            args.steps if upscaler.stochastic else None, args.seed,
+        )  # fmt: skip
+    results = evaluate(methods, pairs, args.output, scale, fid=not args.no_fid, title=args.title or "")
+    print(f"{args.output / 'report.md'} ({len(pairs)} pairs, methods: bicubic, {', '.join(methods)})")
+    return 0 if results else 1
+
+
+def _train(args: argparse.Namespace) -> int:
+    from satsr.training.cli import main as train_main
+
+    return train_main(args.lightning_args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="satsr", description="Super-resolution of satellite imagery")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -77,10 +117,39 @@ def build_parser() -> argparse.ArgumentParser:
         help="Sentinel-2 processing baseline of the input (e.g. 04.00): >= 04.00 applies the -1000 DN offset",
     )  # fmt: skip
     up.set_defaults(func=_upscale)
+
+    ev = sub.add_parser("evaluate", help="score models against bicubic on HR images or LR/HR pairs")
+    ev.add_argument("--model", nargs="+", default=[DEFAULT_MODEL], help="bundled model names or folders")
+    ev.add_argument("--data", type=Path, required=True, help="HR rasters (degraded on the fly) or hr/ + lr/")
+    ev.add_argument("--scale", type=float, default=None, help="SR factor (default: the model's)")
+    ev.add_argument(
+        "--output", type=Path, default=Path("evaluation"), help="folder for metrics.json + report.md"
+    )
+    ev.add_argument("--degradation", default="auto", choices=["auto", "wald", "bicubic", "real"])
+    ev.add_argument("--crop", type=int, default=128, help="cut HR images into tiles of this side (0: whole)")
+    ev.add_argument("--max-images", type=int, default=None, help="use at most this many files")
+    ev.add_argument("--samples", type=int, default=1, help="diffusion models: average this many samples")
+    ev.add_argument("--steps", type=int, default=None, help="diffusion models: sampling steps")
+    ev.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    ev.add_argument("--tile-size", type=int, default=DEFAULT_TILE_SIZE)
+    ev.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP)
+    ev.add_argument("--no-fid", action="store_true", help="skip FID (the slowest metric)")
+    ev.add_argument("--title", default=None)
+    ev.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    ev.set_defaults(func=_evaluate)
+
+    tr = sub.add_parser(
+        "train", add_help=False, help="LightningCLI: satsr train fit --config configs/NAME.yaml (see --help)"
+    )
+    tr.add_argument("lightning_args", nargs=argparse.REMAINDER)
+    tr.set_defaults(func=_train)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["train"]:  # everything after ``train`` belongs to LightningCLI, --help included
+        return _train(argparse.Namespace(lightning_args=argv[1:]))
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))

@@ -15,13 +15,9 @@ from satsr import __version__
 from satsr.evaluation.report import render_crops
 from satsr.io.bands import ReflectanceScaling, processing_baseline_offset
 from satsr.io.raster import RasterError, RasterMeta, RasterReader, RasterWriter
-from satsr.io.tiling import DEFAULT_BATCH_SIZE, Tile, TileFn, upscale_stream
-from satsr.models.registry import Upscaler, load
+from satsr.io.tiling import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_TILE_SIZE, Tile, upscale_stream
+from satsr.models.registry import DEFAULT_SEED, Upscaler, load, sampling_tile_fn
 
-#: LR tile side and overlap, pixels; one definition for the CLI and the API.
-DEFAULT_TILE_SIZE = 128
-DEFAULT_OVERLAP = 16
-DEFAULT_SEED = 0
 #: GDAL's block cache while streaming, MB. It holds the output blocks still being filled (one
 #: row of 256-px blocks across the scene) so each compressed block is written once.
 GDAL_CACHE_MB = 512
@@ -33,33 +29,6 @@ def uncertainty_path(output: str | Path) -> Path:
     """``OUTPUT-stem.uncertainty.tif`` beside the output."""
     output = Path(output)
     return output.with_name(f"{output.stem}.uncertainty.tif")
-
-
-def tile_seed(seed: int, tile: Tile, sample: int) -> int:
-    """A seed for one sample of one window that depends on the window's place, not on batching.
-
-    Re-running any part of a scene (or the same window inside another batch) draws the same noise.
-    """
-    return int(np.random.SeedSequence((seed, tile.row, tile.col, sample)).generate_state(1)[0])
-
-
-def sampling_tile_fn(upscaler: Upscaler, samples: int, steps: int | None, seed: int) -> TileFn:
-    """A ``TileFn`` giving the mean over ``samples`` draws, and with ``samples > 1`` their std after it.
-
-    The output has ``C`` channels (mean) or ``2 C`` (mean, then per-band standard deviation).
-    """
-
-    def run(batch: np.ndarray, tiles: Sequence[Tile]) -> np.ndarray:
-        if not upscaler.stochastic:
-            return np.asarray(upscaler(batch))
-        repeated = np.concatenate([batch] * samples)
-        seeds = [tile_seed(seed, t, k) for k in range(samples) for t in tiles]
-        draws = np.asarray(upscaler(repeated, seeds=seeds, steps=steps))
-        draws = draws.reshape(samples, len(tiles), *draws.shape[1:])
-        mean = draws.mean(axis=0)
-        return np.concatenate([mean, draws.std(axis=0)], axis=1) if samples > 1 else mean
-
-    return run
 
 
 def _check_request(upscaler: Upscaler, scale: float | None, samples: int, steps: int | None) -> None:

@@ -30,6 +30,9 @@ ReadFn = Callable[["Tile"], np.ndarray]
 WriteFn = Callable[[int, int, np.ndarray], None]
 """Receives a final HR block ``(C, h, w)`` at HR pixel ``(row, col)``."""
 
+#: LR tile side and overlap, pixels, and tiles per model call; one definition for the CLI and the API.
+DEFAULT_TILE_SIZE = 128
+DEFAULT_OVERLAP = 16
 DEFAULT_BATCH_SIZE = 4
 DEFAULT_RAMP: Ramp = "cosine"
 IMAGE_NDIM = 3  # (C, H, W)

@@ -6,6 +6,7 @@ Loading needs no code execution and no network: the config names an architecture
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,10 +17,13 @@ import torch
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
+from satsr.io.tiling import Tile, TileFn
 from satsr.models.fast import ResidualSR
+from satsr.models.ldm import LatentDiffusionSR
 
-ARCHITECTURES: dict[str, type[nn.Module]] = {"ResidualSR": ResidualSR}
+ARCHITECTURES: dict[str, type[nn.Module]] = {"ResidualSR": ResidualSR, "LatentDiffusionSR": LatentDiffusionSR}
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "weights"
+DEFAULT_SEED = 0
 #: Keys of config.json that describe the model rather than its constructor.
 DESCRIPTIVE_KEYS = ("architecture", "bands", "summary")
 
@@ -43,7 +47,9 @@ class Upscaler:
     """A loaded model, callable on (C, H, W) or (B, C, H, W) reflectance arrays or tensors.
 
     Deterministic models ignore ``seeds`` and refuse ``steps``; sampling models (the diffusion
-    models) set ``stochastic`` and draw one sample per input, item ``i`` from ``seeds[i]``.
+    models) set ``stochastic`` and draw one sample per input, item ``i`` from ``seeds[i]`` (default:
+    ``i``). ``origins`` gives tiles' LR offsets within one scene, so that a sampler can share noise
+    between overlapping tiles (see ``satsr.models.ldm.field_noise``).
     """
 
     name: str
@@ -55,7 +61,11 @@ class Upscaler:
     default_steps: int | None = None  # sampling steps when not given; None for deterministic models
 
     def __call__(
-        self, lr: np.ndarray | Tensor, seeds: Sequence[int] | None = None, steps: int | None = None
+        self,
+        lr: np.ndarray | Tensor,
+        seeds: Sequence[int] | None = None,
+        steps: int | None = None,
+        origins: Sequence[tuple[int, int]] | None = None,
     ) -> np.ndarray | Tensor:
         if steps is not None and not self.stochastic:
             raise ValueError(f"{self.name} is a deterministic model: it takes no sampling steps")
@@ -72,10 +82,45 @@ class Upscaler:
         if not torch.isfinite(x).all():
             raise ValueError("input contains NaN or infinite values; mask them before calling the model")
         param = next(self.network.parameters())
+        x = x.to(param.device, param.dtype).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
-            y = self.network(x.to(param.device, param.dtype).contiguous(memory_format=torch.channels_last))
+            if self.stochastic:
+                seeds = list(range(len(x))) if seeds is None else list(seeds)
+                y = self.network.sample(x, seeds, steps, origins)  # type: ignore[operator]
+            else:
+                y = self.network(x)
         y = y.contiguous()[0] if single else y.contiguous()
         return y.cpu().numpy() if as_numpy else y
+
+
+def sample_seed(seed: int, sample: int) -> int:
+    """The seed of sample ``sample`` of a scene; with tile origins it fixes every window's noise.
+
+    Noise then depends on the window's place and not on batching: re-running any part of a scene
+    (or the same window inside another batch) draws the same noise.
+    """
+    return int(np.random.SeedSequence((seed, sample)).generate_state(1)[0])
+
+
+def sampling_tile_fn(upscaler: Upscaler, samples: int, steps: int | None, seed: int) -> TileFn:
+    """A ``TileFn`` giving the mean over ``samples`` draws, and with ``samples > 1`` their std after it.
+
+    The output has ``C`` channels (mean) or ``2 C`` (mean, then per-band standard deviation).
+    """
+
+    def run(batch: np.ndarray, tiles: Sequence[Tile]) -> np.ndarray:
+        if not getattr(upscaler, "stochastic", False):
+            return np.asarray(upscaler(batch))
+        repeated = np.concatenate([batch] * samples)
+        # Sample k of every tile is cut from one scene-wide noise field, so overlaps share noise.
+        seeds = [sample_seed(seed, k) for k in range(samples) for _ in tiles]
+        origins = [(t.row, t.col) for _ in range(samples) for t in tiles]
+        draws = np.asarray(upscaler(repeated, seeds=seeds, steps=steps, origins=origins))
+        draws = draws.reshape(samples, len(tiles), *draws.shape[1:])
+        mean = draws.mean(axis=0)
+        return np.concatenate([mean, draws.std(axis=0)], axis=1) if samples > 1 else mean
+
+    return run
 
 
 def resolve_device(device: str) -> str:
@@ -101,10 +146,14 @@ def load(name: str | Path, device: str = "cpu") -> Upscaler:
     if architecture not in ARCHITECTURES:
         raise UnknownModelError(f"{folder}: unknown architecture {architecture!r}")
     kwargs = {k: v for k, v in config.items() if k not in DESCRIPTIVE_KEYS}
+    if "bands" in inspect.signature(ARCHITECTURES[architecture]).parameters:
+        kwargs["bands"] = config["bands"]
     network = ARCHITECTURES[architecture](**kwargs)
     network.load_state_dict(load_file(folder / "model.safetensors"))
     network = network.eval().to(resolve_device(device))
     network.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # missing from torch's stubs
+    stochastic = bool(getattr(network, "stochastic", False))
     return Upscaler(
-        folder.name, network, int(config["scale"]), tuple(config["bands"]), config.get("summary", "")
-    )
+        folder.name, network, int(config["scale"]), tuple(config["bands"]), config.get("summary", ""),
+        stochastic, getattr(network, "default_steps", None) if stochastic else None,
+    )  # fmt: skip

@@ -1,8 +1,12 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
-from satsr.data.pairs import WaldPatches, dihedral
+from satsr.data.degradation import bicubic_degrade
+from satsr.data.pairs import AerialPatches, WaldPatches, dihedral
 from satsr.data.sources import Scene
 from satsr.io.bands import S2_RGBN
 
@@ -42,3 +46,49 @@ def test_too_small_scenes_are_refused() -> None:
 def test_dihedral_group_has_eight_distinct_elements() -> None:
     x = torch.arange(9.0).view(1, 3, 3)
     assert len({tuple(dihedral(x, k).flatten().tolist()) for k in range(8)}) == 8
+
+
+def write_pictures(folder: Path, sizes: list[tuple[int, int]], suffix: str = ".png") -> list[Path]:
+    """Smooth RGB pictures (plus a little texture) of the given (width, height)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, (width, height) in enumerate(sizes):
+        yy, xx = np.mgrid[0:height, 0:width]
+        rgb = np.stack([128 + 100 * np.sin(xx / (6 + c) + i) * np.cos(yy / 9) for c in range(3)], axis=-1)
+        path = folder / f"{i:02d}{suffix}"
+        Image.fromarray(rgb.astype(np.uint8)).save(path)
+        paths.append(path)
+    return paths
+
+
+@pytest.mark.parametrize(("scale", "hr_side"), [(4, 32), (2.5, 20), (3.3, 26)])
+def test_aerial_patches_have_the_sizes_of_the_scale(tmp_path: Path, scale: float, hr_side: int) -> None:
+    images = write_pictures(tmp_path, [(64, 48), (50, 70)])
+    lr, hr = AerialPatches(images, scale=scale, lr_patch=8, length=4, seed=1)[3]
+    assert hr.shape == (3, hr_side, hr_side) and lr.shape == (3, 8, 8)
+    assert hr.dtype == torch.float32 and float(hr.min()) >= 0.0 and float(hr.max()) <= 1.0
+
+
+def test_aerial_patches_are_reproducible_and_lr_is_the_bicubic_degradation(tmp_path: Path) -> None:
+    images = write_pictures(tmp_path, [(64, 48), (50, 70)], suffix=".jpg")
+    data = AerialPatches(images, scale=2, lr_patch=8, length=10, seed=3)
+    lr, hr = data[5]
+    lr2, hr2 = AerialPatches(images, scale=2, lr_patch=8, length=10, seed=3)[5]
+    torch.testing.assert_close(hr, hr2)
+    torch.testing.assert_close(lr, lr2)
+    assert not torch.equal(hr, data[6][1])
+    torch.testing.assert_close(lr, bicubic_degrade(hr[None], 2)[0])
+    assert len(data._cache) > 0  # decoded pictures are kept
+
+
+def test_aerial_augmentation_is_a_dihedral_map_of_the_plain_crop(tmp_path: Path) -> None:
+    images = write_pictures(tmp_path, [(64, 64)])
+    plain = AerialPatches(images, scale=2, lr_patch=8, length=4, augment=False, seed=0)[2][1]
+    augmented = AerialPatches(images, scale=2, lr_patch=8, length=4, augment=True, seed=0)[2][1]
+    assert any(torch.equal(dihedral(plain, k), augmented) for k in range(8))
+
+
+def test_aerial_pictures_too_small_are_refused(tmp_path: Path) -> None:
+    images = write_pictures(tmp_path, [(20, 20)])
+    with pytest.raises(ValueError, match="no image is large enough"):
+        AerialPatches(images, scale=4, lr_patch=8)

@@ -1,15 +1,20 @@
-"""Random LR/HR patch pairs made on the fly from real scenes (Wald's protocol for Sentinel-2)."""
+"""Random LR/HR patch pairs made on the fly from real scenes.
+
+Wald's protocol for Sentinel-2 (``WaldPatches``); antialiased bicubic for aerial RGB (``AerialPatches``).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from satsr.data.degradation import wald_degrade
+from satsr.data.degradation import bicubic_degrade, wald_degrade
 from satsr.data.sources import Scene
 
 
@@ -67,3 +72,64 @@ class WaldPatches(Dataset[tuple[Tensor, Tensor]]):
         return lr[:, m:-m, m:-m].contiguous(), crop[
             :, self.margin : -self.margin, self.margin : -self.margin
         ].contiguous()
+
+
+class AerialPatches(Dataset[tuple[Tensor, Tensor]]):
+    """Random HR crops of aerial RGB pictures and their antialiased-bicubic LR, with dihedral augmentation.
+
+    The LR of an HR crop of ``round(lr_patch * scale)`` pixels is ``bicubic_degrade(crop, scale)``, of
+    ``round(hr / scale) == lr_patch`` pixels, so a float ``scale`` works as well as an integer one (the
+    degradation of LIIF and E2DiffSR). Pictures are decoded on first use and kept as uint8.
+    """
+
+    def __init__(
+        self,
+        images: Sequence[Path],
+        scale: float = 4,  # HR / LR pixel-size ratio; need not be an integer
+        lr_patch: int = 32,  # LR patch side, pixels
+        length: int = 4096,  # samples per epoch
+        augment: bool = True,  # random flips and 90-degree rotations
+        seed: int = 0,  # base seed; sample i always draws the same patch
+    ) -> None:
+        if scale < 1:
+            raise ValueError(f"scale must be >= 1, got {scale}")
+        self.scale, self.lr_patch, self.length, self.augment, self.seed = (
+            scale,
+            lr_patch,
+            length,
+            augment,
+            seed,
+        )
+        self.hr_patch = round(lr_patch * scale)
+        self.images = [p for p in images if min(_image_size(p)) >= self.hr_patch]
+        if not self.images:
+            raise ValueError(f"no image is large enough for {self.hr_patch} px HR crops")
+        self._cache: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return self.length
+
+    def image(self, i: int) -> np.ndarray:
+        """Picture ``i`` as a (3, H, W) uint8 array, decoded once."""
+        if i not in self._cache:
+            with Image.open(self.images[i]) as picture:
+                self._cache[i] = np.ascontiguousarray(np.asarray(picture.convert("RGB")).transpose(2, 0, 1))
+        return self._cache[i]
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        rng = np.random.default_rng((self.seed, index))
+        pixels = self.image(int(rng.integers(len(self.images))))
+        side = self.hr_patch
+        _, height, width = pixels.shape
+        top, left = rng.integers(0, height - side + 1), rng.integers(0, width - side + 1)
+        hr = torch.from_numpy(pixels[:, top : top + side, left : left + side].astype(np.float32) / 255.0)
+        if self.augment:
+            hr = dihedral(hr, int(rng.integers(8)))
+        lr = bicubic_degrade(hr[None], self.scale)[0]
+        return lr.contiguous(), hr.contiguous()
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the file header, without decoding the pixels."""
+    with Image.open(path) as picture:
+        return picture.size

@@ -1,0 +1,204 @@
+"""LightningCLI training on tiny generated scenes: datamodule, fit, export round trip, resumption."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, TensorDataset
+
+import satsr
+from satsr.data import datamodules
+from satsr.data.datamodules import SRDataModule
+from satsr.data.sources import Scene, Split
+from satsr.io.bands import S2_RGBN
+from satsr.training.callbacks import ExportBundled
+from satsr.training.cli import main
+from satsr.training.regression import SRRegression
+
+TINY_MODEL = {"scale": 2, "channels": 4, "num_blocks": 1}
+TINY_DATA = {"lr_patch": 8, "batch_size": 2, "train_length": 4, "val_length": 2, "num_workers": 0}
+
+
+def smooth_scene(name: str, seed: int, size: int = 48) -> Scene:
+    """Smooth random reflectance-like field, four bands."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    phases = rng.uniform(0, 6, size=(4, 2)).astype(np.float32)
+    bands = [0.1 + 0.05 * np.sin(xx / 5 + p[0]) * np.cos(yy / 7 + p[1]) for p in phases]
+    pixels = np.stack(bands) + 0.01 * rng.random((4, size, size), dtype=np.float32)
+    return Scene(name, pixels.astype(np.float32), S2_RGBN)
+
+
+@pytest.fixture(autouse=True)
+def tiny_scenes(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Scene]]:
+    scenes = {
+        "train": [smooth_scene("train0", 0), smooth_scene("train1", 1, 56)],
+        "val": [smooth_scene("val", 2)],
+        "test": [smooth_scene("test", 3)],
+    }
+
+    def fake(split: Split, root: Path | None = None) -> list[Scene]:
+        return scenes[split]
+
+    monkeypatch.setattr(datamodules, "s2_rgbn_scenes", fake)
+    return scenes
+
+
+def tiny_trainer(tmp_path: Path, max_steps: int, callbacks: list[L.Callback]) -> L.Trainer:
+    return L.Trainer(
+        max_steps=max_steps, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, callbacks=callbacks, default_root_dir=tmp_path, num_sanity_val_steps=0,
+    )  # fmt: skip
+
+
+def test_datamodule_trains_on_new_patches_and_validates_on_fixed_ones() -> None:
+    data = SRDataModule(scale=2, **TINY_DATA)  # type: ignore[arg-type]
+    data.setup("fit")
+    lr, hr = next(iter(data.train_dataloader()))
+    assert lr.shape == (2, 4, 8, 8) and hr.shape == (2, 4, 16, 16)
+    loader = data.train_dataloader()
+    first = torch.cat([hr for _, hr in loader])
+    loader.sampler.set_epoch(1)  # type: ignore[attr-defined]
+    second = torch.cat([hr for _, hr in loader])
+    assert not torch.equal(first, second)
+    val_a = torch.cat([hr for _, hr in data.val_dataloader()])
+    other = SRDataModule(scale=2, **{**TINY_DATA, "seed": 7})  # type: ignore[arg-type]
+    other.setup("validate")
+    val_b = torch.cat([hr for _, hr in other.val_dataloader()])
+    torch.testing.assert_close(val_a, val_b)  # the training seed does not move the validation patches
+
+
+def test_s2_needs_an_integer_scale() -> None:
+    with pytest.raises(ValueError, match="integer scale"):
+        SRDataModule(scale=2.5)
+
+
+def test_band_statistics_are_those_of_the_training_pixels(tiny_scenes: dict[str, list[Scene]]) -> None:
+    mean, std = SRDataModule().band_statistics()
+    pixels = np.concatenate([s.pixels.reshape(4, -1) for s in tiny_scenes["train"]], axis=1)
+    np.testing.assert_allclose(mean, pixels.mean(1), atol=1e-5)
+    np.testing.assert_allclose(std, pixels.std(1), atol=1e-5)
+
+
+def test_fit_exports_a_model_that_satsr_load_reproduces(tmp_path: Path) -> None:
+    module = SRRegression(**TINY_MODEL)  # type: ignore[arg-type]
+    out = tmp_path / "model"
+    trainer = tiny_trainer(tmp_path, 3, [ExportBundled(out, summary="tiny")])
+    trainer.fit(module, datamodule=SRDataModule(scale=2, **TINY_DATA))  # type: ignore[arg-type]
+    config = json.loads((out / "config.json").read_text())
+    assert config["architecture"] == "ResidualSR" and config["bands"] == list(S2_RGBN)
+    assert config["summary"] == "tiny" and config["band_mean"] is not None and config["channels"] == 4
+    log = json.loads((out / "train_log.json").read_text())
+    assert log["steps"] == 3 and "val/psnr" in log["metrics"] and log["wall_minutes"] > 0
+    upscaler = satsr.load(out)
+    lr = 0.1 + 0.05 * torch.rand(2, 4, 8, 8)
+    with torch.no_grad():
+        expected = module.eval()(lr)
+    torch.testing.assert_close(upscaler(lr), expected)
+    assert upscaler.scale == 2 and not torch.allclose(expected, SRRegression(**TINY_MODEL).eval()(lr))  # type: ignore[arg-type]
+
+
+def test_training_reduces_the_loss(tmp_path: Path) -> None:
+    """A few steps on one repeated batch overfit it: the L1 loss goes down."""
+    torch.manual_seed(0)
+    module = SRRegression(**TINY_MODEL, lr=1e-2)  # type: ignore[arg-type]
+    data = SRDataModule(scale=2, **TINY_DATA)  # type: ignore[arg-type]
+    data.setup("fit")
+    module.set_band_statistics(*data.band_statistics())
+    lr, hr = next(iter(data.train_dataloader()))
+    before = torch.nn.functional.l1_loss(module(lr), hr).item()
+    trainer = L.Trainer(max_steps=30, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, limit_val_batches=0)  # fmt: skip
+    trainer.fit(module, train_dataloaders=DataLoader(TensorDataset(lr, hr), batch_size=len(lr)))
+    assert torch.nn.functional.l1_loss(module(lr), hr).item() < 0.7 * before
+
+
+def write_config(tmp_path: Path) -> Path:
+    config = {
+        "trainer": {
+            "logger": False, "enable_progress_bar": False, "enable_model_summary": False,
+            "num_sanity_val_steps": 0, "default_root_dir": str(tmp_path),
+            "callbacks": [
+                {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+                 "init_args": {"dirpath": str(tmp_path / "checkpoints"), "save_last": True}},
+                {"class_path": "satsr.training.callbacks.ExportBundled",
+                 "init_args": {"out_dir": str(tmp_path / "model"), "summary": "tiny"}},
+            ],
+        },
+        "model": {"class_path": "satsr.training.regression.SRRegression", "init_args": TINY_MODEL},
+        "data": {"scale": TINY_MODEL["scale"], **TINY_DATA},
+    }  # fmt: skip
+    path = tmp_path / "tiny.yaml"
+    path.write_text(json.dumps(config))  # JSON is YAML
+    return path
+
+
+def test_cli_fit_resumes_from_the_last_checkpoint(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    assert main(["fit", "--config", str(config), "--trainer.max_steps", "2"]) == 0
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=False)["global_step"] == 2
+    first = json.loads((tmp_path / "model" / "config.json").read_text())
+    args = ["fit", "--config", str(config), "--trainer.max_steps", "4", "--ckpt_path", str(last)]
+    assert main(args) == 0
+    checkpoint = torch.load(last, weights_only=False)
+    assert checkpoint["global_step"] == 4
+    assert checkpoint["hyper_parameters"]["band_mean"] == first["band_mean"]
+    assert json.loads((tmp_path / "model" / "train_log.json").read_text())["steps"] == 4
+    assert main(["validate", "--config", str(config), "--ckpt_path", "last"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--data.scale", "3", "scale=2 but the data has scale=3"),
+        ("--model.init_args.in_channels", "3", "4 bands"),
+    ],
+)
+def test_cli_refuses_a_model_that_does_not_match_the_data(
+    tmp_path: Path, option: str, value: str, message: str
+) -> None:
+    config = write_config(tmp_path)
+    with pytest.raises(ValueError, match=message):
+        main(["fit", "--config", str(config), option, value])
+
+
+def aerial_folder(root: Path, count: int = 10) -> Path:
+    """``root/aerial/set/class/*.jpg``: the layout ``sources.aerial_rgb_images`` splits 70/15/15."""
+    folder = root / "aerial" / "set" / "class"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        yy, xx = np.mgrid[0:40, 0:48]
+        rgb = np.stack([120 + 90 * np.sin(xx / 5 + i + c) * np.cos(yy / 7) for c in range(3)], axis=-1)
+        Image.fromarray((rgb + rng.integers(0, 10, rgb.shape)).astype(np.uint8)).save(folder / f"{i}.jpg")
+    return root
+
+
+def test_cli_trains_on_aerial_pictures_with_three_bands(tmp_path: Path) -> None:
+    root = aerial_folder(tmp_path / "data")
+    args = [
+        "fit",
+        "--config",
+        str(write_config(tmp_path)),
+        "--trainer.max_steps",
+        "2",
+        "--data.source",
+        "aerial",
+        "--model.init_args.in_channels",
+        "3",
+    ]
+    assert main([*args, "--data.data_dir", str(root)]) == 0
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert config["in_channels"] == 3 and config["bands"] == ["red", "green", "blue"]
+    assert all(0.0 < m < 1.0 for m in config["band_mean"]) and len(config["band_std"]) == 3
+    data = SRDataModule("aerial", 2.5, data_dir=root, **TINY_DATA)  # type: ignore[arg-type]
+    data.setup("validate")
+    lr, hr = next(iter(data.val_dataloader()))  # a float scale: HR 20 px for LR 8 px
+    assert lr.shape == (2, 3, 8, 8) and hr.shape == (2, 3, 20, 20)

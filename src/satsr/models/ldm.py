@@ -1,0 +1,133 @@
+"""Single-image latent diffusion super-resolution (as ESA OpenSR's LDSR-S2), assembled from shared parts.
+
+A frozen ``KLAutoencoder`` maps HR images to latents at the LR grid (factor 4 = scale 4). The
+denoiser is an EDM-preconditioned ``ConditionalUNet`` that sees the noisy latent concatenated
+with the condition: the standardised LR image and the latent of a reference upsampling of it
+(the fast CNN when bundled, else bicubic). It diffuses the latent *residual* to that reference,
+so it spends its capacity on the detail the reference lacks. After sampling, the decoded image
+is back-projected onto the LR (``satsr.models.consistency``) unless ``lr_consistency`` is off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from satsr.diffusion.precond import EDMPrecond, bind
+from satsr.diffusion.samplers import SeededNoise, get_sampler
+from satsr.diffusion.schedules import karras_sigmas
+from satsr.models.autoencoder import KLAutoencoder
+from satsr.models.consistency import DEFAULT_ITERATIONS, project_to_lr, sensor_degradation
+from satsr.models.denoiser import ConditionalUNet
+from satsr.models.fast import ResidualSR
+
+#: Latent noise is drawn in blocks of this many latent pixels, keyed by their place in the scene.
+NOISE_BLOCK = 32
+
+
+class LatentDiffusionSR(nn.Module):
+    """LR (B, C, h, w) reflectance -> samples (B, C, h * scale, w * scale); see the module docstring."""
+
+    stochastic = True
+
+    def __init__(
+        self,
+        autoencoder: dict[str, Any],  # KLAutoencoder constructor arguments
+        unet: dict[str, Any],  # ConditionalUNet arguments; cond_channels = bands + latent channels
+        reference: dict[str, Any] | None = None,  # ResidualSR arguments; None: bicubic reference
+        bands: Sequence[str] = ("B02", "B03", "B04", "B08"),  # band names, for the sensor model
+        scale: int = 4,  # SR factor; must equal the autoencoder's downsampling factor
+        sigma_data: float = 0.5,  # std of the latent residuals (EDM preconditioning)
+        sigma_min: float = 0.002,  # sampling noise range
+        sigma_max: float = 10.0,
+        default_steps: int = 20,  # sampler steps when not given
+        sampler: str = "dpmpp_2m",  # name in satsr.diffusion.SAMPLERS
+        lr_consistency: bool = True,  # back-project every sample onto its LR input
+    ) -> None:
+        super().__init__()
+        self.autoencoder = KLAutoencoder(**autoencoder)
+        if self.autoencoder.downsampling_factor != scale:
+            raise ValueError(f"autoencoder factor {self.autoencoder.downsampling_factor} != scale {scale}")
+        self.reference = ResidualSR(**reference) if reference is not None else None
+        self.precond = EDMPrecond(ConditionalUNet(**unet), sigma_data)
+        self.bands, self.scale = tuple(bands), scale
+        self.sigma_min, self.sigma_max, self.default_steps = sigma_min, sigma_max, default_steps
+        self.sampler, self.lr_consistency = sampler, lr_consistency
+        get_sampler(sampler)  # fail at load time on an unknown name
+
+    def reference_sr(self, lr: Tensor) -> Tensor:
+        """The deterministic upsampling the diffusion refines."""
+        if self.reference is not None:
+            out: Tensor = self.reference(lr)
+            return out
+        return F.interpolate(lr, scale_factor=self.scale, mode="bicubic", align_corners=False)
+
+    def condition(self, lr: Tensor) -> tuple[Tensor, Tensor]:
+        """``(cond, z_ref)``: the denoiser's condition and the reference latent the residual is added to."""
+        z_ref = self.autoencoder.encode_latent(self.reference_sr(lr))
+        return torch.cat([self.autoencoder.normalize(lr), z_ref], dim=1), z_ref
+
+    def target(self, hr: Tensor, z_ref: Tensor) -> Tensor:
+        """The training target: the HR latent minus the reference latent."""
+        return self.autoencoder.encode_latent(hr) - z_ref
+
+    @torch.no_grad()
+    def sample(
+        self,
+        lr: Tensor,
+        seeds: Sequence[int],
+        steps: int | None = None,
+        origins: Sequence[tuple[int, int]] | None = None,
+    ) -> Tensor:
+        """One sample per LR image; item ``i`` is fixed by ``seeds[i]`` (and ``origins[i]``, see below).
+
+        With ``origins`` (the LR pixel offsets of tiles of one scene) the initial noise is cut from a
+        scene-wide noise field seeded by ``seeds[i]``, so overlapping tiles start from the same noise
+        where they overlap and blend without seams.
+        """
+        cond, z_ref = self.condition(lr)
+        sigmas = karras_sigmas(steps or self.default_steps, self.sigma_min, self.sigma_max, device=lr.device)
+        noise = SeededNoise(
+            [_mix(s, o) for s, o in zip(seeds, origins or [(0, 0)] * len(seeds), strict=True)], lr.device
+        )
+        if origins is None:
+            x = noise.randn(z_ref.shape, dtype=z_ref.dtype)
+        else:
+            x = torch.stack([field_noise(s, o, z_ref.shape[1:]) for s, o in zip(seeds, origins, strict=True)])
+        x = x.to(lr.device) * float(sigmas[0])
+        residual = get_sampler(self.sampler)(bind(self.precond, cond), x, sigmas.to(x.dtype), noise=noise)
+        sr = self.autoencoder.decode_latent(z_ref + residual)
+        if self.lr_consistency:
+            sr = project_to_lr(sr, lr, sensor_degradation(self.scale, self.bands), DEFAULT_ITERATIONS)
+        return sr
+
+
+def _mix(seed: int, origin: tuple[int, int]) -> int:
+    return int(np.random.SeedSequence((seed, *origin)).generate_state(1)[0])
+
+
+def field_noise(seed: int, origin: tuple[int, int], shape: Sequence[int]) -> Tensor:
+    """Standard normal noise ``shape = (C, h, w)`` at ``origin`` of a scene-wide field fixed by ``seed``.
+
+    The field is made of ``NOISE_BLOCK``-square blocks, each drawn from a generator seeded by
+    ``(seed, block row, block col)``, so any window of it is the same whichever tile asks.
+    """
+    channels, height, width = shape
+    top, left = origin
+    b0, b1 = top // NOISE_BLOCK, (top + height - 1) // NOISE_BLOCK
+    c0, c1 = left // NOISE_BLOCK, (left + width - 1) // NOISE_BLOCK
+    rows = []
+    for by in range(b0, b1 + 1):
+        blocks = []
+        for bx in range(c0, c1 + 1):
+            g = torch.Generator().manual_seed(_mix(seed, (by, bx)))
+            blocks.append(torch.randn(channels, NOISE_BLOCK, NOISE_BLOCK, generator=g))
+        rows.append(torch.cat(blocks, dim=2))
+    field = torch.cat(rows, dim=1)
+    y, x = top - b0 * NOISE_BLOCK, left - c0 * NOISE_BLOCK
+    return field[:, y : y + height, x : x + width]

@@ -1,0 +1,132 @@
+"""Layers shared by the latent-diffusion networks: GroupNorm ResBlocks, resampling, attention, embeddings.
+
+All layers keep ``torch.channels_last`` tensors in that layout (convolutions, GroupNorm, nearest
+upsampling and ``torch.cat`` on channels preserve it) and hold no state besides their parameters.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from satsr.nn.blocks import sinusoidal_embedding
+
+#: Largest number of GroupNorm groups (Wu & He 2018 use 32).
+MAX_NORM_GROUPS = 32
+
+
+def group_norm(channels: int, max_groups: int = MAX_NORM_GROUPS) -> nn.GroupNorm:
+    """GroupNorm with the largest group count <= ``max_groups`` that divides ``channels``."""
+    groups = math.gcd(channels, max_groups)
+    return nn.GroupNorm(groups, channels, eps=1e-6)
+
+
+class ResnetBlock(nn.Module):
+    """Pre-activation residual block GN-SiLU-conv-GN-SiLU-conv (Ho et al. 2020; Rombach et al. 2022).
+
+    With ``emb_channels`` the block is conditioned on an embedding by adaptive GroupNorm:
+    ``h = GN(h) * (1 + scale) + shift`` (the "scale-shift norm" of Dhariwal & Nichol 2021, Sec. 3).
+    """
+
+    def __init__(
+        self, in_channels: int, out_channels: int, emb_channels: int | None = None, dropout: float = 0.0
+    ) -> None:
+        super().__init__()
+        self.norm1 = group_norm(in_channels)
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.emb_proj = nn.Linear(emb_channels, 2 * out_channels) if emb_channels is not None else None
+        self.norm2 = group_norm(out_channels)
+        self.dropout = nn.Dropout(dropout)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
+        self.skip = nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
+
+    def forward(self, x: Tensor, emb: Tensor | None = None) -> Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = self.norm2(h)
+        if self.emb_proj is not None:
+            if emb is None:
+                raise ValueError("this ResnetBlock is conditioned: pass an embedding")
+            scale, shift = self.emb_proj(F.silu(emb))[:, :, None, None].chunk(2, dim=1)
+            h = h * (1 + scale) + shift
+        h = self.conv2(self.dropout(F.silu(h)))
+        return self.skip(x) + h
+
+
+class Downsample(nn.Module):
+    """Halve height and width with a stride-2 3x3 convolution (exact for even sizes).
+
+    ``out_channels`` lets the convolution widen the features as it downsamples, which on CPU is
+    cheaper than widening in the next block.
+    """
+
+    def __init__(self, channels: int, out_channels: int | None = None) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(channels, out_channels or channels, 3, stride=2, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv(x)
+
+
+class Upsample(nn.Module):
+    """Double height and width: nearest-neighbour upsampling then a 3x3 convolution (no checkerboard).
+
+    ``out_channels`` lets the convolution narrow the features: the convolution runs at the doubled
+    size, so narrowing here saves most of its cost.
+    """
+
+    def __init__(self, channels: int, out_channels: int | None = None) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(channels, out_channels or channels, 3, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+
+
+class SelfAttention2d(nn.Module):
+    """Residual multi-head self-attention over all pixels (Vaswani et al. 2017), pre-norm, 1x1 projections."""
+
+    def __init__(self, channels: int, head_channels: int = 64) -> None:
+        super().__init__()
+        if channels % min(head_channels, channels):
+            raise ValueError(f"channels ({channels}) must be a multiple of head_channels ({head_channels})")
+        self.num_heads = max(1, channels // head_channels)
+        self.norm = group_norm(channels)
+        self.qkv = nn.Conv2d(channels, 3 * channels, 1)
+        self.proj = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, c, h, w = x.shape
+        qkv = self.qkv(self.norm(x)).reshape(b, 3, self.num_heads, c // self.num_heads, h * w)
+        q, k, v = (t.transpose(-1, -2) for t in qkv.unbind(1))  # (B, heads, HW, head_channels)
+        out = F.scaled_dot_product_attention(q, k, v)
+        out = out.transpose(-1, -2).reshape(b, c, h, w)
+        return x + self.proj(out)
+
+
+class SinusoidalMLP(nn.Module):
+    """Scalar-per-sample embedding: sinusoidal features -> Linear -> SiLU -> Linear (Ho et al. 2020, App. B).
+
+    ``input_scale`` multiplies the input before the sinusoids, whose periods run from 2*pi to
+    2*pi*``max_period`` input units.
+    """
+
+    def __init__(
+        self, features: int, out_channels: int, input_scale: float = 1.0, max_period: float = 10000.0
+    ) -> None:
+        super().__init__()
+        if features % 2:
+            raise ValueError(f"sinusoidal features must be even, got {features}")
+        self.features = features
+        self.input_scale = input_scale
+        self.max_period = max_period
+        self.first = nn.Linear(features, out_channels)
+        self.last = nn.Linear(out_channels, out_channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim != 1:
+            raise ValueError(f"expected a (B,) tensor, got shape {tuple(x.shape)}")
+        features = sinusoidal_embedding(x * self.input_scale, self.features, self.max_period)
+        out: Tensor = self.last(F.silu(self.first(features.to(self.first.weight.dtype))))
+        return out

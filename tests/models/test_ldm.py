@@ -1,0 +1,111 @@
+"""The assembled latent diffusion SR model with tiny parts: sampling contract, noise field, loading."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+from safetensors.torch import save_file
+
+import satsr
+from satsr.io.bands import S2_RGBN
+from satsr.models.consistency import sensor_degradation
+from satsr.models.ldm import NOISE_BLOCK, LatentDiffusionSR, field_noise
+from satsr.pipelines import uncertainty_path
+
+TINY = {
+    "autoencoder": {"in_channels": 4, "latent_channels": 4, "channels": [8, 8, 8], "num_res_blocks": 1,
+                    "downsampling_factor": 4},
+    "unet": {"latent_channels": 4, "cond_channels": 8, "channels": [8, 16], "num_res_blocks": 1,
+             "noise_features": 8},
+    "reference": {"in_channels": 4, "scale": 4, "channels": 8, "num_blocks": 1},
+    "default_steps": 3,
+}  # fmt: skip
+
+
+def tiny_ldm(**overrides: object) -> LatentDiffusionSR:
+    torch.manual_seed(0)
+    model = LatentDiffusionSR(**{**TINY, **overrides}).eval()  # type: ignore[arg-type]
+    # A zero-initialised output layer would make every sample equal: give the UNet a random output.
+    torch.nn.init.normal_(model.precond.net.conv_out.weight, std=0.1)
+    return model
+
+
+def lr_batch(n: int = 2, side: int = 16) -> torch.Tensor:
+    return 0.05 + 0.2 * torch.rand(n, 4, side, side, generator=torch.Generator().manual_seed(1))
+
+
+def test_samples_have_the_hr_shape_and_are_fixed_by_their_seed() -> None:
+    model, lr = tiny_ldm(), lr_batch()
+    a = model.sample(lr, seeds=[3, 4])
+    assert a.shape == (2, 4, 64, 64) and torch.isfinite(a).all()
+    torch.testing.assert_close(model.sample(lr, seeds=[3, 4]), a)
+    # Item 1 drawn alone with its seed equals item 1 of the batch.
+    torch.testing.assert_close(model.sample(lr[1:], seeds=[4]), a[1:], atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(model.sample(lr, seeds=[5, 6]), a)
+
+
+def test_lr_consistency_makes_samples_agree_with_the_lr() -> None:
+    lr = lr_batch()
+    degrade = sensor_degradation(4, S2_RGBN)
+    errors = {}
+    for on in (False, True):
+        sr = tiny_ldm(lr_consistency=on).sample(lr, seeds=[0, 1])
+        errors[on] = float((degrade(sr) - lr).abs().mean())
+    assert errors[True] < 0.1 * errors[False]
+
+
+def test_field_noise_is_the_same_wherever_a_tile_asks() -> None:
+    whole = field_noise(7, (0, 0), (4, 3 * NOISE_BLOCK, 3 * NOISE_BLOCK))
+    tile = field_noise(7, (20, 45), (4, 40, 30))
+    torch.testing.assert_close(tile, whole[:, 20:60, 45:75])
+    assert not torch.allclose(field_noise(8, (20, 45), (4, 40, 30)), tile)
+
+
+def test_overlapping_tiles_start_from_the_same_noise(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tiles of one scene (same seed, LR offsets) share the scene-wide noise field where they overlap."""
+    started: list[torch.Tensor] = []
+
+    def capture(denoise, x, sigmas, noise=None, callback=None):  # type: ignore[no-untyped-def]
+        started.append(x.clone())
+        return torch.zeros_like(x)
+
+    monkeypatch.setattr("satsr.models.ldm.get_sampler", lambda name: capture)
+    tiny_ldm().sample(lr_batch(), seeds=[9, 9], origins=[(0, 0), (4, 8)])
+    x = started[0]
+    torch.testing.assert_close(x[0, :, 4:16, 8:16], x[1, :, 0:12, 0:8])
+    assert not torch.allclose(x[0, :, :12, :8], x[1, :, :12, :8])
+
+
+@pytest.fixture
+def tiny_ldm_dir(tmp_path: Path) -> Path:
+    model = tiny_ldm()
+    folder = tmp_path / "tiny-ldm"
+    folder.mkdir()
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, folder / "model.safetensors")
+    config = {
+        "architecture": "LatentDiffusionSR",
+        "bands": list(S2_RGBN),
+        "summary": "tiny",
+        "scale": 4,
+        **TINY,
+    }
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+def test_bundled_format_loads_and_upscales_a_file_with_uncertainty(
+    tiny_ldm_dir: Path, s2_tif: Path, tmp_path: Path
+) -> None:
+    upscaler = satsr.load(tiny_ldm_dir)
+    assert upscaler.stochastic and upscaler.default_steps == 3
+    out = satsr.upscale_file(
+        s2_tif, tmp_path / "sr.tif", upscaler, samples=2, seed=1, tile_size=24, overlap=4
+    )
+    with rasterio.open(out) as sr, rasterio.open(uncertainty_path(out)) as std:
+        assert sr.shape == (160, 208) and std.shape == sr.shape
+        assert sr.tags()["SATSR_STEPS"] == "3"
+        sigma = std.read()
+    assert np.nanmax(sigma) > 0

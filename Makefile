@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv test lint demo
+.PHONY: venv test lint demo bench evaluate
 
 SAMPLE := src/satsr/sample/s2_l1c_sample_256.tif
 
@@ -30,3 +30,12 @@ demo: venv
 	mkdir -p demo_out
 	$(BIN)/satsr upscale $(SAMPLE) demo_out/sample_x4.tif --quicklook demo_out/sample_x4.png --overwrite
 	@echo "wrote demo_out/sample_x4.tif (4x, GeoTIFF) and demo_out/sample_x4.png (input | output)"
+
+# Slow measurements (minutes each; not part of `make test`). Results are printed, not asserted.
+bench: venv
+	$(BIN)/python scripts/bench_upscale.py 2048
+	$(BIN)/python scripts/bench_upscale.py 4096
+
+evaluate: venv
+	$(BIN)/satsr evaluate --model s2-rgbn-x4-fast --data ../shared/data/s2/dsen2_l1c --crop 128 \
+		--max-images 1 --output eval_out/s2-x4 --title "S2 x4, held-apart scene T33UUB"

@@ -157,3 +157,18 @@ def test_tiny_autoencoder_overfits_a_smooth_batch() -> None:
     with torch.no_grad():
         final = F.l1_loss(ae(x, sample=False)[0], x).item()
     assert final < 0.3 * initial, (initial, final)
+
+
+def test_shortcut_autoencoder_starts_as_a_block_average_codec() -> None:
+    ae = KLAutoencoder(4, 4, (8, 8, 8), 1, 4, band_mean=[0.1] * 4, band_std=[0.05] * 4, shortcut=True)
+    x = torch.rand(2, 4, 16, 24) * 0.3
+    posterior = ae.encode(x)
+    torch.testing.assert_close(posterior.mean, ae.normalize(F.avg_pool2d(x, 4)))
+    blocks = F.interpolate(F.avg_pool2d(x, 4), scale_factor=4, mode="nearest")
+    torch.testing.assert_close(ae.decode(posterior.mean), blocks)
+    assert posterior.std.max() < 0.05  # small start noise: samples stay near the shortcut
+
+
+def test_shortcut_needs_channel_groups_that_divide() -> None:
+    with pytest.raises(ValueError, match="multiple of latent_channels"):
+        KLAutoencoder(3, 5, (8, 8, 8), 1, 4, shortcut=True)

@@ -3,6 +3,13 @@
 The encoder maps a (B, C, H, W) image to a diagonal Gaussian posterior over a (B, latent, H/f, W/f)
 latent, f = 2**(len(channels) - 1); the decoder maps a latent back to the image. For 4x SR of
 Sentinel-2 with f = 4 the latent of an HR patch has exactly the size of its LR patch.
+
+With ``shortcut=True`` both halves learn residuals over parameter-free space-to-channel shortcuts
+(residual autoencoding, Chen et al. 2024, "Deep Compression Autoencoder", Sec. 3.1): the latent mean is
+the input pixel-unshuffled and averaged over channel groups (the per-band mean over f x f pixels when
+latent_channels == in_channels) plus the encoder's output, and the image is the latent repeated over
+channel groups and pixel-shuffled (nearest upsampling) plus the decoder's output. The learned parts start
+at zero, so training starts from a block-average codec instead of from noise.
 """
 
 from __future__ import annotations
@@ -144,6 +151,7 @@ class KLAutoencoder(nn.Module):
         scaling_factor: float = 1.0,  # multiplies latents in encode_latent so diffusion sees ~unit variance
         band_mean: Sequence[float] | None = None,  # per-band mean used to standardise the input
         band_std: Sequence[float] | None = None,  # per-band std used to standardise the input
+        shortcut: bool = False,  # residual autoencoding over space-to-channel shortcuts (module docstring)
     ) -> None:
         super().__init__()
         channels = [int(c) for c in channels]
@@ -172,6 +180,19 @@ class KLAutoencoder(nn.Module):
         self.register_buffer("band_std", std.view(1, -1, 1, 1), persistent=False)
         self.encoder = _Encoder(in_channels, 2 * latent_channels, channels, num_res_blocks, mid_attention)
         self.decoder = _Decoder(latent_channels, in_channels, channels, num_res_blocks, mid_attention)
+        self.shortcut = shortcut
+        if shortcut:
+            if (in_channels * downsampling_factor**2) % latent_channels:
+                raise ValueError(
+                    f"shortcut needs in_channels * factor^2 = {in_channels * downsampling_factor**2} "
+                    f"to be a multiple of latent_channels = {latent_channels}"
+                )
+            for conv in (self.encoder.conv_out, self.decoder.conv_out):
+                assert conv.bias is not None
+                nn.init.zeros_(conv.weight)
+                nn.init.zeros_(conv.bias)
+            # Start with a small posterior std (exp(-4) ~ 0.02) so early samples do not drown the shortcut.
+            nn.init.constant_(self.encoder.conv_out.bias.data[latent_channels:], -8.0)
 
     def normalize(self, x: Tensor) -> Tensor:
         return (x - self.band_mean) / self.band_std
@@ -182,12 +203,21 @@ class KLAutoencoder(nn.Module):
     def encode(self, x: Tensor) -> DiagonalGaussian:
         """Posterior q(z | x) for a (B, in_channels, H, W) image, H and W multiples of the factor."""
         _check_shape(x, self.in_channels, self.downsampling_factor, "image")
-        return DiagonalGaussian.from_moments(self.encoder(self.normalize(x)))
+        x = self.normalize(x)
+        mean, logvar = self.encoder(x).chunk(2, dim=1)
+        if self.shortcut:
+            unshuffled = F.pixel_unshuffle(x, self.downsampling_factor)
+            mean = mean + unshuffled.unflatten(1, (self.latent_channels, -1)).mean(dim=2)
+        return DiagonalGaussian(mean, logvar)
 
     def decode(self, z: Tensor) -> Tensor:
         """Image (B, in_channels, h*f, w*f) from an unscaled latent (B, latent_channels, h, w)."""
         _check_shape(z, self.latent_channels, 1, "latent")
-        return self.denormalize(self.decoder(z))
+        out = self.decoder(z)
+        if self.shortcut:
+            repeats = out.shape[1] * self.downsampling_factor**2 // self.latent_channels
+            out = out + F.pixel_shuffle(z.repeat_interleave(repeats, dim=1), self.downsampling_factor)
+        return self.denormalize(out)
 
     def forward(
         self, x: Tensor, sample: bool = True, generator: torch.Generator | None = None

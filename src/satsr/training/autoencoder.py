@@ -41,12 +41,13 @@ class AutoencoderModule(L.LightningModule):
         lpips_weight: float = 0.1,  # weight of the perceptual term
         kl_weight: float = 1e-6,  # weight of the KL term (per element, summed)
         lr: float = 4e-4,  # AdamW learning rate
+        shortcut: bool = True,  # residual autoencoding (see KLAutoencoder)
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.autoencoder = KLAutoencoder(
             in_channels, latent_channels, channels, num_res_blocks, 2 ** (len(channels) - 1),
-            band_mean=band_mean, band_std=band_std,
+            band_mean=band_mean, band_std=band_std, shortcut=shortcut,
         )  # fmt: skip
         self.lpips = LPIPS()  # frozen, eval mode
         self.rgb, self.lpips_weight, self.kl_weight, self.lr = tuple(rgb), lpips_weight, kl_weight, lr
@@ -69,7 +70,7 @@ class AutoencoderModule(L.LightningModule):
             "downsampling_factor": self.autoencoder.downsampling_factor,
             "band_mean": None if h["band_mean"] is None else list(h["band_mean"]),
             "band_std": None if h["band_std"] is None else list(h["band_std"]),
-            "scaling_factor": self.autoencoder.scaling_factor,
+            "scaling_factor": self.autoencoder.scaling_factor, "shortcut": h["shortcut"],
         }  # fmt: skip
 
     def _losses(self, hr: Tensor, sample: bool) -> dict[str, Tensor]:

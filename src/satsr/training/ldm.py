@@ -38,7 +38,7 @@ class LatentDiffusionModule(L.LightningModule):
         unet: dict[str, Any],  # ConditionalUNet arguments
         reference_dir: str | None = None,  # folder of the trained ResidualSR the diffusion refines
         bands: tuple[str, ...] = ("B02", "B03", "B04", "B08"),
-        sigma_data: float = 0.5,  # std of latent residuals; measured on data by scripts/train_ldm.py
+        sigma_data: float = 0.5,  # std of latent residuals; measure it on data (scripts/train_stage.py)
         sigma_max: float = 10.0,
         default_steps: int = 20,
         P_mean: float = EDM_P_MEAN,  # training noise law ln(sigma) ~ N(P_mean, P_std^2)
@@ -62,6 +62,15 @@ class LatentDiffusionModule(L.LightningModule):
             if part is not None:
                 part.requires_grad_(False).eval()
         self.P_mean, self.P_std, self.lr = P_mean, P_std, lr
+
+    @property
+    def network(self) -> LatentDiffusionSR:
+        """What ``ExportBundled`` saves: the whole sampler-ready model, frozen parts included."""
+        return self.model
+
+    def network_config(self) -> dict[str, Any]:
+        """``config.json`` of the exported model: architecture + constructor arguments."""
+        return {"architecture": "LatentDiffusionSR", **self.config}
 
     def train(self, mode: bool = True) -> LatentDiffusionModule:
         """Keep the frozen parts in eval mode whatever Lightning asks."""

@@ -1,3 +1,5 @@
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -97,3 +99,13 @@ def test_valid_pixels_never_collide_with_nodata(tmp_path: Path, dn: np.ndarray) 
     out = write_raster(tmp_path / "o.tif", dark, valid, meta, 1)
     with rasterio.open(out) as b:
         assert (b.read() == 1).all()
+
+
+def test_output_gets_a_normal_file_mode(tmp_path: Path, dn: np.ndarray) -> None:
+    reflectance, valid, meta = read_raster(write_geotiff(tmp_path / "in.tif", dn))
+    old = os.umask(0o022)
+    try:
+        out = write_raster(tmp_path / "out.tif", reflectance, valid, meta, 1, {})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o644  # not the 0600 of a temporary file

@@ -230,6 +230,7 @@ class RasterWriter:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=self.path.parent)
         os.close(fd)
         self.tmp = Path(tmp_name)
+        os.chmod(self.tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file a normal file's mode
         self.auto_publish = auto_publish
         try:
             self.dst = rasterio.open(self.tmp, "w", **self.profile)
@@ -307,3 +308,10 @@ def write_raster(
     with RasterWriter(path, meta, scale, height, width, tags, overwrite, cog) as writer:
         writer.write(0, 0, reflectance, valid)
     return writer.path
+
+
+def _umask() -> int:
+    """The process umask (read by setting and restoring it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

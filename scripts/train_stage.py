@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import math
 from pathlib import Path
 
 import lightning as L
@@ -17,9 +18,23 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from satsr.data.datamodules import SRDataModule
+from satsr.diffusion.losses import EDM_P_MEAN
 from satsr.training.autoencoder import AutoencoderModule
 from satsr.training.callbacks import ExportBundled
 from satsr.training.ldm import LatentDiffusionModule
+
+
+@torch.no_grad()
+def measure_sigma_data(module: LatentDiffusionModule, data: SRDataModule, batches: int = 32) -> float:
+    """Std of the diffusion target (HR latent - reference latent) over training batches."""
+    data.setup("fit")
+    targets = []
+    for i, (lr, hr) in enumerate(data.train_dataloader()):
+        if i == batches:
+            break
+        _, z_ref = module.model.condition(lr)
+        targets.append(module.model.target(hr, z_ref))
+    return float(torch.cat(targets).std())
 
 
 def main() -> None:
@@ -32,7 +47,7 @@ def main() -> None:
     parser.add_argument("--lr-patch", type=int, default=16)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--unet-channels", type=int, nargs="+", default=[64, 128])
-    parser.add_argument("--sigma-data", type=float, default=0.5)
+    parser.add_argument("--sigma-data", type=float, default=0.0, help="0: measure on 32 training batches")
     args = parser.parse_args()
     torch.manual_seed(0)
     data = SRDataModule("s2", 4, args.lr_patch, args.batch, train_length=2000, val_length=64, num_workers=1)
@@ -42,7 +57,16 @@ def main() -> None:
         summary = "KL autoencoder, 4 bands -> 4 latent channels at 1/4 size (first stage of s2-rgbn-x4-ldm)"
     else:
         unet = {"latent_channels": 4, "cond_channels": 8, "channels": args.unet_channels, "num_res_blocks": 2}
-        module = LatentDiffusionModule(args.autoencoder, unet, args.reference, sigma_data=args.sigma_data)
+        sigma_data = args.sigma_data or measure_sigma_data(
+            LatentDiffusionModule(args.autoencoder, unet, args.reference), data
+        )
+        # EDM's defaults are for sigma_data = 0.5; the noise ranges scale with the data.
+        ratio = sigma_data / 0.5
+        print(f"sigma_data = {sigma_data:.4f}")
+        module = LatentDiffusionModule(
+            args.autoencoder, unet, args.reference, sigma_data=sigma_data, sigma_min=0.002 * ratio,
+            sigma_max=40 * sigma_data, P_mean=EDM_P_MEAN + math.log(ratio),
+        )  # fmt: skip
         summary = "4x latent diffusion SR for S2 B02,B03,B04,B08 (EDM, DPM-Solver++ 2M, LR-consistent)"
     ckpt = ModelCheckpoint(dirpath=args.out / "checkpoints", save_last=True, every_n_train_steps=200)
     trainer = L.Trainer(

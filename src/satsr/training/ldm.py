@@ -39,6 +39,7 @@ class LatentDiffusionModule(L.LightningModule):
         reference_dir: str | None = None,  # folder of the trained ResidualSR the diffusion refines
         bands: tuple[str, ...] = ("B02", "B03", "B04", "B08"),
         sigma_data: float = 0.5,  # std of latent residuals; measure it on data (scripts/train_stage.py)
+        sigma_min: float = 0.002,  # sampling noise range
         sigma_max: float = 10.0,
         default_steps: int = 20,
         P_mean: float = EDM_P_MEAN,  # training noise law ln(sigma) ~ N(P_mean, P_std^2)
@@ -52,7 +53,7 @@ class LatentDiffusionModule(L.LightningModule):
         self.config: dict[str, Any] = {
             "autoencoder": ae_config, "unet": dict(unet), "reference": ref_config, "bands": list(bands),
             "scale": ae_config.get("downsampling_factor", 4), "sigma_data": sigma_data,
-            "sigma_max": sigma_max, "default_steps": default_steps,
+            "sigma_min": sigma_min, "sigma_max": sigma_max, "default_steps": default_steps,
         }  # fmt: skip
         self.model = LatentDiffusionSR(**self.config)
         self.model.autoencoder.load_state_dict(ae_state)

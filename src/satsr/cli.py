@@ -72,11 +72,17 @@ def _evaluate(args: argparse.Namespace) -> int:
     for upscaler in upscalers:
         if upscaler.scale != scale:
             raise RasterError(f"model {upscaler.name} supports scale {upscaler.scale} only, got {scale}")
-        label = upscaler.name + (f" (mean of {args.samples})" if args.samples > 1 else "")
-        methods[label] = upscaler_method(
-            upscaler, args.tile_size, args.overlap, args.samples if upscaler.stochastic else 1,
-            args.steps if upscaler.stochastic else None, args.seed,
-        )  # fmt: skip
+        if not upscaler.stochastic:
+            methods[upscaler.name] = upscaler_method(upscaler, args.tile_size, args.overlap)
+            continue
+        for steps in args.steps or [None]:
+            for samples in args.samples:
+                label = f"{upscaler.name} ({steps or upscaler.default_steps} steps, " + (
+                    f"mean of {samples})" if samples > 1 else "1 sample)"
+                )
+                methods[label] = upscaler_method(
+                    upscaler, args.tile_size, args.overlap, samples, steps, args.seed
+                )
     results = evaluate(methods, pairs, args.output, scale, fid=not args.no_fid, title=args.title or "")
     print(f"{args.output / 'report.md'} ({len(pairs)} pairs, methods: bicubic, {', '.join(methods)})")
     return 0 if results else 1
@@ -128,8 +134,16 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--degradation", default="auto", choices=["auto", "wald", "bicubic", "real"])
     ev.add_argument("--crop", type=int, default=128, help="cut HR images into tiles of this side (0: whole)")
     ev.add_argument("--max-images", type=int, default=None, help="use at most this many files")
-    ev.add_argument("--samples", type=int, default=1, help="diffusion models: average this many samples")
-    ev.add_argument("--steps", type=int, default=None, help="diffusion models: sampling steps")
+    ev.add_argument(
+        "--samples",
+        type=int,
+        nargs="+",
+        default=[1],
+        help="diffusion models: samples averaged (one row each)",
+    )
+    ev.add_argument(
+        "--steps", type=int, nargs="+", default=None, help="diffusion models: steps (one row each)"
+    )
     ev.add_argument("--seed", type=int, default=DEFAULT_SEED)
     ev.add_argument("--tile-size", type=int, default=DEFAULT_TILE_SIZE)
     ev.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP)

@@ -10,6 +10,7 @@ import torch
 from safetensors.torch import save_file
 
 import satsr
+from satsr.cli import main
 from satsr.io.bands import S2_RGBN
 from satsr.models.consistency import sensor_degradation
 from satsr.models.ldm import NOISE_BLOCK, LatentDiffusionSR, field_noise
@@ -109,3 +110,20 @@ def test_bundled_format_loads_and_upscales_a_file_with_uncertainty(
         assert sr.tags()["SATSR_STEPS"] == "3"
         sigma = std.read()
     assert np.nanmax(sigma) > 0
+
+
+def test_evaluate_gives_one_row_per_steps_and_samples(
+    tiny_ldm_dir: Path, s2_tif: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "eval"
+    args = ["evaluate", "--model", str(tiny_ldm_dir), "--data", str(s2_tif), "--output", str(out), "--no-fid"]
+    assert main([*args, "--samples", "1", "2", "--steps", "2", "3", "--crop", "0", "--seed", "5"]) == 0
+    results = json.loads((out / "metrics.json").read_text())["results"]
+    rows = {f"tiny-ldm ({k} steps, {n})" for k in (2, 3) for n in ("1 sample", "mean of 2")}
+    assert set(results) == rows | {"bicubic"}
+    assert results["tiny-ldm (3 steps, 1 sample)"]["psnr"] != results["tiny-ldm (3 steps, mean of 2)"]["psnr"]
+
+
+def test_lr_sides_the_unet_cannot_halve_are_padded_and_cropped() -> None:
+    lr = torch.rand(1, 4, 10, 13) * 0.3
+    assert tiny_ldm().sample(lr, seeds=[0]).shape == (1, 4, 40, 52)

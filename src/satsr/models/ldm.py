@@ -54,7 +54,9 @@ class LatentDiffusionSR(nn.Module):
         if self.autoencoder.downsampling_factor != scale:
             raise ValueError(f"autoencoder factor {self.autoencoder.downsampling_factor} != scale {scale}")
         self.reference = ResidualSR(**reference) if reference is not None else None
-        self.precond = EDMPrecond(ConditionalUNet(**unet), sigma_data)
+        denoiser = ConditionalUNet(**unet)
+        self.size_multiple = denoiser.size_multiple  # latent (= LR) sides must be multiples of it
+        self.precond = EDMPrecond(denoiser, sigma_data)
         self.bands, self.scale = tuple(bands), scale
         self.sigma_min, self.sigma_max, self.default_steps = sigma_min, sigma_max, default_steps
         self.sampler, self.lr_consistency = sampler, lr_consistency
@@ -88,8 +90,16 @@ class LatentDiffusionSR(nn.Module):
 
         With ``origins`` (the LR pixel offsets of tiles of one scene) the initial noise is cut from a
         scene-wide noise field seeded by ``seeds[i]``, so overlapping tiles start from the same noise
-        where they overlap and blend without seams.
+        where they overlap and blend without seams. LR sides that the UNet cannot halve often enough
+        are padded (edge values repeated) at the bottom and right, and the padding is cropped from the output.
         """
+        multiple = self.size_multiple
+        height, width = lr.shape[-2:]
+        pad_h, pad_w = -height % multiple, -width % multiple
+        if pad_h or pad_w:
+            padded = F.pad(lr, (0, pad_w, 0, pad_h), mode="replicate")
+            sr = self.sample(padded, seeds, steps, origins)
+            return sr[..., : height * self.scale, : width * self.scale]
         cond, z_ref = self.condition(lr)
         sigmas = karras_sigmas(steps or self.default_steps, self.sigma_min, self.sigma_max, device=lr.device)
         noise = SeededNoise(

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import EMAWeightAveraging, ModelCheckpoint
 
 from satsr.data.datamodules import SRDataModule
 from satsr.diffusion.losses import EDM_P_MEAN
@@ -69,9 +69,15 @@ def main() -> None:
         )  # fmt: skip
         summary = "4x latent diffusion SR for S2 B02,B03,B04,B08 (EDM, DPM-Solver++ 2M, LR-consistent)"
     ckpt = ModelCheckpoint(dirpath=args.out / "checkpoints", save_last=True, every_n_train_steps=200)
+    callbacks: list[L.Callback] = [
+        ckpt,
+        ExportBundled(args.out / "model", summary=summary, every_validation=True),
+    ]
+    if args.stage == "ldm":  # diffusion samples are much better from EMA weights (Karras et al. 2022)
+        callbacks.append(EMAWeightAveraging(decay=0.999, update_starting_at_step=100))
     trainer = L.Trainer(
         max_time=datetime.timedelta(minutes=args.minutes), max_epochs=-1, precision="32-true",
-        callbacks=[ckpt, ExportBundled(args.out / "model", summary=summary, every_validation=True)],
+        callbacks=callbacks,
         logger=L.pytorch.loggers.CSVLogger(args.out, name="logs"), val_check_interval=250,
         check_val_every_n_epoch=None, limit_val_batches=4, enable_progress_bar=False, log_every_n_steps=25,
     )  # fmt: skip

@@ -9,7 +9,9 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
+from lightning.pytorch.callbacks import EMAWeightAveraging
 from PIL import Image
+from safetensors.torch import load_file
 from torch.utils.data import DataLoader, TensorDataset
 
 import satsr
@@ -17,7 +19,7 @@ from satsr.data import datamodules
 from satsr.data.datamodules import SRDataModule
 from satsr.data.sources import Scene, Split
 from satsr.io.bands import S2_RGBN
-from satsr.training.callbacks import ExportBundled
+from satsr.training.callbacks import ExportBundled, averaged_module
 from satsr.training.cli import main
 from satsr.training.regression import SRRegression
 
@@ -202,3 +204,22 @@ def test_cli_trains_on_aerial_pictures_with_three_bands(tmp_path: Path) -> None:
     data.setup("validate")
     lr, hr = next(iter(data.val_dataloader()))  # a float scale: HR 20 px for LR 8 px
     assert lr.shape == (2, 3, 8, 8) and hr.shape == (2, 3, 20, 20)
+
+
+def test_exports_carry_the_averaged_weights_when_training_keeps_an_ema(tmp_path: Path) -> None:
+    out = tmp_path / "model"
+    seen: list[tuple[bool, bool]] = []
+
+    class Check(L.Callback):
+        def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+            exported = load_file(out / "model.safetensors")
+            ema = averaged_module(trainer, pl_module).network.state_dict()  # type: ignore[union-attr]
+            raw = pl_module.network.state_dict()  # type: ignore[union-attr]
+            same = all(torch.equal(exported[k], ema[k]) for k in exported)
+            differs = any(not torch.equal(exported[k], raw[k]) for k in exported)
+            seen.append((same, differs))
+
+    callbacks = [ExportBundled(out, every_validation=True), Check(), EMAWeightAveraging(decay=0.5)]
+    trainer = tiny_trainer(tmp_path, 4, callbacks)
+    trainer.fit(SRRegression(**TINY_MODEL), datamodule=SRDataModule(scale=2, **TINY_DATA))  # type: ignore[arg-type]
+    assert seen and all(same and differs for same, differs in seen)

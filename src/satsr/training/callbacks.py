@@ -9,7 +9,19 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+from lightning.pytorch.callbacks import WeightAveraging
 from safetensors.torch import save_file
+
+
+def averaged_module(trainer: L.Trainer, pl_module: L.LightningModule) -> L.LightningModule:
+    """The weight-averaged (e.g. EMA) copy of ``pl_module`` when a ``WeightAveraging`` callback keeps
+    one, else ``pl_module``: exports carry the weights that validation scored."""
+    for callback in trainer.callbacks:  # type: ignore[attr-defined]
+        average = getattr(callback, "_average_model", None) if isinstance(callback, WeightAveraging) else None
+        if average is not None:
+            module: L.LightningModule = average.module
+            return module
+    return pl_module
 
 
 class ExportBundled(L.Callback):
@@ -17,6 +29,7 @@ class ExportBundled(L.Callback):
     ``train_log.json`` (steps, wall minutes summed over resumed runs, last validation metrics).
 
     The LightningModule must expose ``network`` and ``network_config()`` (as ``SRRegression`` does).
+    With a ``WeightAveraging`` callback (EMA) the averaged weights are exported.
     ``MODEL_CARD.md`` is left to a person: it records measurements this callback cannot make.
     """
 
@@ -58,6 +71,7 @@ class ExportBundled(L.Callback):
         if bands is None:
             raise ValueError("ExportBundled needs bands (none given and the datamodule has none)")
         config: dict[str, Any] = pl_module.network_config()  # type: ignore[operator]
+        pl_module = averaged_module(trainer, pl_module)
         config = {"architecture": config.pop("architecture"), "bands": list(bands), **config}
         if self.summary:
             config["summary"] = self.summary

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import logging
 import sys
 from collections.abc import Sequence
@@ -17,6 +18,7 @@ from satsr.models.registry import (
     load,
     read_config,
     resolve_device,
+    set_lr_consistency,
 )
 from satsr.pipelines import upscale_file
 
@@ -44,6 +46,8 @@ def _upscale(args: argparse.Namespace) -> int:
     else:
         inputs = [(args.input, args.output)]
     upscaler = load(args.model, device=resolve_device(args.device))
+    if args.no_lr_consistency:
+        set_lr_consistency(upscaler, False)
     for src, dst in inputs:
         out = upscale_file(
             src, dst, upscaler, args.scale, args.bands, args.tile_size, args.overlap,
@@ -75,14 +79,19 @@ def _evaluate(args: argparse.Namespace) -> int:
         if not upscaler.stochastic:
             methods[upscaler.name] = upscaler_method(upscaler, args.tile_size, args.overlap)
             continue
-        for steps in args.steps or [None]:
-            for samples in args.samples:
-                label = f"{upscaler.name} ({steps or upscaler.default_steps} steps, " + (
-                    f"mean of {samples})" if samples > 1 else "1 sample)"
-                )
-                methods[label] = upscaler_method(
-                    upscaler, args.tile_size, args.overlap, samples, steps, args.seed
-                )
+        for consistency in {"on": [True], "off": [False], "both": [True, False]}[args.lr_consistency]:
+            for steps in args.steps or [None]:
+                for samples in args.samples:
+                    label = f"{upscaler.name} ({steps or upscaler.default_steps} steps, " + (
+                        f"mean of {samples}" if samples > 1 else "1 sample"
+                    )
+                    label += ")" if consistency else ", no LR consistency)"
+                    variant = copy.deepcopy(upscaler) if not consistency else upscaler
+                    if not consistency:
+                        set_lr_consistency(variant, False)
+                    methods[label] = upscaler_method(
+                        variant, args.tile_size, args.overlap, samples, steps, args.seed
+                    )
     results = evaluate(methods, pairs, args.output, scale, fid=not args.no_fid, title=args.title or "")
     print(f"{args.output / 'report.md'} ({len(pairs)} pairs, methods: bicubic, {', '.join(methods)})")
     return 0 if results else 1
@@ -110,6 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--samples", type=int, default=1, help="samples to average; > 1 also writes the uncertainty"
     )
     up.add_argument("--steps", type=int, default=None, help="sampling steps (diffusion models)")
+    up.add_argument(
+        "--no-lr-consistency", action="store_true",
+        help="diffusion models: skip projecting the output onto the LR input (on by default)",
+    )  # fmt: skip
     up.add_argument("--seed", type=int, default=DEFAULT_SEED, help="fixes every sample")
     up.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="tiles per model call")
     up.add_argument("--cog", action="store_true", help="write Cloud-Optimized GeoTIFFs (with overviews)")
@@ -145,6 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--steps", type=int, nargs="+", default=None, help="diffusion models: steps (one row each)"
     )
     ev.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    ev.add_argument(
+        "--lr-consistency", default="on", choices=["on", "off", "both"],
+        help="diffusion models: LR-consistency projection on, off, or one row each",
+    )  # fmt: skip
     ev.add_argument("--tile-size", type=int, default=DEFAULT_TILE_SIZE)
     ev.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP)
     ev.add_argument("--no-fid", action="store_true", help="skip FID (the slowest metric)")

@@ -127,3 +127,22 @@ def test_evaluate_gives_one_row_per_steps_and_samples(
 def test_lr_sides_the_unet_cannot_halve_are_padded_and_cropped() -> None:
     lr = torch.rand(1, 4, 10, 13) * 0.3
     assert tiny_ldm().sample(lr, seeds=[0]).shape == (1, 4, 40, 52)
+
+
+def test_evaluate_lr_consistency_both_shows_the_projection_helps(
+    tiny_ldm_dir: Path, s2_tif: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "eval"
+    args = ["evaluate", "--model", str(tiny_ldm_dir), "--data", str(s2_tif), "--output", str(out), "--no-fid"]
+    assert main([*args, "--lr-consistency", "both", "--steps", "2", "--crop", "0"]) == 0
+    results = json.loads((out / "metrics.json").read_text())["results"]
+    on, off = (
+        results["tiny-ldm (2 steps, 1 sample)"],
+        results["tiny-ldm (2 steps, 1 sample, no LR consistency)"],
+    )
+    assert on["reflectance"] < off["reflectance"]
+
+
+def test_upscale_refuses_the_consistency_switch_for_a_model_without_one(s2_tif: Path, tmp_path: Path) -> None:
+    assert main(["upscale", str(s2_tif), str(tmp_path / "sr.tif"), "--no-lr-consistency"]) == 2
+    assert not (tmp_path / "sr.tif").exists()

@@ -93,6 +93,13 @@ class Upscaler:
         return y.cpu().numpy() if as_numpy else y
 
 
+def set_lr_consistency(upscaler: Upscaler, on: bool) -> None:
+    """Switch a model's LR-consistency projection (see ``satsr.models.consistency``) on or off."""
+    if not hasattr(upscaler.network, "lr_consistency"):
+        raise ValueError(f"{upscaler.name} has no LR-consistency switch (only the diffusion models have one)")
+    setattr(upscaler.network, "lr_consistency", on)  # noqa: B010  (an nn.Module attribute, not a Tensor)
+
+
 def sample_seed(seed: int, sample: int) -> int:
     """The seed of sample ``sample`` of a scene; with tile origins it fixes every window's noise.
 

@@ -1,5 +1,6 @@
 """upscale_file end to end: streamed tiling through files, sampling, uncertainty, COG, refusals."""
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -7,9 +8,13 @@ import numpy as np
 import pytest
 import rasterio
 import torch
+from rasterio.warp import transform_bounds
 
+import satsr
 from satsr.cli import main
 from satsr.io.bands import S2_RGBN
+from satsr.io.raster import RasterError
+from satsr.io.stac import stac_path
 from satsr.models.registry import Upscaler
 from satsr.pipelines import uncertainty_path, upscale_file
 from tests.conftest import write_geotiff
@@ -165,3 +170,35 @@ def test_cli_seed_and_cog_flags(smooth_tif: Path, tiny_model_dir: Path, tmp_path
     assert main([str(a) for a in args]) == 0
     with rasterio.open(out) as src:
         assert src.tags()["SATSR_SEED"] == "3" and src.overviews(1)
+
+
+def test_stac_item_records_footprint_grid_and_provenance(smooth_tif: Path, tmp_path: Path) -> None:
+    with rasterio.open(smooth_tif, "r+") as src:
+        src.update_tags(ACQUISITION_DATE="2021-06-03T10:20:31Z")
+    model = NoisyReplicate()
+    model.weights_sha256 = "ab" * 32
+    out = upscale_file(smooth_tif, tmp_path / "o.tif", model, samples=2, seed=5, quicklook=tmp_path / "o.png")
+    item = json.loads(stac_path(out).read_text())
+    assert stac_path(out) == tmp_path / "o.json" and item["type"] == "Feature" and item["id"] == "o"
+    with rasterio.open(out) as sr:
+        assert item["properties"]["proj:epsg"] == 32633 and item["properties"]["proj:shape"] == list(sr.shape)
+        assert item["properties"]["proj:transform"] == list(sr.transform)[:6]
+        west, south, east, north = transform_bounds(sr.crs, "EPSG:4326", *sr.bounds)
+    np.testing.assert_allclose(item["bbox"], [west, south, east, north])
+    assert item["geometry"]["coordinates"][0][0] == [west, south]
+    props = item["properties"]
+    assert props["datetime"] == "2021-06-03T10:20:31Z" and props["satsr:datetime_source"] == "acquisition"
+    assert props["satsr:model"] == "replicate-x4" and props["satsr:weights_sha256"] == "ab" * 32
+    assert (props["satsr:seed"], props["satsr:samples"], props["satsr:steps"]) == (5, 2, 7)
+    assert props["processing:software"] == {"satsr": satsr.__version__}
+    assert {k: a["href"] for k, a in item["assets"].items()} == {
+        "data": "o.tif", "uncertainty": "o.uncertainty.tif", "overview": "o.png"
+    }  # fmt: skip
+    assert item["links"][0]["href"] == str(smooth_tif.resolve())
+
+
+def test_existing_stac_item_is_refused_before_any_work(smooth_tif: Path, tmp_path: Path) -> None:
+    (tmp_path / "o.json").write_text("{}")
+    with pytest.raises(RasterError, match=r"o\.json: output exists"):
+        upscale_file(smooth_tif, tmp_path / "o.tif", Replicate())
+    assert not (tmp_path / "o.tif").exists()

@@ -9,12 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+from affine import Affine
 from rasterio.windows import Window
 
 from satsr import __version__
 from satsr.evaluation.report import render_crops
 from satsr.io.bands import ReflectanceScaling, processing_baseline_offset
 from satsr.io.raster import RasterError, RasterMeta, RasterReader, RasterWriter
+from satsr.io.stac import build_item, stac_path, write_item
 from satsr.io.tiling import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_TILE_SIZE, Tile, upscale_stream
 from satsr.models.registry import DEFAULT_SEED, Upscaler, load, sampling_tile_fn
 
@@ -78,7 +80,7 @@ def upscale_file(
     _check_request(upscaler, scale, samples, steps)
     output = Path(output)
     outputs = [output] + ([uncertainty_path(output)] if samples > 1 else [])
-    for path in outputs:
+    for path in [*outputs, stac_path(output)]:
         if path.exists() and not overwrite:
             raise RasterError(f"{path}: output exists (pass --overwrite to replace it)")
     scaling = None
@@ -89,6 +91,9 @@ def upscale_file(
         "SATSR_SEED": str(seed), "SATSR_SAMPLES": str(samples),
         "SATSR_STEPS": str(steps or upscaler.default_steps or "n/a"),
     }  # fmt: skip
+    consistency = getattr(upscaler.network, "lr_consistency", None)
+    if consistency is not None:
+        tags["SATSR_LR_CONSISTENCY"] = "on" if consistency else "off"
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), RasterReader(input, bands, scaling) as reader:
         meta = reader.meta
         if len(meta.band_names) != len(upscaler.bands):
@@ -117,7 +122,37 @@ def upscale_file(
             writer.publish()
         if quicklook is not None:
             _write_quicklook(reader, output, upscaler.name, quicklook)
+        _write_stac(output, outputs, quicklook, input, reader, upscaler, tags)
     return output
+
+
+def _write_stac(
+    output: Path,
+    outputs: list[Path],
+    quicklook: str | Path | None,
+    input: str | Path,
+    reader: RasterReader,
+    upscaler: Upscaler,
+    tags: dict[str, str],
+) -> None:
+    """The STAC Item beside the output (``satsr.io.stac``)."""
+    s, meta = upscaler.scale, reader.meta
+    out_meta = dataclasses.replace(
+        meta, transform=meta.transform @ Affine.scale(1 / s), height=meta.height * s, width=meta.width * s
+    )
+    assets = {"data": (output, f"{upscaler.name} x{s}", ["data"])}
+    if len(outputs) > 1:
+        assets["uncertainty"] = (outputs[1], "per-pixel per-band std of the samples", ["metadata"])
+    if quicklook is not None:
+        assets["overview"] = (Path(quicklook), "input | output", ["overview"])
+    provenance = {
+        "version": __version__, "model": upscaler.name, "weights_sha256": upscaler.weights_sha256,
+        "scale": s, "seed": int(tags["SATSR_SEED"]), "samples": int(tags["SATSR_SAMPLES"]),
+        "steps": upscaler.default_steps and int(tags["SATSR_STEPS"]),
+        "lr_consistency": getattr(upscaler.network, "lr_consistency", None), "bands": list(meta.band_names),
+    }  # fmt: skip
+    item = build_item(output, out_meta, Path(input), reader.src.tags(), provenance, assets)
+    write_item(stac_path(output), item)
 
 
 def _output_specs(

@@ -6,6 +6,7 @@ Loading needs no code execution and no network: the config names an architecture
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import json
 from collections.abc import Sequence
@@ -59,6 +60,7 @@ class Upscaler:
     summary: str
     stochastic: bool = False  # True for models that draw samples (diffusion)
     default_steps: int | None = None  # sampling steps when not given; None for deterministic models
+    weights_sha256: str = ""  # of model.safetensors, recorded with every output
 
     def __call__(
         self,
@@ -163,4 +165,13 @@ def load(name: str | Path, device: str = "cpu") -> Upscaler:
     return Upscaler(
         folder.name, network, int(config["scale"]), tuple(config["bands"]), config.get("summary", ""),
         stochastic, getattr(network, "default_steps", None) if stochastic else None,
+        file_sha256(folder / "model.safetensors"),
     )  # fmt: skip
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

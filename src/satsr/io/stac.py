@@ -1,0 +1,124 @@
+"""A STAC Item (https://stacspec.org, v1.0.0) beside every output: where it is, how it was made.
+
+It records the footprint (WGS84 geometry and bbox), the grid (projection extension), the input it
+derives from, and the provenance a user needs to reproduce it: model name, sha256 of the weights,
+sampler steps, seed, samples and the satsr version (processing extension + ``satsr:`` fields).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from rasterio.warp import transform_bounds
+
+from satsr.io.raster import RasterMeta
+
+STAC_VERSION = "1.0.0"
+EXTENSIONS = [
+    "https://stac-extensions.github.io/projection/v1.1.0/schema.json",
+    "https://stac-extensions.github.io/processing/v1.2.0/schema.json",
+]
+#: Raster tags that may carry the acquisition date of the input, most specific first.
+DATE_TAGS = ("ACQUISITION_DATE", "DATATAKE_SENSING_START", "PRODUCT_START_TIME", "TIFFTAG_DATETIME")
+
+
+def stac_path(output: str | Path) -> Path:
+    """``OUTPUT-stem.json`` beside the output."""
+    output = Path(output)
+    return output.with_name(f"{output.stem}.json")
+
+
+def acquisition_datetime(tags: Mapping[str, str]) -> str | None:
+    """The input's acquisition time from its tags as an RFC 3339 string (UTC), or None if absent."""
+    for key in DATE_TAGS:
+        value = tags.get(key)
+        if not value:
+            continue
+        text = value.strip().replace("Z", "+00:00")
+        for parse in (
+            datetime.datetime.fromisoformat,
+            lambda t: datetime.datetime.strptime(t, "%Y:%m:%d %H:%M:%S"),  # TIFF DateTime
+            lambda t: datetime.datetime.strptime(t, "%Y%m%d"),
+        ):
+            try:
+                moment = parse(text)
+            except ValueError:
+                continue
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=datetime.UTC)
+            return moment.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z")
+    return None
+
+
+def _footprint(meta: RasterMeta) -> tuple[list[float], dict[str, Any]] | tuple[None, None]:
+    """WGS84 bbox and polygon of the raster's bounds (None without a CRS)."""
+    if meta.crs is None:
+        return None, None
+    t = meta.transform
+    xs = (t.c, t.c + t.a * meta.width)
+    ys = (t.f, t.f + t.e * meta.height)
+    west, south, east, north = transform_bounds(meta.crs, "EPSG:4326", min(xs), min(ys), max(xs), max(ys))
+    ring = [[west, south], [east, south], [east, north], [west, north], [west, south]]
+    return [west, south, east, north], {"type": "Polygon", "coordinates": [ring]}
+
+
+def build_item(
+    output: Path,
+    out_meta: RasterMeta,
+    input_path: Path,
+    input_tags: Mapping[str, str],
+    provenance: Mapping[str, Any],
+    assets: Mapping[str, tuple[Path, str, list[str]]],
+) -> dict[str, Any]:
+    """The Item of ``output``; ``assets`` maps a key to (file, title, roles), hrefs made relative."""
+    bbox, geometry = _footprint(out_meta)
+    created = datetime.datetime.now(datetime.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    acquired = acquisition_datetime(input_tags)
+    epsg = out_meta.crs.to_epsg() if out_meta.crs is not None else None
+    properties: dict[str, Any] = {
+        # STAC needs a datetime: the input's acquisition when its tags give it, else the processing time.
+        "datetime": acquired or created,
+        "created": created,
+        "satsr:datetime_source": "acquisition" if acquired else "processing",
+        "proj:epsg": epsg,
+        "proj:wkt2": None if epsg is not None or out_meta.crs is None else out_meta.crs.to_wkt(),
+        "proj:shape": [out_meta.height, out_meta.width],
+        "proj:transform": list(out_meta.transform)[:6],
+        "processing:software": {"satsr": str(provenance.get("version", ""))},
+        **{f"satsr:{k}": v for k, v in provenance.items() if k != "version"},
+    }
+    properties = {k: v for k, v in properties.items() if v is not None}
+    item_assets = {}
+    for key, (path, title, roles) in assets.items():
+        asset: dict[str, Any] = {
+            "href": os.path.relpath(path, output.parent), "title": title, "roles": roles,
+        }  # fmt: skip
+        if path.suffix.lower() in (".tif", ".tiff"):
+            asset["type"] = "image/tiff; application=geotiff"
+        elif path.suffix.lower() == ".png":
+            asset["type"] = "image/png"
+        item_assets[key] = asset
+    return {
+        "type": "Feature",
+        "stac_version": STAC_VERSION,
+        "stac_extensions": EXTENSIONS,
+        "id": output.stem,
+        "geometry": geometry,
+        **({"bbox": bbox} if bbox is not None else {}),
+        "properties": properties,
+        "links": [{"rel": "derived_from", "href": str(Path(input_path).resolve()), "title": "input raster"}],
+        "assets": item_assets,
+    }
+
+
+def write_item(path: Path, item: Mapping[str, Any]) -> Path:
+    """Write the Item atomically (temporary file + rename)."""
+    tmp = path.with_name(f".{path.name}.part")
+    tmp.write_text(json.dumps(item, indent=2) + "\n")
+    os.replace(tmp, path)
+    return path

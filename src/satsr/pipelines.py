@@ -151,7 +151,7 @@ def _write_stac(
         "steps": upscaler.default_steps and int(tags["SATSR_STEPS"]),
         "lr_consistency": getattr(upscaler.network, "lr_consistency", None), "bands": list(meta.band_names),
     }  # fmt: skip
-    item = build_item(output, out_meta, Path(input), reader.src.tags(), provenance, assets)
+    item = build_item(output, out_meta, Path(input), reader.tags(), provenance, assets)
     write_item(stac_path(output), item)
 
 

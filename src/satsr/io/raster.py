@@ -21,6 +21,7 @@ from rasterio.shutil import copy as rio_copy
 from rasterio.windows import Window
 
 from satsr.io.bands import ReflectanceScaling, canonical_band_name
+from satsr.io.safe import SafeError, is_safe, read_safe
 
 
 class RasterError(ValueError):
@@ -93,8 +94,28 @@ class RasterReader:
         self.path = Path(path)
         if not self.path.exists():
             raise RasterError(f"{self.path}: no such file")
+        self.extra_tags: dict[str, str] = {}
+        source: str | Path = self.path
+        if is_safe(self.path):  # a Sentinel-2 product: its 10 m bands through a VRT, scaled per its metadata
+            try:
+                product = read_safe(self.path)
+                for band in bands or ():
+                    if isinstance(band, str) and not band.isdigit():
+                        product.vrt(
+                            (canonical_band_name(band),)
+                        )  # a clear error for 20/60 m or missing bands
+                source = product.vrt()
+            except (SafeError, ValueError) as err:
+                raise RasterError(str(err)) from err
+            scaling = scaling or product.scaling
+            self.extra_tags = {
+                "PROCESSING_BASELINE": product.processing_baseline or "",
+                "PRODUCT_LEVEL": product.level,
+            }
+            if product.start_time:
+                self.extra_tags["ACQUISITION_DATE"] = product.start_time
         try:
-            self.src = rasterio.open(self.path)
+            self.src = rasterio.open(source)
         except rasterio.errors.RasterioIOError as err:
             raise RasterError(f"{self.path}: not a readable raster ({err})") from err
         names = _safe_descriptions(self.src)
@@ -113,6 +134,10 @@ class RasterReader:
             nodata=self.src.nodata,
             scaling=scaling,
         )
+
+    def tags(self) -> dict[str, str]:
+        """The raster's dataset tags, plus what a product's metadata says (acquisition date...)."""
+        return {**self.src.tags(), **self.extra_tags}
 
     def __enter__(self) -> RasterReader:
         return self

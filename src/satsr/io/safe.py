@@ -1,0 +1,188 @@
+"""Sentinel-2 L1C / L2A products as ``.SAFE`` folders or ``.SAFE.zip`` archives.
+
+A product is read through a VRT that stacks its 10 m band files (JP2) under their band names, so
+every reader in ``satsr.io`` handles it like any raster. The product metadata
+(``MTD_MSIL1C.xml`` / ``MTD_MSIL2A.xml``) gives the processing baseline, the quantification value
+and the per-band RADIO_ADD_OFFSET (L1C) or BOA_ADD_OFFSET (L2A), applied when reading (baseline
+04.00 and later store DN = reflectance x 10000 + 1000), and the acquisition start time.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+import rasterio
+import rasterio.errors
+
+from satsr.io.bands import S2_BANDS, S2_QUANTIFICATION_VALUE, ReflectanceScaling, processing_baseline_offset
+
+#: Band order of ``band_id`` attributes in the product metadata.
+METADATA_BAND_ORDER = (
+    "B01",
+    "B02",
+    "B03",
+    "B04",
+    "B05",
+    "B06",
+    "B07",
+    "B08",
+    "B8A",
+    "B09",
+    "B10",
+    "B11",
+    "B12",
+)
+TEN_METRE_BANDS = ("B02", "B03", "B04", "B08")
+_BAND_FILE = re.compile(r"_(B\d[\dA])(?:_10m)?\.jp2$", re.IGNORECASE)
+
+
+class SafeError(ValueError):
+    """A Sentinel-2 product that cannot be read as asked (missing band, bad metadata...)."""
+
+
+@dataclass(frozen=True)
+class SafeProduct:
+    """What satsr needs of a product: band files, DN scaling and acquisition time."""
+
+    path: Path
+    level: str  # "L1C" or "L2A"
+    band_files: dict[str, str] = field(repr=False)  # band name -> GDAL path of its 10 m JP2
+    processing_baseline: str | None
+    scaling: ReflectanceScaling
+    start_time: str | None
+
+    def vrt(self, bands: tuple[str, ...] | None = None) -> str:
+        """A VRT (XML text, openable by rasterio) stacking ``bands`` (default: all 10 m bands)."""
+        bands = bands or tuple(b for b in TEN_METRE_BANDS if b in self.band_files)
+        for band in bands:
+            if band not in self.band_files:
+                native = S2_BANDS[band].gsd_m if band in S2_BANDS else None
+                why = (
+                    f"a {native:g} m band; satsr reads SAFE bands at 10 m"
+                    if native and native != 10
+                    else "missing"
+                )
+                raise SafeError(
+                    f"{self.path}: band {band} is {why} (10 m bands here: {', '.join(self.band_files)})"
+                )
+        grids = []
+        for band in bands:  # open every band file now: a corrupt or mismatched one is named here
+            try:
+                with rasterio.open(self.band_files[band]) as src:
+                    grids.append((src.width, src.height, src.crs, src.transform))
+            except rasterio.errors.RasterioIOError as err:
+                raise SafeError(f"{self.path}: band {band}: unreadable JP2 ({err})") from err
+            if grids[-1][:2] != grids[0][:2] or grids[-1][3] != grids[0][3]:
+                raise SafeError(f"{self.path}: band {band} is not on the grid of band {bands[0]}")
+        width, height, crs, transform = grids[0]
+        parts = [f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">']
+        if crs is not None:
+            parts.append(f"<SRS>{escape(crs.to_wkt())}</SRS>")
+        parts.append(f"<GeoTransform>{', '.join(repr(v) for v in transform.to_gdal())}</GeoTransform>")
+        for i, band in enumerate(bands, start=1):
+            parts.append(
+                f'<VRTRasterBand dataType="UInt16" band="{i}"><Description>{band}</Description>'
+                "<NoDataValue>0</NoDataValue><SimpleSource>"
+                f'<SourceFilename relativeToVRT="0">{escape(self.band_files[band])}</SourceFilename>'
+                "<SourceBand>1</SourceBand></SimpleSource></VRTRasterBand>"
+            )
+        parts.append("</VRTDataset>")
+        return "".join(parts)
+
+
+def is_safe(path: str | Path) -> bool:
+    name = Path(path).name.upper()
+    return name.endswith(".SAFE") or name.endswith(".SAFE.ZIP")
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _texts(root: ET.Element, tag: str) -> list[ET.Element]:
+    return [e for e in root.iter() if _local(e.tag) == tag]
+
+
+def _first_text(root: ET.Element, tag: str) -> str | None:
+    """Stripped text of the first ``tag`` element (any namespace), None if absent or empty."""
+    elements = _texts(root, tag)
+    text = (elements[0].text or "").strip() if elements else ""
+    return text or None
+
+
+def _scaling(root: ET.Element, level: str, baseline: str | None) -> ReflectanceScaling:
+    """Quantification and the add-offset of the 10 m bands (they must agree: one offset per raster)."""
+    quant_tag = "QUANTIFICATION_VALUE" if level == "L1C" else "BOA_QUANTIFICATION_VALUE"
+    quant = _texts(root, quant_tag)
+    quantification = float(quant[0].text or S2_QUANTIFICATION_VALUE) if quant else S2_QUANTIFICATION_VALUE
+    offset_tag = "RADIO_ADD_OFFSET" if level == "L1C" else "BOA_ADD_OFFSET"
+    offsets = {}
+    for element in _texts(root, offset_tag):
+        band_id = int(element.get("band_id", -1))
+        if 0 <= band_id < len(METADATA_BAND_ORDER):
+            offsets[METADATA_BAND_ORDER[band_id]] = float(element.text or 0)
+    if offsets:
+        wanted = {offsets.get(b, 0.0) for b in TEN_METRE_BANDS}
+        if len(wanted) > 1:
+            raise SafeError(f"{offset_tag} differs between the 10 m bands ({sorted(wanted)}); not supported")
+        return ReflectanceScaling(quantification=quantification, offset=wanted.pop())
+    offset = processing_baseline_offset(baseline) if baseline else 0.0
+    return ReflectanceScaling(quantification=quantification, offset=offset)
+
+
+def read_safe(path: str | Path) -> SafeProduct:
+    """Inspect a ``.SAFE`` folder or ``.SAFE.zip``: metadata and the 10 m band files."""
+    path = Path(path)
+    if not path.exists():
+        raise SafeError(f"{path}: no such product")
+    if path.is_dir():
+        names = [p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()]
+        prefix = f"{path.resolve()}/"
+
+        def read_text(name: str) -> bytes:
+            return (path / name).read_bytes()
+    else:
+        try:
+            archive = zipfile.ZipFile(path)
+        except zipfile.BadZipFile as err:
+            raise SafeError(f"{path}: not a zip archive ({err})") from err
+        names = archive.namelist()
+        prefix = f"/vsizip/{path.resolve()}/"
+
+        def read_text(name: str) -> bytes:
+            return archive.read(name)
+
+    metadata = sorted(n for n in names if re.search(r"(^|/)MTD_MSIL(1C|2A)\.xml$", n))
+    if not metadata:
+        raise SafeError(f"{path}: no MTD_MSIL1C.xml or MTD_MSIL2A.xml (not a Sentinel-2 L1C/L2A product)")
+    level = "L1C" if metadata[0].endswith("MTD_MSIL1C.xml") else "L2A"
+    try:
+        root = ET.fromstring(read_text(metadata[0]))
+    except ET.ParseError as err:
+        raise SafeError(f"{path}: unreadable {metadata[0]} ({err})") from err
+    baseline = _first_text(root, "PROCESSING_BASELINE")
+    band_files: dict[str, str] = {}
+    for name in sorted(names):
+        match = _BAND_FILE.search(name)
+        if "/IMG_DATA/" not in f"/{name}" or match is None:
+            continue
+        if level == "L2A" and "/R10m/" not in f"/{name}":
+            continue
+        band = match.group(1).upper()
+        if band in band_files:
+            raise SafeError(
+                f"{path}: several files for band {band} (multi-granule products are not supported)"
+            )
+        band_files[band] = prefix + name
+    band_files = {b: band_files[b] for b in TEN_METRE_BANDS if b in band_files}
+    if not band_files:
+        raise SafeError(f"{path}: no 10 m band files (IMG_DATA/*_B0?.jp2) in the product")
+    return SafeProduct(
+        path=path, level=level, band_files=band_files, processing_baseline=baseline,
+        scaling=_scaling(root, level, baseline), start_time=_first_text(root, "PRODUCT_START_TIME"),
+    )  # fmt: skip

@@ -1,0 +1,155 @@
+"""Sentinel-2 .SAFE folders and .SAFE.zip archives: metadata offsets, band files, errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import rasterio.shutil
+from rasterio.crs import CRS
+from rasterio.io import MemoryFile
+from rasterio.transform import from_origin
+from tests.test_pipelines import Replicate, nearest
+
+from satsr.io.raster import RasterError, RasterReader, read_raster
+from satsr.io.safe import SafeError, read_safe
+from satsr.io.stac import stac_path
+from satsr.pipelines import upscale_file
+
+NS = "https://psd-14.sentinel2.eo.esa.int/PSD/User_Product_Level-1C.xsd"
+BANDS = ("B02", "B03", "B04", "B08")
+
+
+def write_jp2(path: Path, dn: np.ndarray) -> None:
+    """Lossless JPEG 2000 (the driver only copies, so go through an in-memory GeoTIFF)."""
+    profile = {
+        "driver": "GTiff", "height": dn.shape[0], "width": dn.shape[1], "count": 1, "dtype": "uint16",
+        "crs": CRS.from_epsg(32633), "transform": from_origin(399960.0, 5800020.0, 10.0, 10.0),
+    }  # fmt: skip
+    with MemoryFile() as mem:
+        with mem.open(**profile) as dst:
+            dst.write(dn, 1)
+        with mem.open() as src:
+            rasterio.shutil.copy(src, path, driver="JP2OpenJPEG", QUALITY=100, REVERSIBLE="YES")
+
+
+def metadata(level: str, baseline: str, offsets: dict[int, int] | None) -> str:
+    tag = "RADIO_ADD_OFFSET" if level == "L1C" else "BOA_ADD_OFFSET"
+    quant = "QUANTIFICATION_VALUE" if level == "L1C" else "BOA_QUANTIFICATION_VALUE"
+    offset_xml = "".join(f'<{tag} band_id="{i}">{v}</{tag}>' for i, v in (offsets or {}).items())
+    return (
+        f'<n1:Level-{level[1:]}_User_Product xmlns:n1="{NS}"><n1:General_Info><Product_Info>'
+        f"<PRODUCT_START_TIME>2022-03-04T10:20:31.024Z</PRODUCT_START_TIME>"
+        f"<PROCESSING_BASELINE>{baseline}</PROCESSING_BASELINE></Product_Info>"
+        f"<Product_Image_Characteristics><{quant}>10000</{quant}>{offset_xml}"
+        f"</Product_Image_Characteristics></n1:General_Info></n1:Level-{level[1:]}_User_Product>"
+    )
+
+
+def make_safe(
+    root: Path,
+    dn: np.ndarray,
+    level: str = "L1C",
+    baseline: str = "04.00",
+    offsets: dict[int, int] | None = None,
+    bands: tuple[str, ...] = BANDS,
+) -> Path:
+    name = f"S2A_MSI{level}_20220304T102031_N{baseline.replace('.', '')}_R065_T33UUB_20220304T120000.SAFE"
+    safe = root / name
+    granule = safe / "GRANULE" / f"{level}_T33UUB_A035000_20220304T102031" / "IMG_DATA"
+    img = granule / "R10m" if level == "L2A" else granule
+    img.mkdir(parents=True)
+    (safe / f"MTD_MSI{level}.xml").write_text(metadata(level, baseline, offsets))
+    for band in bands:
+        suffix = "_10m" if level == "L2A" else ""
+        write_jp2(img / f"T33UUB_20220304T102031_{band}{suffix}.jp2", dn[BANDS.index(band)])
+    (granule.parent / "QI_DATA").mkdir()
+    return safe
+
+
+@pytest.fixture
+def dn() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    values = rng.integers(1100, 4000, (4, 20, 24)).astype(np.uint16)
+    values[:, :2, :3] = 0  # the products' nodata
+    return values
+
+
+def test_l1c_baseline_4_applies_the_radio_offset_and_masks_nodata(tmp_path: Path, dn: np.ndarray) -> None:
+    safe = make_safe(tmp_path, dn, offsets={i: -1000 for i in range(13)})
+    reflectance, valid, meta = read_raster(safe)
+    assert meta.band_names == BANDS and meta.dtype == np.uint16 and meta.crs == CRS.from_epsg(32633)
+    assert not valid[:2, :3].any() and valid[2:].all()
+    np.testing.assert_allclose(reflectance[:, valid], (dn[:, valid] - 1000.0) / 10000, atol=1e-6)
+    with RasterReader(safe) as reader:
+        assert reader.tags()["ACQUISITION_DATE"] == "2022-03-04T10:20:31.024Z"
+        assert reader.tags()["PROCESSING_BASELINE"] == "04.00"
+
+
+def test_zip_archive_reads_the_same_pixels(tmp_path: Path, dn: np.ndarray) -> None:
+    safe = make_safe(tmp_path, dn, offsets={i: -1000 for i in range(13)})
+    archive = shutil.make_archive(str(tmp_path / safe.name), "zip", tmp_path, safe.name)
+    assert archive.endswith(".SAFE.zip")
+    np.testing.assert_array_equal(read_raster(archive)[0], read_raster(safe)[0])
+
+
+def test_l2a_reads_r10m_and_the_boa_offset(tmp_path: Path, dn: np.ndarray) -> None:
+    safe = make_safe(tmp_path, dn, level="L2A", offsets={i: -1000 for i in range(13)})
+    product = read_safe(safe)
+    assert product.level == "L2A" and product.scaling.offset == -1000
+    reflectance, valid, _ = read_raster(safe, bands=["red", "nir"])
+    np.testing.assert_allclose(reflectance[:, valid], (dn[[2, 3]][:, valid] - 1000.0) / 10000, atol=1e-6)
+
+
+@pytest.mark.parametrize(("baseline", "expected"), [("03.01", 0.0), ("04.00", -1000.0)])
+def test_without_offset_elements_the_baseline_decides(
+    tmp_path: Path, dn: np.ndarray, baseline: str, expected: float
+) -> None:
+    assert read_safe(make_safe(tmp_path, dn, baseline=baseline)).scaling.offset == expected
+
+
+def test_upscaled_product_keeps_dn_convention_and_records_the_date(tmp_path: Path, dn: np.ndarray) -> None:
+    safe = make_safe(tmp_path, dn, offsets={i: -1000 for i in range(13)})
+    out = upscale_file(safe, tmp_path / "sr.tif", Replicate())
+    with rasterio.open(out) as sr:
+        written = sr.read()
+        assert sr.descriptions == BANDS and sr.nodata == 0
+    valid = nearest(dn[0]) > 0
+    np.testing.assert_array_equal(written[:, valid], nearest(dn)[:, valid])  # (DN - 1000) / 1e4 and back
+    item = json.loads(stac_path(out).read_text())
+    assert item["properties"]["datetime"] == "2022-03-04T10:20:31.024000Z"
+
+
+def test_a_missing_band_is_named(tmp_path: Path, dn: np.ndarray) -> None:
+    with pytest.raises(SafeError, match="band B08 is missing"):
+        read_safe(make_safe(tmp_path, dn, bands=("B02", "B03", "B04"))).vrt(BANDS)
+
+
+def test_a_coarse_band_is_named(tmp_path: Path, dn: np.ndarray) -> None:
+    with pytest.raises(RasterError, match="band B05 is a 20 m band"):
+        RasterReader(make_safe(tmp_path, dn), bands=["B05"])
+
+
+def test_product_with_a_missing_band_is_refused_by_upscale(tmp_path: Path, dn: np.ndarray) -> None:
+    safe = make_safe(tmp_path, dn, bands=("B02", "B03", "B04"))
+    with pytest.raises(RasterError, match="needs 4 bands"):
+        upscale_file(safe, tmp_path / "sr.tif", Replicate())
+    assert not list(tmp_path.glob("sr*"))
+
+
+def test_corrupt_jp2_is_one_clear_error_and_no_output(tmp_path: Path, dn: np.ndarray) -> None:
+    safe = make_safe(tmp_path, dn)
+    next(safe.rglob("*_B03.jp2")).write_bytes(b"\x00\x00\x00\x0cjP  \r\n\x87\n garbage")
+    with pytest.raises(RasterError, match="B03"):
+        upscale_file(safe, tmp_path / "sr.tif", Replicate())
+    assert not list(tmp_path.glob("sr*")) and not list(tmp_path.glob(".sr*"))
+
+
+def test_not_a_product(tmp_path: Path) -> None:
+    (tmp_path / "x.SAFE").mkdir()
+    with pytest.raises(RasterError, match="not a Sentinel-2 L1C/L2A product"):
+        RasterReader(tmp_path / "x.SAFE")

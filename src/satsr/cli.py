@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from satsr.io.raster import RasterError
+from satsr.io.safe import is_safe, output_name
 from satsr.io.tiling import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_TILE_SIZE
 from satsr.models.registry import (
     DEFAULT_SEED,
@@ -36,13 +37,17 @@ def _models(_: argparse.Namespace) -> int:
 
 def _upscale(args: argparse.Namespace) -> int:
     inputs: list[tuple[Path, Path]]
-    if args.input.is_dir():
+    if args.input.is_dir() and not is_safe(args.input):
         files = sorted(
-            p for p in args.input.iterdir() if p.suffix.lower() in {".tif", ".tiff", ".jp2", ".vrt"}
+            p
+            for p in args.input.iterdir()
+            if p.suffix.lower() in {".tif", ".tiff", ".jp2", ".vrt"} or is_safe(p)
         )
         if not files:
-            raise RasterError(f"{args.input}: no rasters (.tif, .tiff, .jp2, .vrt) in this folder")
-        inputs = [(f, args.output / f.with_suffix(".tif").name) for f in files]
+            raise RasterError(
+                f"{args.input}: no rasters (.tif, .tiff, .jp2, .vrt, .SAFE, .SAFE.zip) in this folder"
+            )
+        inputs = [(f, args.output / output_name(f)) for f in files]
     else:
         inputs = [(args.input, args.output)]
     upscaler = load(args.model, device=resolve_device(args.device))

@@ -15,6 +15,7 @@ from rasterio.io import MemoryFile
 from rasterio.transform import from_origin
 from tests.test_pipelines import Replicate, nearest
 
+from satsr.cli import main
 from satsr.io.raster import RasterError, RasterReader, read_raster
 from satsr.io.safe import SafeError, read_safe
 from satsr.io.stac import stac_path
@@ -153,3 +154,17 @@ def test_not_a_product(tmp_path: Path) -> None:
     (tmp_path / "x.SAFE").mkdir()
     with pytest.raises(RasterError, match="not a Sentinel-2 L1C/L2A product"):
         RasterReader(tmp_path / "x.SAFE")
+
+
+def test_cli_takes_a_safe_folder_as_one_input_and_safes_in_a_folder_run(
+    tmp_path: Path, dn: np.ndarray, tiny_model_dir: Path
+) -> None:
+    safe = make_safe(tmp_path / "in", dn, offsets={i: -1000 for i in range(13)})
+    shutil.make_archive(str(tmp_path / "in" / "copy.SAFE"), "zip", safe.parent, safe.name)
+    assert main(["upscale", str(safe), str(tmp_path / "one.tif"), "--model", str(tiny_model_dir)]) == 0
+    assert (tmp_path / "one.tif").is_file()
+    assert main(["upscale", str(tmp_path / "in"), str(tmp_path / "out"), "--model", str(tiny_model_dir)]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.tif")) == [
+        "S2A_" + safe.name[4:-5] + ".tif",
+        "copy.tif",
+    ]

@@ -100,6 +100,15 @@ def is_safe(path: str | Path) -> bool:
     return name.endswith(".SAFE") or name.endswith(".SAFE.ZIP")
 
 
+def output_name(path: str | Path) -> str:
+    """The GeoTIFF name for an input in a folder run: ``X.tif`` for ``X.tif``, ``X.SAFE``, ``X.SAFE.zip``."""
+    name = Path(path).name
+    for suffix in (".SAFE.zip", ".SAFE"):
+        if name.upper().endswith(suffix.upper()):
+            return name[: -len(suffix)] + ".tif"
+    return Path(name).with_suffix(".tif").name
+
+
 def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 

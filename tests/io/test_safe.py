@@ -165,6 +165,6 @@ def test_cli_takes_a_safe_folder_as_one_input_and_safes_in_a_folder_run(
     assert (tmp_path / "one.tif").is_file()
     assert main(["upscale", str(tmp_path / "in"), str(tmp_path / "out"), "--model", str(tiny_model_dir)]) == 0
     assert sorted(p.name for p in (tmp_path / "out").glob("*.tif")) == [
-        "S2A_" + safe.name[4:-5] + ".tif",
+        safe.name.removesuffix(".SAFE") + ".tif",
         "copy.tif",
     ]

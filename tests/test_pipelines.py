@@ -1,6 +1,8 @@
 """upscale_file end to end: streamed tiling through files, sampling, uncertainty, COG, refusals."""
 
 import json
+import multiprocessing
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -202,3 +204,65 @@ def test_existing_stac_item_is_refused_before_any_work(smooth_tif: Path, tmp_pat
     with pytest.raises(RasterError, match=r"o\.json: output exists"):
         upscale_file(smooth_tif, tmp_path / "o.tif", Replicate())
     assert not (tmp_path / "o.tif").exists()
+
+
+class DiesAt(NoisyReplicate):
+    """Kills its process (no cleanup at all, like SIGKILL) or raises at the ``at``-th call."""
+
+    def __init__(self, at: int, how: str = "exit") -> None:
+        super().__init__()
+        self.at, self.how = at, how
+
+    def __call__(self, lr, seeds=None, steps=None, origins=None):  # type: ignore[no-untyped-def]
+        if len(self.calls) + 1 == self.at:
+            if self.how == "exit":
+                os._exit(3)
+            raise KeyboardInterrupt
+        return super().__call__(lr, seeds, steps, origins)
+
+
+JOB = {"samples": 2, "tile_size": 32, "overlap": 8, "batch_size": 2}
+
+
+def test_killed_job_resumes_to_identical_pixels(smooth_tif: Path, tmp_path: Path) -> None:
+    whole = NoisyReplicate()
+    ref = upscale_file(smooth_tif, tmp_path / "ref.tif", whole, **JOB)  # type: ignore[arg-type]
+    out = tmp_path / "out.tif"
+    child = multiprocessing.get_context("fork").Process(
+        target=upscale_file, args=(smooth_tif, out, DiesAt(4)), kwargs=JOB
+    )
+    child.start()
+    child.join()
+    assert child.exitcode == 3
+    assert not out.exists() and not uncertainty_path(out).exists()  # never a partial final file
+    assert (tmp_path / ".out.tif.part").exists() and (tmp_path / ".out.tif.state.npz").exists()
+    model = NoisyReplicate()
+    upscale_file(smooth_tif, out, model, **JOB)  # type: ignore[arg-type]
+    assert 0 < sum(n for n, _ in model.calls) < sum(n for n, _ in whole.calls)  # finished rows are not redone
+    np.testing.assert_array_equal(read(out), read(ref))
+    np.testing.assert_array_equal(read(uncertainty_path(out)), read(uncertainty_path(ref)))
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_interrupted_job_resumes_and_a_different_job_starts_afresh(smooth_tif: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.tif"
+    with pytest.raises(KeyboardInterrupt):
+        upscale_file(smooth_tif, out, DiesAt(3, "raise"), **JOB)  # type: ignore[arg-type]
+    assert (tmp_path / ".out.tif.state.npz").exists()
+    model = NoisyReplicate()
+    upscale_file(smooth_tif, out, model, **{**JOB, "seed": 9})  # type: ignore[arg-type]
+    assert sum(n for n, _ in model.calls) == 2 * 12  # another seed: nothing reused (12 tiles x 2 samples)
+    fresh = upscale_file(smooth_tif, tmp_path / "fresh.tif", NoisyReplicate(), **{**JOB, "seed": 9})  # type: ignore[arg-type]
+    np.testing.assert_array_equal(read(out), read(fresh))
+
+
+def test_failed_job_leaves_no_state(smooth_tif: Path, tmp_path: Path) -> None:
+    class Broken(NoisyReplicate):
+        def __call__(self, lr, seeds=None, steps=None, origins=None):  # type: ignore[no-untyped-def]
+            if self.calls:
+                raise RuntimeError("model failed")
+            return super().__call__(lr, seeds, steps, origins)
+
+    with pytest.raises(RuntimeError, match="model failed"):
+        upscale_file(smooth_tif, tmp_path / "out.tif", Broken(), **JOB)  # type: ignore[arg-type]
+    assert list(tmp_path.iterdir()) == [smooth_tif]

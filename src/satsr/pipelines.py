@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import logging
+import os
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from pathlib import Path
@@ -15,10 +18,19 @@ from rasterio.windows import Window
 from satsr import __version__
 from satsr.evaluation.report import render_crops
 from satsr.io.bands import ReflectanceScaling, processing_baseline_offset
-from satsr.io.raster import RasterError, RasterMeta, RasterReader, RasterWriter
+from satsr.io.raster import RasterError, RasterMeta, RasterReader, RasterWriter, resumable_temp_path
 from satsr.io.stac import build_item, stac_path, write_item
-from satsr.io.tiling import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_TILE_SIZE, Tile, upscale_stream
+from satsr.io.tiling import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_OVERLAP,
+    DEFAULT_TILE_SIZE,
+    Pending,
+    Tile,
+    upscale_stream,
+)
 from satsr.models.registry import DEFAULT_SEED, Upscaler, load, sampling_tile_fn
+
+log = logging.getLogger(__name__)
 
 #: GDAL's block cache while streaming, MB. It holds the output blocks still being filled (one
 #: row of 256-px blocks across the scene) so each compressed block is written once.
@@ -66,6 +78,7 @@ def upscale_file(
     seed: int = DEFAULT_SEED,
     cog: bool = False,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    resumable: bool = True,
 ) -> Path:
     """Super-resolve one raster into a GeoTIFF on the same bounds with pixel size / scale.
 
@@ -75,6 +88,11 @@ def upscale_file(
     ``samples > 1`` (diffusion models) writes the mean and ``OUTPUT-stem.uncertainty.tif``, the
     per-pixel, per-band standard deviation in reflectance. ``seed`` fixes every sample; ``cog``
     writes Cloud-Optimized GeoTIFFs; ``quicklook`` names a PNG with input and result side by side.
+
+    ``resumable``: progress is recorded after every row of windows (``.OUTPUT.state.npz`` beside the
+    hidden temporary file ``.OUTPUT.part``); if the process is killed or interrupted (Ctrl-C), running
+    the same call again continues from there and gives the same pixels as an uninterrupted run.
+    Other errors remove both. Only finished outputs ever appear under their own names.
     """
     upscaler = model if isinstance(model, Upscaler) else load(model, device=device)
     _check_request(upscaler, scale, samples, steps)
@@ -104,22 +122,45 @@ def upscale_file(
             )
         fill = reader.band_means()  # also refuses an all-nodata raster before anything is written
         s = upscaler.scale
-        with ExitStack() as stack:
-            writers = [
-                stack.enter_context(
-                    RasterWriter(path, m, s, meta.height * s, meta.width * s, t, overwrite, cog, False)
-                )
-                for path, m, t in _output_specs(outputs, meta, tags, samples)
-            ]
-            upscale_stream(
-                _filled_reader(reader, fill),
-                _block_writer(reader, writers, s),
-                meta.height, meta.width, sampling_tile_fn(upscaler, samples, steps, seed), s,
-                tile_size, overlap, out_channels=len(meta.band_names) * len(writers),
-                batch_size=batch_size, progress=progress,
-            )  # fmt: skip
+        job = None
+        if resumable:
+            job_options = {
+                "input": str(Path(input).resolve()), "size": [meta.height, meta.width],
+                "bands": meta.band_names, "model": upscaler.name, "weights": upscaler.weights_sha256,
+                "samples": samples, "steps": steps, "seed": seed, "tile": [tile_size, overlap, batch_size],
+                "cog": cog, "tags": tags,
+            }  # fmt: skip
+            fingerprint = json.dumps(job_options, sort_keys=True)
+            job = JobState(output, outputs, fingerprint)
+        try:
+            with ExitStack() as stack:
+                resume = job is not None and job.resuming
+                writers = [
+                    stack.enter_context(
+                        RasterWriter(path, m, s, meta.height * s, meta.width * s, t, overwrite, cog, False,
+                                     resumable=resumable, resume=resume)
+                    )
+                    for path, m, t in _output_specs(outputs, meta, tags, samples)
+                ]  # fmt: skip
+                if job is not None:
+                    job.writers = writers
+                upscale_stream(
+                    _filled_reader(reader, fill),
+                    _block_writer(reader, writers, s),
+                    meta.height, meta.width, sampling_tile_fn(upscaler, samples, steps, seed), s,
+                    tile_size, overlap, out_channels=len(meta.band_names) * len(writers),
+                    batch_size=batch_size, progress=progress, checkpoint=job,
+                )  # fmt: skip
+        except KeyboardInterrupt:
+            raise  # the temporary files and the state stay for a rerun
+        except BaseException:
+            if job is not None:
+                job.discard()
+            raise
         for writer in writers:
             writer.publish()
+        if job is not None:
+            job.discard()
         if quicklook is not None:
             _write_quicklook(reader, output, upscaler.name, quicklook)
         _write_stac(output, outputs, quicklook, input, reader, upscaler, tags)
@@ -153,6 +194,59 @@ def _write_stac(
     }  # fmt: skip
     item = build_item(output, out_meta, Path(input), reader.tags(), provenance, assets)
     write_item(stac_path(output), item)
+
+
+class JobState:
+    """Progress of one resumable ``upscale_file`` call (a ``satsr.io.tiling.Checkpoint``).
+
+    ``.OUTPUT.state.npz`` holds the next tile row, the pending blended sums and a fingerprint of the
+    job (input, model weights, options); a rerun resumes only when the fingerprint and the temporary
+    outputs match, otherwise it starts afresh.
+    """
+
+    def __init__(self, output: Path, outputs: list[Path], fingerprint: str) -> None:
+        self.path = output.with_name(f".{output.name}.state.npz")
+        self.outputs, self.fingerprint = outputs, fingerprint
+        self.writers: list[RasterWriter] = []
+        self.resuming = False
+        if self.path.exists():
+            try:
+                with np.load(self.path) as state:
+                    same = str(state["fingerprint"]) == fingerprint
+            except (OSError, ValueError, KeyError):
+                same = False
+            self.resuming = same and all(resumable_temp_path(p).exists() for p in outputs)
+            if self.resuming:
+                log.info("%s: resuming an interrupted run", output)
+            else:
+                log.info("%s: an earlier run's state does not match this job; starting afresh", output)
+
+    def load(self) -> tuple[int, Pending] | None:
+        if not self.resuming:
+            return None
+        with np.load(self.path) as state:
+            pending = {
+                tuple(int(v) for v in key.split("_")[1:]): state[key]
+                for key in state.files
+                if key.startswith("c_")
+            }
+            return int(state["next_row"]), pending  # type: ignore[return-value]
+
+    def save(self, next_row: int, pending: Pending) -> None:
+        for writer in self.writers:
+            writer.flush()
+        tmp = self.path.with_name(self.path.name + ".part")
+        with open(tmp, "wb") as f:
+            arrays = {f"c_{a}_{b}": v for (a, b), v in pending.items()}
+            np.savez(f, next_row=next_row, fingerprint=self.fingerprint, **arrays)  # type: ignore[arg-type]
+        os.replace(tmp, self.path)
+
+    def discard(self) -> None:
+        """Forget the job (after it finished, or failed for a reason a rerun would not fix)."""
+        self.path.unlink(missing_ok=True)
+        self.path.with_name(self.path.name + ".part").unlink(missing_ok=True)
+        for p in self.outputs:
+            resumable_temp_path(p).unlink(missing_ok=True)
 
 
 def _output_specs(

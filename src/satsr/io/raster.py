@@ -200,6 +200,12 @@ def read_raster(
     return reflectance, valid, reader.meta
 
 
+def resumable_temp_path(path: str | Path) -> Path:
+    """The temporary file of a resumable output: ``.NAME.part`` beside it."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.part")
+
+
 def output_nodata(meta: RasterMeta) -> float:
     """The nodata value an output uses: the input's, NaN for floats, 0 (the S2 convention) otherwise."""
     if meta.nodata is not None:
@@ -228,6 +234,8 @@ class RasterWriter:
         overwrite: bool = False,
         cog: bool = False,
         auto_publish: bool = True,
+        resumable: bool = False,
+        resume: bool = False,
     ) -> None:
         self.path = Path(path)
         if self.path.exists() and not overwrite:
@@ -252,16 +260,25 @@ class RasterWriter:
         }
         self.tags = {"SCALE": str(scale), **dict(tags or {})}
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=self.path.parent)
-        os.close(fd)
-        self.tmp = Path(tmp_name)
-        os.chmod(self.tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file a normal file's mode
+        self.resumable = resumable
+        if resumable:  # a fixed name, so that a rerun of the same job finds it
+            self.tmp = resumable_temp_path(self.path)
+            resume = resume and self.tmp.exists()
+        else:
+            fd, tmp_name = tempfile.mkstemp(
+                prefix=f".{self.path.name}.", suffix=".part", dir=self.path.parent
+            )
+            os.close(fd)
+            self.tmp, resume = Path(tmp_name), False
         self.auto_publish = auto_publish
         try:
-            self.dst = rasterio.open(self.tmp, "w", **self.profile)
+            self.dst = (
+                rasterio.open(self.tmp, "r+") if resume else rasterio.open(self.tmp, "w", **self.profile)
+            )
         except BaseException:
             self.tmp.unlink(missing_ok=True)
             raise
+        os.chmod(self.tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file a normal file's mode
 
     def __enter__(self) -> RasterWriter:
         return self
@@ -278,7 +295,15 @@ class RasterWriter:
         _, h, w = data.shape
         self.dst.write(data, window=Window(col, row, w, h))
 
+    def flush(self) -> None:
+        """Put every block written so far on disk (close and reopen), e.g. before recording progress."""
+        self.dst.close()
+        self.dst = rasterio.open(self.tmp, "r+")
+
     def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        if exc_type is KeyboardInterrupt and self.resumable:  # keep the work for a rerun to continue
+            self.dst.close()
+            return
         try:
             if exc_type is None:
                 for i, name in enumerate(self.meta.band_names, start=1):

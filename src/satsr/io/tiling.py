@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 from tqdm import tqdm
@@ -28,6 +28,23 @@ ReadFn = Callable[["Tile"], np.ndarray]
 """Reads the LR window of a tile, ``(C, h, w)``."""
 
 WriteFn = Callable[[int, int, np.ndarray], None]
+#: Blended sums of cells not final yet, keyed by (cell row, cell column): what a resumed job needs.
+Pending = dict[tuple[int, int], np.ndarray]
+
+
+class Checkpoint(Protocol):
+    """Where ``upscale_stream`` records progress so a killed job can continue.
+
+    ``load()`` gives the first tile row still to run and the pending sums at that point (or None
+    to start from the beginning); ``save(next_row, pending)`` is called after each tile row, once
+    every block it finished has gone to ``write``.
+    """
+
+    def load(self) -> tuple[int, Pending] | None: ...
+
+    def save(self, next_row: int, pending: Pending) -> None: ...
+
+
 """Receives a final HR block ``(C, h, w)`` at HR pixel ``(row, col)``."""
 
 #: LR tile side and overlap, pixels, and tiles per model call; one definition for the CLI and the API.
@@ -201,6 +218,7 @@ def upscale_stream(
     batch_size: int = DEFAULT_BATCH_SIZE,
     ramp: Ramp = DEFAULT_RAMP,
     progress: bool = False,
+    checkpoint: Checkpoint | None = None,
 ) -> None:
     """Super-resolve a ``height`` x ``width`` LR image window by window, never holding it whole.
 
@@ -210,6 +228,10 @@ def upscale_stream(
     Windows run row-major and a block is written as soon as the last window covering it has run,
     so memory holds one batch plus the not-yet-final overlap strip (``overlap * scale`` HR rows of
     the image width), whatever the image height.
+
+    With a ``checkpoint``, batches never span two tile rows (the same batches whether a job runs
+    through or resumes, so the pixels are identical), progress is saved after every tile row, and
+    a job restarts from the tile row ``checkpoint.load()`` gives.
     """
     _validate_tiling(tile_size, overlap)
     if scale < 1:
@@ -225,11 +247,21 @@ def upscale_stream(
     rows = _AxisPlan.build(lr_rows, tile_h, height, scale, overlap, ramp)
     cols = _AxisPlan.build(lr_cols, tile_w, width, scale, overlap, ramp)
     grid = [(i, j, Tile(r, c, tile_h, tile_w)) for i, r in enumerate(lr_rows) for j, c in enumerate(lr_cols)]
-    pending: dict[tuple[int, int], np.ndarray] = {}  # weighted sums of cells not yet final
+    pending: Pending = {}  # weighted sums of cells not yet final
+    first_row = 0
+    if checkpoint is not None and (state := checkpoint.load()) is not None:
+        first_row, pending = state
+    todo = [g for g in grid if g[0] >= first_row]
+    if checkpoint is None:
+        chunks = [todo[k : k + batch_size] for k in range(0, len(todo), batch_size)]
+    else:
+        by_row = [[g for g in todo if g[0] == i] for i in range(first_row, len(lr_rows))]
+        chunks = [row[k : k + batch_size] for row in by_row for k in range(0, len(row), batch_size)]
 
-    with tqdm(total=len(grid), disable=not progress, desc="tiles", unit="tile") as bar:
-        for start in range(0, len(grid), batch_size):
-            chunk = grid[start : start + batch_size]
+    with tqdm(
+        total=len(grid), initial=len(grid) - len(todo), disable=not progress, desc="tiles", unit="tile"
+    ) as bar:
+        for chunk in chunks:
             tiles = [t for _, _, t in chunk]
             batch = np.stack([_pad_to(np.asarray(read(t), dtype=np.float32), tile_size) for t in tiles])
             channels = out_channels if out_channels is not None else batch.shape[1]
@@ -252,6 +284,9 @@ def upscale_stream(
                         else:
                             pending[(ci, cj)] = acc
             bar.update(len(chunk))
+            i_last, j_last, _ = chunk[-1]
+            if checkpoint is not None and j_last == len(lr_cols) - 1:
+                checkpoint.save(i_last + 1, pending)
     if pending:  # every cell has a last window, so this would be a bug in the plan
         raise AssertionError(f"{len(pending)} blended cells were never written")
 

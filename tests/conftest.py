@@ -50,3 +50,12 @@ def tiny_model_dir(tmp_path: Path) -> Path:
     save_file(model.state_dict(), folder / "model.safetensors")
     (folder / "config.json").write_text(json.dumps(config))
     return folder
+
+
+@pytest.fixture
+def smooth_tif(tmp_path: Path) -> Path:
+    """A 70 x 90 smooth uint16 scene, large enough for several tiles of 32 with overlap 8."""
+    yy, xx = np.mgrid[0:70, 0:90]
+    base = 1500 + 400 * np.sin(xx / 11) * np.cos(yy / 9)
+    dn = (base[None] + 150 * np.arange(4)[:, None, None]).astype(np.uint16)
+    return write_geotiff(tmp_path / "smooth.tif", dn, nodata=0)

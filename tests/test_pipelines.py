@@ -19,7 +19,6 @@ from satsr.io.raster import RasterError
 from satsr.io.stac import stac_path
 from satsr.models.registry import Upscaler
 from satsr.pipelines import uncertainty_path, upscale_file
-from tests.conftest import write_geotiff
 
 SCALE = 4
 
@@ -69,15 +68,6 @@ class NoisyReplicate(Replicate):
             ]
         )
         return up + 0.01 * noise.astype(np.float32)
-
-
-@pytest.fixture
-def smooth_tif(tmp_path: Path) -> Path:
-    """A 70 x 90 smooth uint16 scene, large enough for several tiles of 32 with overlap 8."""
-    yy, xx = np.mgrid[0:70, 0:90]
-    base = 1500 + 400 * np.sin(xx / 11) * np.cos(yy / 9)
-    dn = (base[None] + 150 * np.arange(4)[:, None, None]).astype(np.uint16)
-    return write_geotiff(tmp_path / "smooth.tif", dn, nodata=0)
 
 
 def read(path: Path) -> np.ndarray:

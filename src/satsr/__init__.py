@@ -2,7 +2,8 @@
 
 __version__ = "0.1.0"
 
+from satsr.dataarray import upscale_dataarray
 from satsr.models.registry import load
 from satsr.pipelines import upscale_file
 
-__all__ = ["__version__", "load", "upscale_file"]
+__all__ = ["__version__", "load", "upscale_dataarray", "upscale_file"]

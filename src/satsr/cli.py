@@ -59,7 +59,8 @@ def _upscale(args: argparse.Namespace) -> int:
             overwrite=args.overwrite, progress=sys.stderr.isatty(),
             quicklook=args.quicklook if len(inputs) == 1 else None,
             processing_baseline=args.processing_baseline, samples=args.samples, steps=args.steps,
-            seed=args.seed, cog=args.cog, batch_size=args.batch_size,
+            seed=args.seed, cog=args.cog, batch_size=args.batch_size, scheduler=args.scheduler,
+            workers=args.workers,
         )  # fmt: skip
         print(out)
     return 0
@@ -124,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--samples", type=int, default=1, help="samples to average; > 1 also writes the uncertainty"
     )
     up.add_argument("--steps", type=int, default=None, help="sampling steps (diffusion models)")
+    up.add_argument("--scheduler", default=None, help="run the model on the Dask cluster at this address")
+    up.add_argument(
+        "--workers", type=int, default=None, help="run the model on a local Dask cluster of N processes"
+    )
     up.add_argument(
         "--no-lr-consistency", action="store_true",
         help="diffusion models: skip projecting the output onto the LR input (on by default)",
@@ -189,7 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (RasterError, UnknownModelError, ValueError) as err:
+    except (RasterError, UnknownModelError, ValueError, ConnectionError) as err:
         print(f"satsr: error: {err}", file=sys.stderr)
         return 2
 

@@ -26,6 +26,7 @@ from satsr.io.tiling import (
     DEFAULT_TILE_SIZE,
     Pending,
     Tile,
+    TileFn,
     upscale_stream,
 )
 from satsr.models.registry import DEFAULT_SEED, Upscaler, load, sampling_tile_fn
@@ -79,6 +80,8 @@ def upscale_file(
     cog: bool = False,
     batch_size: int = DEFAULT_BATCH_SIZE,
     resumable: bool = True,
+    scheduler: str | None = None,
+    workers: int | None = None,
 ) -> Path:
     """Super-resolve one raster into a GeoTIFF on the same bounds with pixel size / scale.
 
@@ -93,6 +96,9 @@ def upscale_file(
     hidden temporary file ``.OUTPUT.part``); if the process is killed or interrupted (Ctrl-C), running
     the same call again continues from there and gives the same pixels as an uninterrupted run.
     Other errors remove both. Only finished outputs ever appear under their own names.
+
+    ``scheduler`` (a Dask scheduler address) or ``workers`` (a local Dask cluster of that many
+    processes) runs the model calls on a cluster (``satsr.distributed``); the pixels are the same.
     """
     upscaler = model if isinstance(model, Upscaler) else load(model, device=device)
     _check_request(upscaler, scale, samples, steps)
@@ -144,12 +150,23 @@ def upscale_file(
                 ]  # fmt: skip
                 if job is not None:
                     job.writers = writers
+                tile_fn: TileFn = sampling_tile_fn(upscaler, samples, steps, seed)
+                executor, prefetch = None, 1
+                if scheduler is not None or workers is not None:
+                    from satsr.distributed import RemoteTileFn, dask_executor
+
+                    executor = stack.enter_context(dask_executor(scheduler, workers))
+                    tile_fn, prefetch = (
+                        RemoteTileFn(upscaler.source or upscaler, samples, steps, seed),
+                        2 * executor.workers,
+                    )
                 upscale_stream(
                     _filled_reader(reader, fill),
                     _block_writer(reader, writers, s),
-                    meta.height, meta.width, sampling_tile_fn(upscaler, samples, steps, seed), s,
+                    meta.height, meta.width, tile_fn, s,
                     tile_size, overlap, out_channels=len(meta.band_names) * len(writers),
-                    batch_size=batch_size, progress=progress, checkpoint=job,
+                    batch_size=batch_size, progress=progress, checkpoint=job, executor=executor,
+                    prefetch=prefetch,
                 )  # fmt: skip
         except KeyboardInterrupt:
             raise  # the temporary files and the state stay for a rerun

@@ -7,6 +7,7 @@ positive value to 1 across the overlap, so neighbouring tiles cross-fade instead
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
@@ -30,6 +31,16 @@ ReadFn = Callable[["Tile"], np.ndarray]
 WriteFn = Callable[[int, int, np.ndarray], None]
 #: Blended sums of cells not final yet, keyed by (cell row, cell column): what a resumed job needs.
 Pending = dict[tuple[int, int], np.ndarray]
+
+
+class BatchFuture(Protocol):
+    def result(self) -> np.ndarray: ...
+
+
+class Executor(Protocol):
+    """Runs model calls elsewhere (a Dask ``Client`` fits): ``submit(fn, batch, tiles).result()``."""
+
+    def submit(self, fn: TileFn, batch: np.ndarray, tiles: list[Tile]) -> BatchFuture: ...
 
 
 class Checkpoint(Protocol):
@@ -157,7 +168,11 @@ def _run_batch(
     model: TileFn, batch: np.ndarray, tiles: Sequence[Tile], scale: int, channels: int
 ) -> np.ndarray:
     """Call the model and check it returned an exactly ``scale``-times larger float batch."""
-    sr = np.asarray(model(batch, tiles), dtype=np.float32)
+    return _check_batch(model(batch, tiles), batch, scale, channels)
+
+
+def _check_batch(result: np.ndarray, batch: np.ndarray, scale: int, channels: int) -> np.ndarray:
+    sr = np.asarray(result, dtype=np.float32)
     b, _, h, w = batch.shape
     expected = (b, channels, h * scale, w * scale)
     if sr.shape != expected:
@@ -219,6 +234,8 @@ def upscale_stream(
     ramp: Ramp = DEFAULT_RAMP,
     progress: bool = False,
     checkpoint: Checkpoint | None = None,
+    executor: Executor | None = None,
+    prefetch: int = 4,
 ) -> None:
     """Super-resolve a ``height`` x ``width`` LR image window by window, never holding it whole.
 
@@ -232,6 +249,10 @@ def upscale_stream(
     With a ``checkpoint``, batches never span two tile rows (the same batches whether a job runs
     through or resumes, so the pixels are identical), progress is saved after every tile row, and
     a job restarts from the tile row ``checkpoint.load()`` gives.
+
+    With an ``executor`` (e.g. a Dask distributed ``Client``), up to ``prefetch`` batches are read
+    ahead and submitted; results are taken in order, so blending, writing and checkpoints happen
+    exactly as in a single process.
     """
     _validate_tiling(tile_size, overlap)
     if scale < 1:
@@ -261,11 +282,23 @@ def upscale_stream(
     with tqdm(
         total=len(grid), initial=len(grid) - len(todo), disable=not progress, desc="tiles", unit="tile"
     ) as bar:
-        for chunk in chunks:
+
+        def load(chunk: list[tuple[int, int, Tile]]) -> tuple[np.ndarray, list[Tile]]:
             tiles = [t for _, _, t in chunk]
-            batch = np.stack([_pad_to(np.asarray(read(t), dtype=np.float32), tile_size) for t in tiles])
-            channels = out_channels if out_channels is not None else batch.shape[1]
-            sr = _run_batch(model, batch, tiles, scale, channels)
+            return np.stack([_pad_to(np.asarray(read(t), dtype=np.float32), tile_size) for t in tiles]), tiles
+
+        in_flight: deque[tuple[list[tuple[int, int, Tile]], np.ndarray, BatchFuture]] = deque()
+        for index, chunk in enumerate(chunks):
+            if executor is None:
+                batch, tiles = load(chunk)
+                sr = _run_batch(model, batch, tiles, scale, out_channels or batch.shape[1])
+            else:
+                while len(in_flight) < max(1, prefetch) and index + len(in_flight) < len(chunks):
+                    ahead = chunks[index + len(in_flight)]
+                    batch, tiles = load(ahead)
+                    in_flight.append((ahead, batch, executor.submit(model, batch, tiles)))
+                _, batch, future = in_flight.popleft()
+                sr = _check_batch(future.result(), batch, scale, out_channels or batch.shape[1])
             for (i, j, _), sr_tile in zip(chunk, sr, strict=True):
                 weighted = sr_tile[:, : rows.length, : cols.length] * np.outer(
                     rows.weights[i], cols.weights[j]

@@ -61,6 +61,7 @@ class Upscaler:
     stochastic: bool = False  # True for models that draw samples (diffusion)
     default_steps: int | None = None  # sampling steps when not given; None for deterministic models
     weights_sha256: str = ""  # of model.safetensors, recorded with every output
+    source: str = ""  # what load() was given (bundled name or folder), so other processes can load it too
 
     def __call__(
         self,
@@ -150,6 +151,7 @@ def load(name: str | Path, device: str = "cpu") -> Upscaler:
         raise UnknownModelError(
             f"unknown model {str(name)!r}; bundled models: {known}; or pass a model folder"
         )
+    source = str(name) if str(name) in bundled_models() else str(folder.resolve())
     config = read_config(folder)
     architecture = config.get("architecture")
     if architecture not in ARCHITECTURES:
@@ -165,7 +167,7 @@ def load(name: str | Path, device: str = "cpu") -> Upscaler:
     return Upscaler(
         folder.name, network, int(config["scale"]), tuple(config["bands"]), config.get("summary", ""),
         stochastic, getattr(network, "default_steps", None) if stochastic else None,
-        file_sha256(folder / "model.safetensors"),
+        file_sha256(folder / "model.safetensors"), source,
     )  # fmt: skip
 
 

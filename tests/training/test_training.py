@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import lightning as L
@@ -223,3 +225,21 @@ def test_exports_carry_the_averaged_weights_when_training_keeps_an_ema(tmp_path:
     trainer = tiny_trainer(tmp_path, 4, callbacks)
     trainer.fit(SRRegression(**TINY_MODEL), datamodule=SRDataModule(scale=2, **TINY_DATA))  # type: ignore[arg-type]
     assert seen and all(same and differs for same, differs in seen)
+
+
+@pytest.mark.slow
+def test_ddp_with_two_cpu_processes_trains_and_exports_once(tmp_path: Path) -> None:
+    """`satsr train` under Lightning's DDP strategy (2 processes on the CPU, gloo): as on several GPUs."""
+    root = aerial_folder(tmp_path / "data")
+    satsr_cli = Path(sys.executable).with_name("satsr")
+    args = [
+        str(satsr_cli), "train", "fit", "--config", str(write_config(tmp_path)), "--trainer.max_steps", "3",
+        "--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp",
+        "--data.source", "aerial", "--data.data_dir", str(root), "--model.init_args.in_channels", "3",
+    ]  # fmt: skip
+    done = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "world_size=2" in done.stderr or "distributed_backend=gloo" in done.stderr
+    log = json.loads((tmp_path / "model" / "train_log.json").read_text())
+    assert log["steps"] == 3
+    assert satsr.load(tmp_path / "model").bands == ("red", "green", "blue")

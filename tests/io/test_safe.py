@@ -119,6 +119,9 @@ def test_upscaled_product_keeps_dn_convention_and_records_the_date(tmp_path: Pat
     with rasterio.open(out) as sr:
         written = sr.read()
         assert sr.descriptions == BANDS and sr.nodata == 0
+        # GDAL band scale/offset say how DN map to reflectance, for any reader.
+        np.testing.assert_allclose(sr.scales, [1e-4] * 4)
+        np.testing.assert_allclose(sr.offsets, [-0.1] * 4)
     valid = nearest(dn[0]) > 0
     np.testing.assert_array_equal(written[:, valid], nearest(dn)[:, valid])  # (DN - 1000) / 1e4 and back
     item = json.loads(stac_path(out).read_text())

@@ -22,6 +22,7 @@ from rasterio.windows import Window
 
 from satsr.io.bands import ReflectanceScaling, canonical_band_name
 from satsr.io.safe import SafeError, is_safe, read_safe
+from satsr.io.stac import StacInputError, is_stac_item, read_item_input
 
 
 class RasterError(ValueError):
@@ -114,6 +115,13 @@ class RasterReader:
             }
             if product.start_time:
                 self.extra_tags["ACQUISITION_DATE"] = product.start_time
+        elif is_stac_item(self.path):  # a STAC Item: its band assets through a VRT
+            requested = [b for b in bands or () if isinstance(b, str) and not b.isdigit()]
+            try:
+                item = read_item_input(self.path, requested or None)
+            except (StacInputError, ValueError) as err:
+                raise RasterError(str(err)) from err
+            source, scaling, self.extra_tags = item.vrt, scaling or item.scaling, dict(item.tags)
         try:
             self.src = rasterio.open(source)
         except rasterio.errors.RasterioIOError as err:
@@ -122,8 +130,7 @@ class RasterReader:
         self.indexes = _band_indexes(self.src, names, bands)
         dtype = np.dtype(self.src.dtypes[self.indexes[0] - 1])
         if scaling is None:
-            integer = np.issubdtype(dtype, np.integer)
-            scaling = ReflectanceScaling() if integer else ReflectanceScaling.identity()
+            scaling = _file_scaling(self.src, self.indexes, dtype)
         self.meta = RasterMeta(
             crs=self.src.crs,
             transform=self.src.transform,
@@ -198,6 +205,18 @@ def read_raster(
     if not valid.any():
         raise RasterError(f"{path}: every pixel is nodata or NaN")
     return reflectance, valid, reader.meta
+
+
+def _file_scaling(src: rasterio.io.DatasetReader, indexes: list[int], dtype: np.dtype) -> ReflectanceScaling:
+    """The DN scaling a file declares (GDAL band scale/offset), else S2's DN / 10000 for integers."""
+    scales = {src.scales[i - 1] for i in indexes}
+    offsets = {src.offsets[i - 1] for i in indexes}
+    if len(scales) == 1 and len(offsets) == 1 and (scales, offsets) != ({1.0}, {0.0}):
+        scale, offset = scales.pop(), offsets.pop()
+        if scale > 0:
+            return ReflectanceScaling(quantification=1 / scale, offset=offset / scale)
+    integer = np.issubdtype(dtype, np.integer)
+    return ReflectanceScaling() if integer else ReflectanceScaling.identity()
 
 
 def resumable_temp_path(path: str | Path) -> Path:
@@ -309,6 +328,12 @@ class RasterWriter:
                 for i, name in enumerate(self.meta.band_names, start=1):
                     self.dst.set_band_description(i, name)
                 self.dst.update_tags(**self.tags)
+                scaling = self.meta.scaling
+                if np.issubdtype(self.meta.dtype, np.integer) and scaling != ReflectanceScaling.identity():
+                    # GDAL's band scale/offset: reflectance = DN * scale + offset, for any reader.
+                    count = len(self.meta.band_names)
+                    self.dst.scales = [1 / scaling.quantification] * count
+                    self.dst.offsets = [scaling.offset / scaling.quantification] * count
             self.dst.close()
             if exc_type is None and self.cog:
                 self._to_cog()

@@ -14,12 +14,9 @@ import xml.etree.ElementTree as ET
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from xml.sax.saxutils import escape
-
-import rasterio
-import rasterio.errors
 
 from satsr.io.bands import S2_BANDS, S2_QUANTIFICATION_VALUE, ReflectanceScaling, processing_baseline_offset
+from satsr.io.vrt import VRTError, stack_vrt
 
 #: Band order of ``band_id`` attributes in the product metadata.
 METADATA_BAND_ORDER = (
@@ -70,29 +67,10 @@ class SafeProduct:
                 raise SafeError(
                     f"{self.path}: band {band} is {why} (10 m bands here: {', '.join(self.band_files)})"
                 )
-        grids = []
-        for band in bands:  # open every band file now: a corrupt or mismatched one is named here
-            try:
-                with rasterio.open(self.band_files[band]) as src:
-                    grids.append((src.width, src.height, src.crs, src.transform))
-            except rasterio.errors.RasterioIOError as err:
-                raise SafeError(f"{self.path}: band {band}: unreadable JP2 ({err})") from err
-            if grids[-1][:2] != grids[0][:2] or grids[-1][3] != grids[0][3]:
-                raise SafeError(f"{self.path}: band {band} is not on the grid of band {bands[0]}")
-        width, height, crs, transform = grids[0]
-        parts = [f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">']
-        if crs is not None:
-            parts.append(f"<SRS>{escape(crs.to_wkt())}</SRS>")
-        parts.append(f"<GeoTransform>{', '.join(repr(v) for v in transform.to_gdal())}</GeoTransform>")
-        for i, band in enumerate(bands, start=1):
-            parts.append(
-                f'<VRTRasterBand dataType="UInt16" band="{i}"><Description>{band}</Description>'
-                "<NoDataValue>0</NoDataValue><SimpleSource>"
-                f'<SourceFilename relativeToVRT="0">{escape(self.band_files[band])}</SourceFilename>'
-                "<SourceBand>1</SourceBand></SimpleSource></VRTRasterBand>"
-            )
-        parts.append("</VRTDataset>")
-        return "".join(parts)
+        try:
+            return stack_vrt({band: self.band_files[band] for band in bands}, nodata=0)
+        except VRTError as err:
+            raise SafeError(f"{self.path}: {err}") from err
 
 
 def is_safe(path: str | Path) -> bool:

@@ -60,7 +60,7 @@ def _upscale(args: argparse.Namespace) -> int:
             quicklook=args.quicklook if len(inputs) == 1 else None,
             processing_baseline=args.processing_baseline, samples=args.samples, steps=args.steps,
             seed=args.seed, cog=args.cog, batch_size=args.batch_size, scheduler=args.scheduler,
-            workers=args.workers,
+            workers=args.workers, mask_clouds=args.mask_clouds,
         )  # fmt: skip
         print(out)
     return 0
@@ -125,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--samples", type=int, default=1, help="samples to average; > 1 also writes the uncertainty"
     )
     up.add_argument("--steps", type=int, default=None, help="sampling steps (diffusion models)")
+    up.add_argument(
+        "--mask-clouds", action="store_true",
+        help="S2 L2A products: mask clouds, shadows, cirrus and defects of the scene classification",
+    )  # fmt: skip
     up.add_argument("--scheduler", default=None, help="run the model on the Dask cluster at this address")
     up.add_argument(
         "--workers", type=int, default=None, help="run the model on a local Dask cluster of N processes"

@@ -82,6 +82,7 @@ def upscale_file(
     resumable: bool = True,
     scheduler: str | None = None,
     workers: int | None = None,
+    mask_clouds: bool = False,
 ) -> Path:
     """Super-resolve one raster into a GeoTIFF on the same bounds with pixel size / scale.
 
@@ -99,6 +100,8 @@ def upscale_file(
 
     ``scheduler`` (a Dask scheduler address) or ``workers`` (a local Dask cluster of that many
     processes) runs the model calls on a cluster (``satsr.distributed``); the pixels are the same.
+    ``mask_clouds`` (Sentinel-2 L2A products) masks no-data, defective, cloud, cloud-shadow and cirrus
+    pixels of the scene classification: they are written as nodata.
     """
     upscaler = model if isinstance(model, Upscaler) else load(model, device=device)
     _check_request(upscaler, scale, samples, steps)
@@ -118,7 +121,10 @@ def upscale_file(
     consistency = getattr(upscaler.network, "lr_consistency", None)
     if consistency is not None:
         tags["SATSR_LR_CONSISTENCY"] = "on" if consistency else "off"
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), RasterReader(input, bands, scaling) as reader:
+    with (
+        rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB),
+        RasterReader(input, bands, scaling, mask_clouds) as reader,
+    ):
         meta = reader.meta
         if len(meta.band_names) != len(upscaler.bands):
             raise RasterError(
@@ -134,7 +140,7 @@ def upscale_file(
                 "input": str(Path(input).resolve()), "size": [meta.height, meta.width],
                 "bands": meta.band_names, "model": upscaler.name, "weights": upscaler.weights_sha256,
                 "samples": samples, "steps": steps, "seed": seed, "tile": [tile_size, overlap, batch_size],
-                "cog": cog, "tags": tags,
+                "cog": cog, "tags": tags, "mask_clouds": mask_clouds,
             }  # fmt: skip
             fingerprint = json.dumps(job_options, sort_keys=True)
             job = JobState(output, outputs, fingerprint)

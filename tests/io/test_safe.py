@@ -25,11 +25,11 @@ NS = "https://psd-14.sentinel2.eo.esa.int/PSD/User_Product_Level-1C.xsd"
 BANDS = ("B02", "B03", "B04", "B08")
 
 
-def write_jp2(path: Path, dn: np.ndarray) -> None:
+def write_jp2(path: Path, dn: np.ndarray, pixel: float = 10.0) -> None:
     """Lossless JPEG 2000 (the driver only copies, so go through an in-memory GeoTIFF)."""
     profile = {
-        "driver": "GTiff", "height": dn.shape[0], "width": dn.shape[1], "count": 1, "dtype": "uint16",
-        "crs": CRS.from_epsg(32633), "transform": from_origin(399960.0, 5800020.0, 10.0, 10.0),
+        "driver": "GTiff", "height": dn.shape[0], "width": dn.shape[1], "count": 1, "dtype": dn.dtype.name,
+        "crs": CRS.from_epsg(32633), "transform": from_origin(399960.0, 5800020.0, pixel, pixel),
     }  # fmt: skip
     with MemoryFile() as mem:
         with mem.open(**profile) as dst:
@@ -58,6 +58,7 @@ def make_safe(
     baseline: str = "04.00",
     offsets: dict[int, int] | None = None,
     bands: tuple[str, ...] = BANDS,
+    scl: np.ndarray | None = None,
 ) -> Path:
     name = f"S2A_MSI{level}_20220304T102031_N{baseline.replace('.', '')}_R065_T33UUB_20220304T120000.SAFE"
     safe = root / name
@@ -68,6 +69,9 @@ def make_safe(
     for band in bands:
         suffix = "_10m" if level == "L2A" else ""
         write_jp2(img / f"T33UUB_20220304T102031_{band}{suffix}.jp2", dn[BANDS.index(band)])
+    if scl is not None:
+        (granule / "R20m").mkdir()
+        write_jp2(granule / "R20m" / "T33UUB_20220304T102031_SCL_20m.jp2", scl, pixel=20.0)
     (granule.parent / "QI_DATA").mkdir()
     return safe
 
@@ -171,3 +175,21 @@ def test_cli_takes_a_safe_folder_as_one_input_and_safes_in_a_folder_run(
         safe.name.removesuffix(".SAFE") + ".tif",
         "copy.tif",
     ]
+
+
+def test_l2a_scene_classification_masks_clouds_on_request(tmp_path: Path, dn: np.ndarray) -> None:
+    scl = np.full((10, 12), 4, np.uint8)  # vegetation
+    scl[4:6, 6:9] = 9  # cloud, high probability (20 m pixels)
+    safe = make_safe(tmp_path, dn, level="L2A", offsets={i: -1000 for i in range(13)}, scl=scl)
+    _, valid, _ = read_raster(safe)
+    assert valid[8:12, 12:18].all()  # no masking unless asked
+    out = upscale_file(safe, tmp_path / "sr.tif", Replicate(), mask_clouds=True)
+    with rasterio.open(out) as sr:
+        masked = sr.read_masks(1) == 0
+    expected = nearest(np.kron(np.isin(scl, (9,)), np.ones((2, 2), bool)) | (dn[0] == 0)) > 0
+    np.testing.assert_array_equal(masked, expected)
+
+
+def test_cloud_masking_needs_an_l2a_product(tmp_path: Path, dn: np.ndarray) -> None:
+    with pytest.raises(RasterError, match="scene classification"):
+        RasterReader(make_safe(tmp_path, dn), mask_clouds=True)

@@ -21,7 +21,7 @@ from rasterio.shutil import copy as rio_copy
 from rasterio.windows import Window
 
 from satsr.io.bands import ReflectanceScaling, canonical_band_name
-from satsr.io.safe import SafeError, is_safe, read_safe
+from satsr.io.safe import SCL_MASKED_CLASSES, SafeError, is_safe, read_safe
 from satsr.io.stac import StacInputError, is_stac_item, read_item_input
 
 
@@ -91,10 +91,12 @@ class RasterReader:
         path: str | Path,
         bands: Sequence[str | int] | None = None,
         scaling: ReflectanceScaling | None = None,
+        mask_clouds: bool = False,
     ) -> None:
         self.path = Path(path)
         if not self.path.exists():
             raise RasterError(f"{self.path}: no such file")
+        self.scl: rasterio.io.DatasetReader | None = None
         self.extra_tags: dict[str, str] = {}
         source: str | Path = self.path
         if is_safe(self.path):  # a Sentinel-2 product: its 10 m bands through a VRT, scaled per its metadata
@@ -109,6 +111,11 @@ class RasterReader:
             except (SafeError, ValueError) as err:
                 raise RasterError(str(err)) from err
             scaling = scaling or product.scaling
+            if mask_clouds:
+                try:
+                    self.scl = rasterio.open(product.scl_vrt())
+                except (SafeError, rasterio.errors.RasterioIOError) as err:
+                    raise RasterError(str(err)) from err
             self.extra_tags = {
                 "PROCESSING_BASELINE": product.processing_baseline or "",
                 "PRODUCT_LEVEL": product.level,
@@ -122,6 +129,10 @@ class RasterReader:
             except (StacInputError, ValueError) as err:
                 raise RasterError(str(err)) from err
             source, scaling, self.extra_tags = item.vrt, scaling or item.scaling, dict(item.tags)
+        if mask_clouds and self.scl is None:
+            raise RasterError(
+                f"{self.path}: cloud masking needs a Sentinel-2 L2A product (.SAFE) with its SCL"
+            )
         try:
             self.src = rasterio.open(source)
         except rasterio.errors.RasterioIOError as err:
@@ -154,6 +165,8 @@ class RasterReader:
 
     def close(self) -> None:
         self.src.close()
+        if self.scl is not None:
+            self.scl.close()
 
     def read(
         self, window: Window | None = None, out_shape: tuple[int, int] | None = None
@@ -168,14 +181,22 @@ class RasterReader:
         valid = np.all(masks > 0, axis=0)
         if np.issubdtype(dn.dtype, np.floating):
             valid &= np.all(np.isfinite(dn), axis=0)
+        valid &= self._clear(window, out_shape)
         return self.meta.scaling.to_reflectance(np.where(valid, dn, 0)), valid
+
+    def _clear(self, window: Window | None, out_shape: tuple[int, int] | None = None) -> np.ndarray | bool:
+        """Where the scene classification shows no cloud, shadow or cirrus (True without masking)."""
+        if self.scl is None:
+            return True
+        scl = self.scl.read(1, window=window, out_shape=out_shape)
+        return ~np.isin(scl, SCL_MASKED_CLASSES)
 
     def read_valid(self, window: Window) -> np.ndarray:
         """The validity mask ``(h, w)`` of a window (pixel values are read only for float rasters)."""
         valid = np.all(self.src.read_masks(self.indexes, window=window) > 0, axis=0)
         if np.issubdtype(self.meta.dtype, np.floating):
             valid &= np.all(np.isfinite(self.src.read(self.indexes, window=window)), axis=0)
-        return valid
+        return valid & self._clear(window)
 
     def band_means(self) -> np.ndarray:
         """Per-band mean reflectance of the valid pixels, from a decimated read; float32 ``(C,)``.

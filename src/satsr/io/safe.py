@@ -14,6 +14,9 @@ import xml.etree.ElementTree as ET
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from xml.sax.saxutils import escape
+
+import rasterio
 
 from satsr.io.bands import S2_BANDS, S2_QUANTIFICATION_VALUE, ReflectanceScaling, processing_baseline_offset
 from satsr.io.vrt import VRTError, stack_vrt
@@ -35,6 +38,9 @@ METADATA_BAND_ORDER = (
     "B12",
 )
 TEN_METRE_BANDS = ("B02", "B03", "B04", "B08")
+#: Scene classification classes masked by ``--mask-clouds``: no data, saturated or defective, cloud
+#: shadows, cloud medium and high probability, thin cirrus (Sentinel-2 L2A product specification).
+SCL_MASKED_CLASSES = (0, 1, 3, 8, 9, 10)
 _BAND_FILE = re.compile(r"_(B\d[\dA])(?:_10m)?\.jp2$", re.IGNORECASE)
 
 
@@ -52,6 +58,26 @@ class SafeProduct:
     processing_baseline: str | None
     scaling: ReflectanceScaling
     start_time: str | None
+    scl_file: str | None = None  # L2A scene classification (20 m), GDAL path
+
+    def scl_vrt(self) -> str:
+        """The scene classification resampled (nearest) onto the 10 m grid, as VRT XML."""
+        if self.scl_file is None:
+            raise SafeError(f"{self.path}: no scene classification (SCL): cloud masking needs an L2A product")
+        with rasterio.open(next(iter(self.band_files.values()))) as ten, rasterio.open(self.scl_file) as scl:
+            width, height, transform, crs = ten.width, ten.height, ten.transform, ten.crs
+            scl_w, scl_h = scl.width, scl.height
+        srs = f"<SRS>{escape(crs.to_wkt())}</SRS>" if crs is not None else ""
+        return (
+            f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">{srs}'
+            f"<GeoTransform>{', '.join(repr(v) for v in transform.to_gdal())}</GeoTransform>"
+            '<VRTRasterBand dataType="Byte" band="1"><Description>SCL</Description><SimpleSource>'
+            f'<SourceFilename relativeToVRT="0">{escape(self.scl_file)}</SourceFilename>'
+            "<SourceBand>1</SourceBand>"
+            f'<SrcRect xOff="0" yOff="0" xSize="{scl_w}" ySize="{scl_h}"/>'
+            f'<DstRect xOff="0" yOff="0" xSize="{width}" ySize="{height}"/>'
+            "</SimpleSource></VRTRasterBand></VRTDataset>"
+        )
 
     def vrt(self, bands: tuple[str, ...] | None = None) -> str:
         """A VRT (XML text, openable by rasterio) stacking ``bands`` (default: all 10 m bands)."""
@@ -167,9 +193,11 @@ def read_safe(path: str | Path) -> SafeProduct:
             )
         band_files[band] = prefix + name
     band_files = {b: band_files[b] for b in TEN_METRE_BANDS if b in band_files}
+    scl = [n for n in sorted(names) if re.search(r"/R20m/[^/]*_SCL_20m\.jp2$", f"/{n}", re.IGNORECASE)]
     if not band_files:
         raise SafeError(f"{path}: no 10 m band files (IMG_DATA/*_B0?.jp2) in the product")
     return SafeProduct(
         path=path, level=level, band_files=band_files, processing_baseline=baseline,
         scaling=_scaling(root, level, baseline), start_time=_first_text(root, "PRODUCT_START_TIME"),
+        scl_file=prefix + scl[0] if scl else None,
     )  # fmt: skip

@@ -243,3 +243,42 @@ def test_ddp_with_two_cpu_processes_trains_and_exports_once(tmp_path: Path) -> N
     log = json.loads((tmp_path / "model" / "train_log.json").read_text())
     assert log["steps"] == 3
     assert satsr.load(tmp_path / "model").bands == ("red", "green", "blue")
+
+
+def bundled_recipe(name: str, tmp_path: Path) -> Path:
+    """``configs/NAME.yaml`` with its runs/ paths moved under ``tmp_path``."""
+    text = (Path(__file__).parents[2] / "configs" / f"{name}.yaml").read_text()
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(text.replace("runs/", f"{tmp_path}/runs/"))
+    return path
+
+
+TINY_RUN = [
+    "--trainer.max_steps", "2", "--trainer.val_check_interval", "2", "--trainer.limit_val_batches", "1",
+    "--trainer.enable_progress_bar", "false", "--data.lr_patch", "4", "--data.batch_size", "2",
+    "--data.train_length", "4", "--data.val_length", "2", "--data.num_workers", "0",
+]  # fmt: skip
+TINY_UNET = '{"latent_channels": 4, "cond_channels": 8, "channels": [8], "num_res_blocks": 1}'
+
+
+def test_the_ldm_recipes_train_both_stages_and_export_a_loadable_model(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    """configs/s2-rgbn-ae.yaml then configs/s2-rgbn-x4-ldm.yaml, shrunk: as `satsr train` runs them."""
+    ae = ["fit", "--config", str(bundled_recipe("s2-rgbn-ae", tmp_path)), *TINY_RUN]
+    # LPIPS (AlexNet) needs larger pictures than these 16 px patches.
+    assert main([*ae, "--model.init_args.channels", "[4, 4, 4]", "--model.init_args.lpips_weight", "0"]) == 0
+    ae_dir = tmp_path / "runs" / "s2-rgbn-ae" / "model"
+    assert json.loads((ae_dir / "config.json").read_text())["architecture"] == "KLAutoencoder"
+    ldm = [
+        "fit", "--config", str(bundled_recipe("s2-rgbn-x4-ldm", tmp_path)), *TINY_RUN,
+        "--model.init_args.autoencoder_dir", str(ae_dir),
+        "--model.init_args.reference_dir", str(tiny_model_dir),
+        "--model.init_args.unet", TINY_UNET, "--model.init_args.default_steps", "2",
+    ]  # fmt: skip
+    assert main(ldm) == 0
+    model = satsr.load(tmp_path / "runs" / "s2-rgbn-x4-ldm" / "model")
+    assert model.stochastic and model.default_steps == 2 and model.scale == 4
+    lr = 0.1 + 0.05 * torch.rand(1, 4, 8, 8)
+    torch.testing.assert_close(model(lr, seeds=[3]), model(lr, seeds=[3]))
+    assert not torch.allclose(model(lr, seeds=[3]), model(lr, seeds=[4]))

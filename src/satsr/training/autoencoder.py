@@ -77,7 +77,11 @@ class AutoencoderModule(L.LightningModule):
         hr = hr.contiguous(memory_format=torch.channels_last)
         recon, posterior = self.autoencoder(hr, sample=sample)
         l1 = (recon - hr).abs().mean()
-        perceptual = self.lpips(lpips_input(recon, self.rgb), lpips_input(hr, self.rgb)).mean()
+        perceptual = (
+            self.lpips(lpips_input(recon, self.rgb), lpips_input(hr, self.rgb)).mean()
+            if self.lpips_weight > 0
+            else recon.new_zeros(())
+        )
         kl = posterior.kl().mean() / hr[0].numel()
         loss = l1 + self.lpips_weight * perceptual + self.kl_weight * kl * hr[0].numel()
         return {"loss": loss, "l1": l1, "lpips": perceptual, "kl": kl, "psnr": psnr(recon, hr).mean()}

@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv test lint demo bench evaluate
+.PHONY: venv test lint demo bench bench-scene evaluate
 
 SAMPLE := src/satsr/sample/s2_l1c_sample_256.tif
 
@@ -35,6 +35,10 @@ demo: venv
 bench: venv
 	$(BIN)/python scripts/bench_upscale.py 2048
 	$(BIN)/python scripts/bench_upscale.py 4096
+
+# Full 10980 x 10980 scene: uninterrupted, killed half-way + resumed (pixel hashes), Dask with 2 workers.
+bench-scene: venv
+	cd scripts && ../$(BIN)/python bench_scene.py ../bench_out --side 10980
 
 evaluate: venv
 	$(BIN)/satsr evaluate --model s2-rgbn-x4-fast --data ../shared/data/s2/dsen2_l1c --crop 128 \

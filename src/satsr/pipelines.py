@@ -255,13 +255,13 @@ class JobState:
             }
             return int(state["next_row"]), pending  # type: ignore[return-value]
 
-    def save(self, next_row: int, pending: Pending) -> None:
+    def save(self, next_row: int, rows: int, pending: Pending) -> None:
         for writer in self.writers:
             writer.flush()
         tmp = self.path.with_name(self.path.name + ".part")
         with open(tmp, "wb") as f:
             arrays = {f"c_{a}_{b}": v for (a, b), v in pending.items()}
-            np.savez(f, next_row=next_row, fingerprint=self.fingerprint, **arrays)  # type: ignore[arg-type]
+            np.savez(f, next_row=next_row, rows=rows, fingerprint=self.fingerprint, **arrays)  # type: ignore[arg-type]
         os.replace(tmp, self.path)
 
     def discard(self) -> None:

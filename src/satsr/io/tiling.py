@@ -47,13 +47,13 @@ class Checkpoint(Protocol):
     """Where ``upscale_stream`` records progress so a killed job can continue.
 
     ``load()`` gives the first tile row still to run and the pending sums at that point (or None
-    to start from the beginning); ``save(next_row, pending)`` is called after each tile row, once
-    every block it finished has gone to ``write``.
+    to start from the beginning); ``save(next_row, rows, pending)`` is called after each of the
+    ``rows`` tile rows, once every block it finished has gone to ``write``.
     """
 
     def load(self) -> tuple[int, Pending] | None: ...
 
-    def save(self, next_row: int, pending: Pending) -> None: ...
+    def save(self, next_row: int, rows: int, pending: Pending) -> None: ...
 
 
 """Receives a final HR block ``(C, h, w)`` at HR pixel ``(row, col)``."""
@@ -319,7 +319,7 @@ def upscale_stream(
             bar.update(len(chunk))
             i_last, j_last, _ = chunk[-1]
             if checkpoint is not None and j_last == len(lr_cols) - 1:
-                checkpoint.save(i_last + 1, pending)
+                checkpoint.save(i_last + 1, len(lr_rows), pending)
     if pending:  # every cell has a last window, so this would be a bug in the plan
         raise AssertionError(f"{len(pending)} blended cells were never written")
 

@@ -1,0 +1,106 @@
+"""Multi-revisit fusion of sampling trajectories (SatDiffMoE, Song et al. 2024, Alg. 1), a DenoiseFn wrapper.
+
+N trajectories, one per low-resolution revisit, are sampled as one batch. Every ``every`` steps the
+clean estimates ``z0_i = D(x_i, sigma)`` (Tweedie) are pulled toward their center
+``z0_bar = argmin_x sum_i d(x, z0_i)``: ``z0_i' = (1 - strength) z0_i + strength z0_bar``, and the DDIM
+step (eta = 0) continues with each trajectory's noise component ``(x_i - z0_i) / sigma`` unchanged
+(Song et al. 2024, Eq. 6-7, after Chung et al. 2024).
+
+A deterministic DDIM / Euler step is ``x_next = D + r (x - D)`` with ``r = sigma_next / sigma``. For
+it to become ``z0' + r (x - z0)`` the wrapper returns ``(z0' - r z0) / (1 - r)``; so it needs the
+sigma schedule, and works with ``sample_ddim(eta=0)`` and ``sample_euler`` (not with multistep or
+stochastic samplers, whose steps use D differently).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor
+
+from satsr.types import DenoiseFn
+
+#: Center of a batch of clean estimates (N, ...) -> (1, ...).
+CenterFn = Callable[[Tensor], Tensor]
+#: Distance between a candidate (1, ...) and estimates (n, ...) -> (n,).
+DistanceFn = Callable[[Tensor, Tensor], Tensor]
+
+
+def l2_center(z0: Tensor) -> Tensor:
+    """The minimiser of the summed squared L2 distance: the mean."""
+    return z0.mean(dim=0, keepdim=True)
+
+
+def find_center(
+    distance: DistanceFn,
+    steps: int = 10,
+    lr: float = 0.05,
+    batch: int = 4,
+    seed: int = 0,
+) -> CenterFn:
+    """A ``CenterFn`` that minimises ``sum_i distance(x, z0_i)`` by Adam from the mean.
+
+    Each step uses a random batch of at most ``batch`` of the estimates (Song et al. 2024, Sec. 3.2:
+    cheaper, and the revisits are redundant); ``seed`` makes the choice reproducible.
+    """
+
+    def center(z0: Tensor) -> Tensor:
+        generator = torch.Generator().manual_seed(seed)
+        x = z0.mean(dim=0, keepdim=True).detach().clone().requires_grad_(True)
+        optimizer = torch.optim.Adam([x], lr=lr)
+        targets = z0.detach()
+        for _ in range(steps):
+            pick = torch.randperm(len(targets), generator=generator)[:batch].to(targets.device)
+            optimizer.zero_grad()
+            with torch.enable_grad():
+                loss = distance(x, targets[pick]).sum()
+                loss.backward()
+            optimizer.step()
+        return x.detach()
+
+    return center
+
+
+class TrajectoryFusion:
+    """``DenoiseFn`` over a batch of N trajectories of one scene that fuses them every ``every`` steps.
+
+    ``sigmas`` is the schedule the sampler runs (ending in 0); the wrapper finds the current step from
+    ``sigma``. With N = 1 it returns ``denoise``'s estimate unchanged: plain conditional sampling.
+    """
+
+    def __init__(
+        self,
+        denoise: DenoiseFn,
+        sigmas: Tensor | Sequence[float],
+        center: CenterFn = l2_center,
+        every: int = 5,
+        strength: float = 0.1,
+    ) -> None:
+        if every < 1:
+            raise ValueError(f"every must be >= 1, got {every}")
+        if not 0.0 <= strength <= 1.0:
+            raise ValueError(f"strength must be in [0, 1], got {strength}")
+        self.denoise, self.center, self.every, self.strength = denoise, center, every, strength
+        self.sigmas = [float(s) for s in sigmas]
+        self.fused_steps: list[int] = []  # the steps at which trajectories were pulled together
+
+    def _step(self, sigma: Tensor) -> int:
+        value = float(sigma.flatten()[0])
+        for i, s in enumerate(self.sigmas[:-1]):
+            if math.isclose(value, s, rel_tol=1e-5):
+                return i
+        raise ValueError(f"sigma {value} is not a step of the schedule this fusion was built for")
+
+    def __call__(self, x: Tensor, sigma: Tensor) -> Tensor:
+        denoised = self.denoise(x, sigma)
+        i = self._step(sigma)
+        if len(x) == 1 or i % self.every:
+            return denoised
+        center = self.center(denoised)
+        fused = (1 - self.strength) * denoised + self.strength * center.to(denoised.dtype)
+        self.fused_steps.append(i)
+        r = self.sigmas[i + 1] / self.sigmas[i]
+        # The sampler then computes fused + r * (x - denoised): the noise component is unchanged.
+        return (fused - r * denoised) / (1 - r)

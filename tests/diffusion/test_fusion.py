@@ -1,0 +1,78 @@
+"""SatDiffMoE trajectory fusion as a DenoiseFn wrapper: N = 1 is plain sampling, the noise component
+is kept, trajectories are pulled together, and the center search minimises its distance."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import Tensor
+
+from satsr.diffusion.fusion import TrajectoryFusion, find_center, l2_center
+from satsr.diffusion.samplers import sample_ddim, sample_euler
+from satsr.diffusion.schedules import karras_sigmas
+
+#: Each trajectory's conditioning: the point its (ideal) denoiser believes in.
+POINTS = torch.tensor([[-1.0, 0.0], [1.0, 0.0], [0.0, 2.0], [0.0, -1.0]])
+
+
+def point_denoiser(x: Tensor, sigma: Tensor) -> Tensor:
+    """The exact D(x, sigma) when trajectory i's data is N(POINTS[i], I): a posterior wide enough that
+    where a trajectory goes depends on its path, as for a real conditional model."""
+    s = sigma.reshape(-1, 1).to(x.dtype)
+    return (x + s**2 * POINTS[: len(x)]) / (1 + s**2)
+
+
+def sigmas(steps: int = 50) -> Tensor:
+    return karras_sigmas(steps, sigma_min=0.01, sigma_max=10.0)
+
+
+def start(n: int) -> Tensor:
+    return torch.randn(n, 2, generator=torch.Generator().manual_seed(0)) * 10.0
+
+
+def test_one_trajectory_is_plain_ddim() -> None:
+    s = sigmas()
+    fused = sample_ddim(TrajectoryFusion(point_denoiser, s), start(1), s)
+    torch.testing.assert_close(fused, sample_ddim(point_denoiser, start(1), s))
+
+
+def test_the_noise_component_is_kept() -> None:
+    """A fused step is z0' + r (x - z0): only the clean component moves (Song et al. 2024, Eq. 7)."""
+    s = sigmas(6)
+    x = start(4)
+    fusion = TrajectoryFusion(point_denoiser, s, every=1, strength=0.3)
+    returned = fusion(x, s[0].expand(4))
+    z0 = point_denoiser(x, s[0].expand(4))
+    r = float(s[1] / s[0])
+    ddim_step = returned + r * (x - returned)
+    torch.testing.assert_close(ddim_step, 0.7 * z0 + 0.3 * z0.mean(0, keepdim=True) + r * (x - z0))
+
+
+@pytest.mark.parametrize("sampler", [sample_ddim, sample_euler])
+def test_fusion_pulls_the_revisits_together_around_their_center(sampler) -> None:  # type: ignore[no-untyped-def]
+    s = sigmas()
+    alone = sampler(point_denoiser, start(4), s)
+    fusion = TrajectoryFusion(point_denoiser, s, every=5, strength=0.5)
+    together = sampler(fusion, start(4), s)
+    spread = lambda z: (z - z.mean(0)).norm(dim=1).mean()  # noqa: E731
+    assert spread(together) < 0.8 * spread(alone)
+    torch.testing.assert_close(together.mean(0), alone.mean(0), atol=0.05, rtol=0)
+    assert fusion.fused_steps == list(range(0, 50, 5))
+
+
+def test_center_search_finds_the_minimiser_of_its_distance() -> None:
+    z0 = torch.randn(7, 3, 4, 4, generator=torch.Generator().manual_seed(1))
+    # The search starts from the mean (the L2 center); summed L1 distances move it to the per-element
+    # median (unique for an odd count).
+    l1 = find_center(lambda x, z: (x - z).abs().flatten(1).mean(1), steps=300, lr=0.02, batch=7)(z0)
+    torch.testing.assert_close(l1, z0.median(dim=0, keepdim=True).values, atol=0.05, rtol=0)
+    assert (l2_center(z0) - z0.median(dim=0, keepdim=True).values).abs().max() > 0.3  # a real move
+
+
+def test_bad_settings_and_foreign_sigmas_are_refused() -> None:
+    with pytest.raises(ValueError, match="every"):
+        TrajectoryFusion(point_denoiser, sigmas(), every=0)
+    with pytest.raises(ValueError, match="strength"):
+        TrajectoryFusion(point_denoiser, sigmas(), strength=1.5)
+    with pytest.raises(ValueError, match="not a step"):
+        TrajectoryFusion(point_denoiser, sigmas())(start(2), torch.tensor(3.3333))

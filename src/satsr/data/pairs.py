@@ -58,16 +58,20 @@ class WaldPatches(Dataset[tuple[Tensor, Tensor]]):
     def __len__(self) -> int:
         return self.length
 
-    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+    def hr_crop(self, index: int) -> Tensor:
+        """Sample ``index``'s HR crop, margin included, augmented: the same for every call."""
         rng = np.random.default_rng((self.seed, index))
         scene = self.scenes[rng.choice(len(self.scenes), p=self.weights)]
         side = self.side
         _, height, width = scene.pixels.shape
         top, left = rng.integers(0, height - side + 1), rng.integers(0, width - side + 1)
         crop = torch.from_numpy(scene.pixels[:, top : top + side, left : left + side].copy())
-        if self.augment:
-            crop = dihedral(crop, int(rng.integers(8)))
-        lr = wald_degrade(crop[None], self.scale, scene.bands)[0]
+        return dihedral(crop, int(rng.integers(8))) if self.augment else crop
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        crop = self.hr_crop(index)
+        bands = self.scenes[0].bands
+        lr = wald_degrade(crop[None], self.scale, bands)[0]
         m = self.margin // self.scale
         return lr[:, m:-m, m:-m].contiguous(), crop[
             :, self.margin : -self.margin, self.margin : -self.margin

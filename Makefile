@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv test lint demo bench bench-scene evaluate
+.PHONY: venv test lint demo bench bench-scene bench-ldm evaluate evaluate-ldm
 
 SAMPLE := src/satsr/sample/s2_l1c_sample_256.tif
 
@@ -40,6 +40,16 @@ bench: venv
 bench-scene: venv
 	cd scripts && ../$(BIN)/python bench_scene.py ../bench_out --side 10980
 
+# s2-rgbn-x4-ldm: time per 512 x 512 output against the fast model, seams, uncertainty calibration.
+bench-ldm: venv
+	cd scripts && ../$(BIN)/python ldm_report.py ../eval_out/ldm_report --samples 8
+
 evaluate: venv
 	$(BIN)/satsr evaluate --model s2-rgbn-x4-fast --data ../shared/data/s2/dsen2_l1c --crop 128 \
 		--max-images 1 --output eval_out/s2-x4 --title "S2 x4, held-apart scene T33UUB"
+
+evaluate-ldm: venv
+	$(BIN)/satsr evaluate --model s2-rgbn-x4-fast s2-rgbn-x4-ldm --data ../shared/data/s2/dsen2_l1c --crop 128 \
+		--max-images 1 --samples 1 4 --lr-consistency both --output eval_out/ldm_main
+	$(BIN)/satsr evaluate --model s2-rgbn-x4-ldm --data ../shared/data/s2/dsen2_l1c --crop 128 \
+		--max-images 1 --steps 4 10 20 50 --no-fid --output eval_out/ldm_steps

@@ -76,3 +76,16 @@ def test_bad_settings_and_foreign_sigmas_are_refused() -> None:
         TrajectoryFusion(point_denoiser, sigmas(), strength=1.5)
     with pytest.raises(ValueError, match="not a step"):
         TrajectoryFusion(point_denoiser, sigmas())(start(2), torch.tensor(3.3333))
+
+
+def test_an_offset_moves_the_center_into_the_clean_space() -> None:
+    """Residual denoisers: the center of offset + D is sought, and each trajectory keeps its offset."""
+    s = sigmas(6)
+    x = start(4)
+    offset = torch.randn(4, 2, generator=torch.Generator().manual_seed(5))
+    fusion = TrajectoryFusion(point_denoiser, s, every=1, strength=1.0, offset=offset)
+    returned = fusion(x, s[0].expand(4))
+    z0 = point_denoiser(x, s[0].expand(4))
+    r = float(s[1] / s[0])
+    clean_after = offset + returned + r * (x - returned) - r * (x - z0)  # offset + the fused clean part
+    torch.testing.assert_close(clean_after, (offset + z0).mean(0, keepdim=True).expand(4, 2))

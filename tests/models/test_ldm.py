@@ -11,9 +11,12 @@ from safetensors.torch import save_file
 
 import satsr
 from satsr.cli import main
+from satsr.diffusion.precond import bind
+from satsr.diffusion.samplers import SeededNoise, sample_ddim
+from satsr.diffusion.schedules import karras_sigmas
 from satsr.io.bands import S2_RGBN
-from satsr.models.consistency import sensor_degradation
-from satsr.models.ldm import NOISE_BLOCK, LatentDiffusionSR, field_noise
+from satsr.models.consistency import project_to_lr, sensor_degradation
+from satsr.models.ldm import NOISE_BLOCK, LatentDiffusionSR, _mix, field_noise
 from satsr.pipelines import uncertainty_path
 
 TINY = {
@@ -146,3 +149,41 @@ def test_evaluate_lr_consistency_both_shows_the_projection_helps(
 def test_upscale_refuses_the_consistency_switch_for_a_model_without_one(s2_tif: Path, tmp_path: Path) -> None:
     assert main(["upscale", str(s2_tif), str(tmp_path / "sr.tif"), "--no-lr-consistency"]) == 2
     assert not (tmp_path / "sr.tif").exists()
+
+
+def time_conditioned_ldm() -> LatentDiffusionSR:
+    model = tiny_ldm(unet={**TINY["unet"], "time_conditioning": True})  # type: ignore[dict-item]
+    torch.nn.init.normal_(model.precond.net.dt_embed.last.weight, std=0.5)  # type: ignore[union-attr]
+    return model
+
+
+def test_fusion_of_revisits_gives_one_image_fixed_by_the_seed() -> None:
+    model, lrs = time_conditioned_ldm(), lr_batch(3)
+    fused = model.fuse(lrs, [0.0, -10.0, 25.0], seed=1, steps=6, every=2, alpha=0.2)
+    assert fused.shape == (1, 4, 64, 64) and torch.isfinite(fused).all()
+    torch.testing.assert_close(
+        model.fuse(lrs, [0.0, -10.0, 25.0], seed=1, steps=6, every=2, alpha=0.2), fused
+    )
+    assert not torch.allclose(model.fuse(lrs, [0.0, -10.0, 25.0], seed=2, steps=6, every=2, alpha=0.2), fused)
+    # The time difference is seen: the same revisits dated otherwise give another image.
+    assert not torch.allclose(model.fuse(lrs, [90.0, 90.0, 90.0], seed=1, steps=6, every=2, alpha=0.2), fused)
+
+
+def test_fusion_of_one_revisit_is_plain_conditional_ddim() -> None:
+    model, lr = time_conditioned_ldm(), lr_batch(1)
+    fused = model.fuse(lr, [12.0], seed=4, steps=5)
+    cond, z_ref = model.condition(lr)
+    sigmas = karras_sigmas(5, model.sigma_min, model.sigma_max)
+    noise = SeededNoise([_mix(4, (0, 0))])
+    x = noise.randn(z_ref.shape) * float(sigmas[0])
+    with torch.no_grad():
+        latent = z_ref + sample_ddim(
+            bind(model.precond, cond, dt_days=torch.tensor([12.0])), x, sigmas, noise=noise
+        )
+        expected = project_to_lr(model.autoencoder.decode_latent(latent), lr, sensor_degradation(4, S2_RGBN))
+    torch.testing.assert_close(fused, expected)
+
+
+def test_fusion_refuses_mismatched_dates() -> None:
+    with pytest.raises(ValueError, match="2 revisits but 1 time differences"):
+        time_conditioned_ldm().fuse(lr_batch(2), [3.0], seed=0)

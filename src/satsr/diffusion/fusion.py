@@ -68,6 +68,8 @@ class TrajectoryFusion:
 
     ``sigmas`` is the schedule the sampler runs (ending in 0); the wrapper finds the current step from
     ``sigma``. With N = 1 it returns ``denoise``'s estimate unchanged: plain conditional sampling.
+    ``offset`` (N, ...) is added to the estimates before their center is sought, for denoisers of
+    residuals whose clean image is ``offset + D`` (each revisit's reference latent).
     """
 
     def __init__(
@@ -77,6 +79,7 @@ class TrajectoryFusion:
         center: CenterFn = l2_center,
         every: int = 5,
         strength: float = 0.1,
+        offset: Tensor | None = None,
     ) -> None:
         if every < 1:
             raise ValueError(f"every must be >= 1, got {every}")
@@ -84,6 +87,7 @@ class TrajectoryFusion:
             raise ValueError(f"strength must be in [0, 1], got {strength}")
         self.denoise, self.center, self.every, self.strength = denoise, center, every, strength
         self.sigmas = [float(s) for s in sigmas]
+        self.offset = offset  # added to the estimates before the center is sought (e.g. a reference latent)
         self.fused_steps: list[int] = []  # the steps at which trajectories were pulled together
 
     def _step(self, sigma: Tensor) -> int:
@@ -98,8 +102,9 @@ class TrajectoryFusion:
         i = self._step(sigma)
         if len(x) == 1 or i % self.every:
             return denoised
-        center = self.center(denoised)
-        fused = (1 - self.strength) * denoised + self.strength * center.to(denoised.dtype)
+        offset = self.offset if self.offset is not None else torch.zeros_like(denoised)
+        center = self.center(denoised + offset).to(denoised.dtype)
+        fused = (1 - self.strength) * denoised + self.strength * (center - offset)
         self.fused_steps.append(i)
         r = self.sigmas[i + 1] / self.sigmas[i]
         # The sampler then computes fused + r * (x - denoised): the noise component is unchanged.

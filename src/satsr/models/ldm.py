@@ -18,14 +18,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from satsr.diffusion.fusion import DistanceFn, TrajectoryFusion, find_center, l2_center
 from satsr.diffusion.precond import EDMPrecond, bind
-from satsr.diffusion.samplers import SeededNoise, get_sampler
+from satsr.diffusion.samplers import SeededNoise, get_sampler, sample_ddim
 from satsr.diffusion.schedules import karras_sigmas
 from satsr.models.autoencoder import KLAutoencoder
 from satsr.models.consistency import DEFAULT_ITERATIONS, project_to_lr, sensor_degradation
 from satsr.models.denoiser import ConditionalUNet
 from satsr.models.fast import ResidualSR
 
+#: Reflectance shown as white when RGB is compared with LPIPS (as in training and evaluation).
+LPIPS_WHITE = 0.3
 #: Latent noise is drawn in blocks of this many latent pixels, keyed by their place in the scene.
 NOISE_BLOCK = 32
 
@@ -61,6 +64,7 @@ class LatentDiffusionSR(nn.Module):
         self.sigma_min, self.sigma_max, self.default_steps = sigma_min, sigma_max, default_steps
         self.sampler, self.lr_consistency = sampler, lr_consistency
         get_sampler(sampler)  # fail at load time on an unknown name
+        self._aux: dict[str, nn.Module] = {}  # helpers loaded on first use (not part of the weights)
 
     def reference_sr(self, lr: Tensor) -> Tensor:
         """The deterministic upsampling the diffusion refines."""
@@ -115,6 +119,78 @@ class LatentDiffusionSR(nn.Module):
         if self.lr_consistency:
             sr = project_to_lr(sr, lr, sensor_degradation(self.scale, self.bands), DEFAULT_ITERATIONS)
         return sr
+
+    @torch.no_grad()
+    def fuse(
+        self,
+        lrs: Tensor,
+        dt_days: Sequence[float],
+        seed: int,
+        steps: int = 50,
+        every: int = 5,
+        strength: float = 0.1,
+        alpha: float = 0.2,
+        center_steps: int = 5,
+        center_batch: int = 4,
+    ) -> Tensor:
+        """One HR image (1, C, H, W) from N revisits ``lrs`` (N, C, h, w) of one place (SatDiffMoE, Alg. 1).
+
+        Each revisit ``i`` conditions its own trajectory (its LR, its reference latent and, with a
+        time-conditioned UNet, ``dt_days[i]`` = target date minus its date). DDIM (eta = 0) runs all
+        trajectories as one batch, and every ``every`` steps ``TrajectoryFusion`` pulls their clean
+        latents toward their center under d = (1 - alpha) L2 + alpha LPIPS(decoded RGB). The result
+        decodes the center of the final latents, back-projected onto the per-pixel median LR when
+        ``lr_consistency`` is on. N = 1 is plain conditional DDIM sampling.
+        """
+        n = len(lrs)
+        if len(dt_days) != n:
+            raise ValueError(f"{n} revisits but {len(dt_days)} time differences")
+        multiple = self.size_multiple
+        if lrs.shape[-2] % multiple or lrs.shape[-1] % multiple:
+            raise ValueError(
+                f"LR sides must be multiples of {multiple} for fusion, got {tuple(lrs.shape[-2:])}"
+            )
+        cond, z_ref = self.condition(lrs)
+        dt = torch.as_tensor(list(dt_days), dtype=lrs.dtype, device=lrs.device)
+        kwargs = {"dt_days": dt} if getattr(self.precond.net, "dt_embed", None) is not None else {}
+        sigmas = karras_sigmas(steps, self.sigma_min, self.sigma_max, device=lrs.device).to(lrs.dtype)
+        noise = SeededNoise([_mix(seed, (i, 0)) for i in range(n)], lrs.device)
+        x = noise.randn(z_ref.shape, dtype=z_ref.dtype) * float(sigmas[0])
+        center = find_center(self._fusion_distance(alpha), center_steps, batch=center_batch, seed=seed)
+        fusion = TrajectoryFusion(
+            bind(self.precond, cond, **kwargs), sigmas, center if n > 1 else l2_center, every, strength, z_ref
+        )
+        latents = z_ref + sample_ddim(fusion, x, sigmas, noise=noise)
+        sr = self.autoencoder.decode_latent(center(latents) if n > 1 else latents)
+        if self.lr_consistency:
+            median = lrs.median(dim=0, keepdim=True).values
+            sr = project_to_lr(sr, median, sensor_degradation(self.scale, self.bands), DEFAULT_ITERATIONS)
+        return sr
+
+    def _fusion_distance(self, alpha: float) -> DistanceFn:
+        """d(x, z_i) = (1 - alpha) mean squared latent difference + alpha LPIPS of the decoded RGB."""
+        rgb = (
+            [self.bands.index(b) for b in ("B04", "B03", "B02")]
+            if {"B02", "B03", "B04"} <= set(self.bands)
+            else None
+        )
+        if alpha > 0 and rgb is not None and "lpips" not in self._aux:
+            from satsr.evaluation.lpips import LPIPS  # here: satsr.evaluation imports the model registry
+
+            self._aux["lpips"] = LPIPS().to(next(self.parameters()).device)
+        lpips = self._aux.get("lpips")
+
+        def distance(x: Tensor, z: Tensor) -> Tensor:
+            l2 = (x - z).square().flatten(1).mean(1)
+            if alpha == 0 or rgb is None or lpips is None:
+                return l2
+            with torch.enable_grad():
+                images = self.autoencoder.decode_latent(torch.cat([x, z]))
+                picture = (images[:, rgb] / LPIPS_WHITE).clamp(0, 1) * 2 - 1
+                perceptual = lpips(picture[:1].expand(len(z), -1, -1, -1), picture[1:]).flatten()
+            return (1 - alpha) * l2 + alpha * perceptual
+
+        return distance
 
 
 def _mix(seed: int, origin: tuple[int, int]) -> int:

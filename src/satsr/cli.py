@@ -103,6 +103,21 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0 if results else 1
 
 
+def _fuse(args: argparse.Namespace) -> int:
+    from satsr.fusion import fuse_files
+
+    logging.basicConfig(level=logging.INFO, format="satsr: %(message)s")
+    out = fuse_files(
+        args.inputs, args.output, load(args.model, device=resolve_device(args.device)),
+        dates=args.dates.split(",") if args.dates else None, target_date=args.target_date, bands=args.bands,
+        steps=args.steps, seed=args.seed, tile_size=args.tile_size, overlap=args.overlap,
+        min_clear=args.min_clear, mask_clouds=args.mask_clouds, overwrite=args.overwrite, cog=args.cog,
+        progress=sys.stderr.isatty(),
+    )  # fmt: skip
+    print(out)
+    return 0
+
+
 def _train(args: argparse.Namespace) -> int:
     from satsr.training.cli import main as train_main
 
@@ -151,6 +166,27 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     up.set_defaults(func=_upscale)
 
+    fu = sub.add_parser("fuse", help="fuse several revisits of one place into one super-resolved image")
+    fu.add_argument(
+        "inputs", nargs="+", type=Path, help="rasters of the same place (any grids; the first sets it)"
+    )
+    fu.add_argument("--output", type=Path, required=True)
+    fu.add_argument(
+        "--dates", default=None, help="D1,D2,... (YYYY-MM-DD), one per input; default: tags or names"
+    )
+    fu.add_argument("--target-date", default=None, help="date to reconstruct (default: the latest input)")
+    fu.add_argument("--model", default="s2-rgbn-x4-fusion", help="bundled model name or folder")
+    fu.add_argument("--bands", nargs="+", default=None, help="band names or 1-based indexes")
+    fu.add_argument("--steps", type=int, default=50, help="DDIM steps")
+    fu.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    fu.add_argument("--tile-size", type=int, default=DEFAULT_TILE_SIZE)
+    fu.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP)
+    fu.add_argument("--min-clear", type=float, default=0.5, help="drop revisits with a smaller clear share")
+    fu.add_argument("--mask-clouds", action="store_true", help="S2 L2A products: mask clouds from the SCL")
+    fu.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    fu.add_argument("--overwrite", action="store_true")
+    fu.add_argument("--cog", action="store_true")
+    fu.set_defaults(func=_fuse)
     ev = sub.add_parser("evaluate", help="score models against bicubic on HR images or LR/HR pairs")
     ev.add_argument("--model", nargs="+", default=[DEFAULT_MODEL], help="bundled model names or folders")
     ev.add_argument("--data", type=Path, required=True, help="HR rasters (degraded on the fly) or hr/ + lr/")

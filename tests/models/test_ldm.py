@@ -175,7 +175,7 @@ def test_fusion_of_one_revisit_is_plain_conditional_ddim() -> None:
     cond, z_ref = model.condition(lr)
     sigmas = karras_sigmas(5, model.sigma_min, model.sigma_max)
     noise = SeededNoise([_mix(4, (0, 0))])
-    x = noise.randn(z_ref.shape) * float(sigmas[0])
+    x = field_noise(_mix(4, (0, 0)), (0, 0), z_ref.shape[1:])[None] * float(sigmas[0])
     with torch.no_grad():
         latent = z_ref + sample_ddim(
             bind(model.precond, cond, dt_days=torch.tensor([12.0])), x, sigmas, noise=noise

@@ -17,7 +17,9 @@ import numpy as np
 import rasterio
 from affine import Affine
 from rasterio.crs import CRS
+from rasterio.enums import Resampling
 from rasterio.shutil import copy as rio_copy
+from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from satsr.io.bands import ReflectanceScaling, canonical_band_name
@@ -27,6 +29,24 @@ from satsr.io.stac import StacInputError, is_stac_item, read_item_input
 
 class RasterError(ValueError):
     """A raster that cannot be used, with a message naming the problem."""
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A raster grid: CRS, transform and size."""
+
+    crs: CRS | None
+    transform: Affine
+    width: int
+    height: int
+
+    @classmethod
+    def of(cls, src: rasterio.io.DatasetReader) -> Grid:
+        return cls(src.crs, src.transform, src.width, src.height)
+
+    def matches(self, src: rasterio.io.DatasetReader) -> bool:
+        same_size = (src.width, src.height) == (self.width, self.height)
+        return same_size and src.crs == self.crs and src.transform.almost_equals(self.transform)
 
 
 @dataclass(frozen=True)
@@ -92,6 +112,7 @@ class RasterReader:
         bands: Sequence[str | int] | None = None,
         scaling: ReflectanceScaling | None = None,
         mask_clouds: bool = False,
+        grid: Grid | None = None,
     ) -> None:
         self.path = Path(path)
         if not self.path.exists():
@@ -142,6 +163,21 @@ class RasterReader:
         dtype = np.dtype(self.src.dtypes[self.indexes[0] - 1])
         if scaling is None:
             scaling = _file_scaling(self.src, self.indexes, dtype)
+        self.source_tags = {**self.src.tags(), **self.extra_tags}
+        if grid is not None and not grid.matches(self.src):  # read as if on another raster's grid
+            if self.src.crs is None or grid.crs is None:
+                raise RasterError(
+                    f"{self.path}: not georeferenced, so it cannot be put on the first input's grid"
+                )
+            self.src = WarpedVRT(
+                self.src, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height,
+                resampling=Resampling.bilinear,
+            )  # fmt: skip
+            if self.scl is not None:
+                self.scl = WarpedVRT(
+                    self.scl, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height,
+                    resampling=Resampling.nearest,
+                )  # fmt: skip
         self.meta = RasterMeta(
             crs=self.src.crs,
             transform=self.src.transform,
@@ -155,7 +191,7 @@ class RasterReader:
 
     def tags(self) -> dict[str, str]:
         """The raster's dataset tags, plus what a product's metadata says (acquisition date...)."""
-        return {**self.src.tags(), **self.extra_tags}
+        return dict(self.source_tags)
 
     def __enter__(self) -> RasterReader:
         return self

@@ -132,6 +132,7 @@ class LatentDiffusionSR(nn.Module):
         alpha: float = 0.2,
         center_steps: int = 5,
         center_batch: int = 4,
+        origin: tuple[int, int] = (0, 0),
     ) -> Tensor:
         """One HR image (1, C, H, W) from N revisits ``lrs`` (N, C, h, w) of one place (SatDiffMoE, Alg. 1).
 
@@ -154,8 +155,10 @@ class LatentDiffusionSR(nn.Module):
         dt = torch.as_tensor(list(dt_days), dtype=lrs.dtype, device=lrs.device)
         kwargs = {"dt_days": dt} if getattr(self.precond.net, "dt_embed", None) is not None else {}
         sigmas = karras_sigmas(steps, self.sigma_min, self.sigma_max, device=lrs.device).to(lrs.dtype)
-        noise = SeededNoise([_mix(seed, (i, 0)) for i in range(n)], lrs.device)
-        x = noise.randn(z_ref.shape, dtype=z_ref.dtype) * float(sigmas[0])
+        trajectory_seeds = [_mix(seed, (i, 0)) for i in range(n)]
+        noise = SeededNoise(trajectory_seeds, lrs.device)
+        x = torch.stack([field_noise(s, origin, z_ref.shape[1:]) for s in trajectory_seeds])
+        x = x.to(device=lrs.device, dtype=z_ref.dtype) * float(sigmas[0])
         center = find_center(self._fusion_distance(alpha), center_steps, batch=center_batch, seed=seed)
         fusion = TrajectoryFusion(
             bind(self.precond, cond, **kwargs), sigmas, center if n > 1 else l2_center, every, strength, z_ref

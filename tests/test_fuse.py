@@ -1,0 +1,126 @@
+"""satsr fuse: revisits on several grids, dates from names/tags/--dates, cloudy revisits dropped."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.crs import CRS
+from rasterio.transform import from_origin
+from safetensors.torch import save_file
+
+from satsr.cli import main
+from satsr.io.bands import S2_RGBN
+from satsr.io.stac import stac_path
+from tests.models.test_ldm import TINY, time_conditioned_ldm
+
+
+@pytest.fixture
+def fusion_model_dir(tmp_path: Path) -> Path:
+    model = time_conditioned_ldm()
+    folder = tmp_path / "tiny-fusion"
+    folder.mkdir()
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, folder / "model.safetensors")
+    unet = {**TINY["unet"], "time_conditioning": True}  # type: ignore[dict-item]
+    config = {"architecture": "LatentDiffusionSR", "bands": list(S2_RGBN), "scale": 4, **TINY, "unet": unet}
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+def write(path: Path, dn: np.ndarray, pixel: float = 10.0, nodata: float | None = 0) -> Path:
+    _, h, w = dn.shape
+    with rasterio.open(
+        path, "w", driver="GTiff", height=h, width=w, count=4, dtype="uint16", nodata=nodata,
+        crs=CRS.from_epsg(32633), transform=from_origin(399960.0, 5800020.0, pixel, pixel),
+    ) as dst:  # fmt: skip
+        dst.write(dn)
+        dst.descriptions = S2_RGBN
+    return path
+
+
+def scene(seed: int, side: int = 24) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:side, 0:side]
+    base = 1200 + 300 * np.sin(xx / 4) * np.cos(yy / 5)
+    return (base[None] + 100 * np.arange(4)[:, None, None] + rng.integers(0, 30, (4, side, side))).astype(
+        np.uint16
+    )
+
+
+def revisits(tmp_path: Path) -> list[Path]:
+    return [
+        write(tmp_path / "S2_20220301.tif", scene(0)),
+        write(tmp_path / "S2_20220308.tif", scene(1, 12), pixel=20.0),  # another grid: reprojected
+        write(tmp_path / "S2_20220315.tif", scene(2)),
+    ]
+
+
+def test_fuse_reprojects_dates_and_writes_one_image_on_the_first_grid(
+    tmp_path: Path, fusion_model_dir: Path
+) -> None:
+    paths = revisits(tmp_path)
+    out = tmp_path / "fused.tif"
+    args = ["fuse", *map(str, paths), "--output", str(out), "--model", str(fusion_model_dir), "--steps", "2"]
+    assert main([*args, "--tile-size", "16", "--overlap", "4"]) == 0
+    with rasterio.open(out) as sr, rasterio.open(paths[0]) as first:
+        assert sr.shape == (96, 96) and sr.crs == first.crs
+        np.testing.assert_allclose(tuple(sr.bounds), tuple(first.bounds))
+        assert sr.tags()["SATSR_DT_DAYS"] == "14,7,0" and sr.tags()["SATSR_TARGET_DATE"] == "2022-03-15"
+        fused = sr.read()
+    assert json.loads(stac_path(out).read_text())["properties"]["satsr:revisits"] == 3
+    again = tmp_path / "again.tif"
+    assert (
+        main([*args[:-2], "--output", str(again), "--steps", "2", "--tile-size", "16", "--overlap", "4"]) == 0
+    )
+    with rasterio.open(again) as sr:
+        np.testing.assert_array_equal(sr.read(), fused)  # --seed (default) fixes the result
+
+
+def test_a_cloudy_revisit_is_dropped_with_a_message(
+    tmp_path: Path, fusion_model_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    paths = revisits(tmp_path)
+    cloudy = scene(3)
+    cloudy[:, :20] = 0  # mostly nodata (as a cloud-masked product would be)
+    paths[1] = write(tmp_path / "S2_20220308.tif", cloudy)
+    out = tmp_path / "fused.tif"
+    with caplog.at_level(logging.INFO):
+        assert main(["fuse", *map(str, paths), "--output", str(out), "--model", str(fusion_model_dir),
+                     "--steps", "2"]) == 0  # fmt: skip
+    assert "S2_20220308.tif: dropped" in caplog.text
+    with rasterio.open(out) as sr:
+        assert sr.tags()["SATSR_DT_DAYS"] == "14,0"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--dates", "2022-03-01,2022-03-08"], "3 inputs but 2 dates"),
+        (["--dates", "2022-03-01,yesterday,2022-03-15"], "not a date"),
+        (["--model", "s2-rgbn-x4-fast"], "cannot fuse revisits"),
+        (["--model", "no-such-model"], "unknown model"),
+    ],
+)
+def test_bad_requests_are_one_clear_error(
+    tmp_path: Path, fusion_model_dir: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    paths = revisits(tmp_path)
+    out = tmp_path / "fused.tif"
+    args = ["fuse", *map(str, paths), "--output", str(out), "--model", str(fusion_model_dir), *extra]
+    assert main(args) == 2
+    assert message in capsys.readouterr().err and not out.exists()
+
+
+def test_undated_revisits_need_dates_for_a_time_aware_model(
+    tmp_path: Path, fusion_model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a, b = write(tmp_path / "a.tif", scene(0)), write(tmp_path / "b.tif", scene(1))
+    assert (
+        main(["fuse", str(a), str(b), "--output", str(tmp_path / "o.tif"), "--model", str(fusion_model_dir)])
+        == 2
+    )
+    assert "no acquisition date for a.tif, b.tif" in capsys.readouterr().err

@@ -11,24 +11,17 @@ import pytest
 import rasterio
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
-from safetensors.torch import save_file
 
 from satsr.cli import main
 from satsr.io.bands import S2_RGBN
 from satsr.io.stac import stac_path
-from tests.models.test_ldm import TINY, time_conditioned_ldm
+from tests.models.test_ldm import TINY, save_ldm, time_conditioned_ldm
 
 
 @pytest.fixture
 def fusion_model_dir(tmp_path: Path) -> Path:
-    model = time_conditioned_ldm()
-    folder = tmp_path / "tiny-fusion"
-    folder.mkdir()
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, folder / "model.safetensors")
     unet = {**TINY["unet"], "time_conditioning": True}  # type: ignore[dict-item]
-    config = {"architecture": "LatentDiffusionSR", "bands": list(S2_RGBN), "scale": 4, **TINY, "unet": unet}
-    (folder / "config.json").write_text(json.dumps(config))
-    return folder
+    return save_ldm(time_conditioned_ldm(), tmp_path / "tiny-fusion", unet=unet)
 
 
 def write(path: Path, dn: np.ndarray, pixel: float = 10.0, nodata: float | None = 0) -> Path:

@@ -83,21 +83,24 @@ def test_overlapping_tiles_start_from_the_same_noise(monkeypatch: pytest.MonkeyP
     assert not torch.allclose(x[0, :, :12, :8], x[1, :, :12, :8])
 
 
-@pytest.fixture
-def tiny_ldm_dir(tmp_path: Path) -> Path:
-    model = tiny_ldm()
-    folder = tmp_path / "tiny-ldm"
+def save_ldm(model: LatentDiffusionSR, folder: Path, **config: object) -> Path:
+    """``model`` in the bundled format, its config being TINY updated with ``config``."""
     folder.mkdir()
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, folder / "model.safetensors")
-    config = {
+    full = {
         "architecture": "LatentDiffusionSR",
         "bands": list(S2_RGBN),
         "summary": "tiny",
         "scale": 4,
         **TINY,
     }
-    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "config.json").write_text(json.dumps({**full, **config}))
     return folder
+
+
+@pytest.fixture
+def tiny_ldm_dir(tmp_path: Path) -> Path:
+    return save_ldm(tiny_ldm(), tmp_path / "tiny-ldm")
 
 
 def test_bundled_format_loads_and_upscales_a_file_with_uncertainty(

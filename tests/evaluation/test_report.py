@@ -118,3 +118,10 @@ def test_quicklook_validates_inputs() -> None:
         to_quicklook_rgb(np.zeros((2, 8, 8)))
     with pytest.raises(ValueError, match="stretch"):
         to_quicklook_rgb(np.zeros((4, 8, 8)), stretch=(98, 2))
+
+
+def test_long_labels_wrap_inside_their_panel_instead_of_overwriting_the_next() -> None:
+    crop = np.full((4, 32, 32), 0.1, np.float32)
+    short = render_crops({"a": crop, "b": crop})
+    long = render_crops({"a model with a long name (10 steps, mean of 4, no LR consistency)": crop, "b": crop})
+    assert long.width == short.width and long.height > short.height  # more label lines, same panels

@@ -70,19 +70,37 @@ def render_crops(
     width = max(crop.shape[2] for _, crop in panels)
     zoom = max(1, math.ceil(MIN_PANEL_PX / min(height, width)))
     height, width = height * zoom, width * zoom
+    font = ImageFont.load_default()
+    labels = [_wrap(name, font, width - 2 * _LABEL_MARGIN_PX) for name, _ in panels]
+    line_px = LABEL_BAND_PX - 2 * _LABEL_MARGIN_PX
+    band = max(LABEL_BAND_PX, max(len(lines) for lines in labels) * line_px + 2 * _LABEL_MARGIN_PX)
     canvas = Image.new(
-        "RGB",
-        (len(panels) * width + (len(panels) - 1) * PANEL_GAP_PX, height + LABEL_BAND_PX),
-        _BACKGROUND,
+        "RGB", (len(panels) * width + (len(panels) - 1) * PANEL_GAP_PX, height + band), _BACKGROUND
     )
     draw = ImageDraw.Draw(canvas)
-    font = ImageFont.load_default()
-    for index, (name, crop) in enumerate(panels):
+    for index, ((_, crop), lines) in enumerate(zip(panels, labels, strict=True)):
         quicklook = _nearest_resize(to_quicklook_rgb(crop, rgb, stretch, limits), height, width)
         left = index * (width + PANEL_GAP_PX)
-        canvas.paste(Image.fromarray(quicklook), (left, LABEL_BAND_PX))
-        draw.text((left + _LABEL_MARGIN_PX, _LABEL_MARGIN_PX), name, fill=_TEXT_COLOUR, font=font)
+        canvas.paste(Image.fromarray(quicklook), (left, band))
+        for k, line in enumerate(lines):
+            draw.text(
+                (left + _LABEL_MARGIN_PX, _LABEL_MARGIN_PX + k * line_px), line, fill=_TEXT_COLOUR, font=font
+            )
     return canvas
+
+
+def _wrap(text: str, font: ImageFont.ImageFont | ImageFont.FreeTypeFont, width: float) -> list[str]:
+    """``text`` in lines no wider than ``width`` pixels (breaking at spaces where possible)."""
+    lines: list[str] = []
+    current = ""
+    for word in text.split(" "):
+        candidate = f"{current} {word}".strip()
+        if current and font.getlength(candidate) > width:
+            lines.append(current)
+            current = word
+        else:
+            current = candidate
+    return [*lines, current] if current else lines or [""]
 
 
 def _json_value(value: float) -> float | None:

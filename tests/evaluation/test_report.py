@@ -123,5 +123,7 @@ def test_quicklook_validates_inputs() -> None:
 def test_long_labels_wrap_inside_their_panel_instead_of_overwriting_the_next() -> None:
     crop = np.full((4, 32, 32), 0.1, np.float32)
     short = render_crops({"a": crop, "b": crop})
-    long = render_crops({"a model with a long name (10 steps, mean of 4, no LR consistency)": crop, "b": crop})
+    long = render_crops(
+        {"a model with a long name (10 steps, mean of 4, no LR consistency)": crop, "b": crop}
+    )
     assert long.width == short.width and long.height > short.height  # more label lines, same panels

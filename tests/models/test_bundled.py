@@ -6,10 +6,14 @@ import torch.nn.functional as F
 import satsr
 from satsr.data.degradation import wald_degrade
 from satsr.evaluation import psnr
+from satsr.evaluation.lpips import LPIPS
 from satsr.io.raster import read_raster
+from satsr.models.consistency import sensor_degradation
 from satsr.models.registry import bundled_models
+from satsr.training.autoencoder import lpips_input
 
 SAMPLE = Path(satsr.__file__).parent / "sample" / "s2_l1c_sample_256.tif"
+RGB = (2, 1, 0)  # B04, B03, B02
 
 
 def test_fast_model_is_bundled_with_a_card() -> None:
@@ -29,3 +33,25 @@ def test_fast_model_beats_bicubic_on_the_held_out_sample() -> None:
     bicubic = F.interpolate(lr, scale_factor=4, mode="bicubic", align_corners=False)
     assert isinstance(sr, torch.Tensor)
     assert float(psnr(sr, hr)[0]) > float(psnr(bicubic, hr)[0]) + 0.3
+
+
+def test_ldm_is_bundled_seeded_lr_consistent_and_perceptually_better_than_bicubic() -> None:
+    """On the held-out sample: a fixed seed gives a fixed sample, the sample's sensor-model
+    degradation matches the LR, and LPIPS beats bicubic's clearly."""
+    assert (bundled_models()["s2-rgbn-x4-ldm"] / "MODEL_CARD.md").is_file()
+    model = satsr.load("s2-rgbn-x4-ldm")
+    assert model.stochastic and model.default_steps == 10 and model.scale == 4
+    reflectance, _, _ = read_raster(SAMPLE)
+    hr = torch.from_numpy(reflectance)[None, :, :128, :128]
+    lr = wald_degrade(hr, 4, model.bands)
+    sr = model(lr, seeds=[7])
+    assert isinstance(sr, torch.Tensor) and sr.shape == hr.shape
+    torch.testing.assert_close(model(lr, seeds=[7]), sr)
+    assert not torch.allclose(model(lr, seeds=[8]), sr)
+    degraded = sensor_degradation(4, model.bands)(sr)
+    assert (degraded - lr).abs().mean() < 0.2 * (sr - hr).abs().mean()
+    lpips = LPIPS()
+    bicubic = F.interpolate(lr, scale_factor=4, mode="bicubic", align_corners=False)
+    assert float(lpips(lpips_input(sr, RGB), lpips_input(hr, RGB))) < 0.8 * float(
+        lpips(lpips_input(bicubic, RGB), lpips_input(hr, RGB))
+    )

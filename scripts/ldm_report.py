@@ -4,7 +4,8 @@ fast model in the same run, uncertainty calibration, and seams across tile borde
 Usage: python scripts/ldm_report.py OUT_DIR [--model s2-rgbn-x4-ldm] [--steps 20] [--samples 8]
 
 Writes OUT_DIR/report.json, OUT_DIR/calibration.png (LR | mean SR | HR | uncertainty | |error| of one
-crop) and OUT_DIR/seams.png (tiled | one window | difference x 10); prints the figures.
+crop), OUT_DIR/calibration_deciles.png (error per uncertainty decile) and OUT_DIR/seams.png
+(tiled | one window | difference x 100); prints the figures.
 """
 
 from __future__ import annotations
@@ -87,10 +88,31 @@ def calibration(ldm: Upscaler, steps: int, samples: int, out: Path) -> dict[str,
     bins = np.clip(np.searchsorted(edges, std_all, side="right") - 1, 0, 9)
     by_decile = [float(error_all[bins == b].mean()) for b in range(10)]
     Image.fromarray(np.concatenate(panels, axis=1)).save(out / "calibration.png")
+    decile_chart(by_decile, rho).save(out / "calibration_deciles.png")
     return {
         "pairs": len(pairs), "samples": samples, "steps": steps, "spearman": rho,
         "mae_by_uncertainty_decile": by_decile, "mean_std": float(std_all.mean()),
     }  # fmt: skip
+
+
+def decile_chart(mae: list[float], rho: float) -> Image.Image:
+    """Bars: mean absolute error of the mean SR per decile of predicted uncertainty (low to high)."""
+    from PIL import ImageDraw
+
+    width, height, pad = 420, 260, 40
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    top = max(mae)
+    bar = (width - 2 * pad) / len(mae)
+    for k, value in enumerate(mae):
+        x0 = pad + k * bar + 3
+        y0 = height - pad - (height - 2 * pad) * value / top
+        draw.rectangle([x0, y0, x0 + bar - 6, height - pad], fill=(70, 110, 180))
+        draw.text((x0, height - pad + 4), str(k + 1), fill="black")
+    draw.line([pad, height - pad, width - pad, height - pad], fill="black")
+    draw.text((pad, 8), f"MAE per uncertainty decile (max {top:.4f}); Spearman {rho:.2f}", fill="black")
+    draw.text((pad, height - 16), "uncertainty decile (1 = most certain)", fill="black")
+    return image
 
 
 def seams(ldm: Upscaler, lr: np.ndarray, steps: int, out: Path) -> dict[str, float]:

@@ -117,3 +117,21 @@ def test_undated_revisits_need_dates_for_a_time_aware_model(
         == 2
     )
     assert "no acquisition date for a.tif, b.tif" in capsys.readouterr().err
+
+
+def test_pixels_one_revisit_misses_are_seen_through_the_others(
+    tmp_path: Path, fusion_model_dir: Path
+) -> None:
+    paths = revisits(tmp_path)
+    holed = scene(1)
+    holed[:, 4:10, 4:10] = 0  # nodata in one revisit only (under the --min-clear limit)
+    paths[1] = write(tmp_path / "S2_20220308.tif", holed)
+    out = tmp_path / "fused.tif"
+    assert (
+        main(
+            ["fuse", *map(str, paths), "--output", str(out), "--model", str(fusion_model_dir), "--steps", "2"]
+        )
+        == 0
+    )
+    with rasterio.open(out) as sr:
+        assert (sr.read_masks(1) > 0).all() and sr.tags()["SATSR_DT_DAYS"] == "14,7,0"

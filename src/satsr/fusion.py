@@ -125,6 +125,12 @@ def fuse_files(
             raise ValueError(
                 f"no acquisition date for {', '.join(undated)}: give --dates (tags and names have none)"
             )
+        if undated:
+            log.info(
+                "no date for %s: time difference 0 (model %s does not use it)",
+                ", ".join(undated),
+                upscaler.name,
+            )
         known = [d for d in when if d is not None]
         target = parse_date(target_date) if target_date else (max(known) if known else None)
         dts = [float((target - d).days) if (target and d) else 0.0 for d in when]
@@ -154,10 +160,10 @@ def fuse_files(
             masked = np.where(valid[:, None], values, np.nan)
             with np.errstate(all="ignore"):
                 median = np.nanmedian(masked, axis=0)  # all-NaN pixels stay NaN
-            median = np.where(
-                np.isfinite(median), median, np.nanmean(np.where(valid[:, None], values, np.nan))
-            )
-            median = np.nan_to_num(median, nan=0.0)  # fully masked pixels: masked again in the output
+            with np.errstate(all="ignore"):
+                band_mean = np.nan_to_num(np.nanmean(masked, axis=(0, 2, 3)), nan=0.0)
+            # Pixels no revisit sees get the window's band means (they are masked again in the output).
+            median = np.where(np.isfinite(median), median, band_mean[:, None, None])
             filled = np.where(valid[:, None], values, median[None])
             return filled.reshape(-1, tile.height, tile.width)
 

@@ -118,6 +118,8 @@ def upscale_file(
         "SATSR_SEED": str(seed), "SATSR_SAMPLES": str(samples),
         "SATSR_STEPS": str(steps or upscaler.default_steps or "n/a"),
     }  # fmt: skip
+    if mask_clouds:
+        tags["SATSR_MASK_CLOUDS"] = "scene classification classes 0, 1, 3, 8, 9, 10"
     consistency = getattr(upscaler.network, "lr_consistency", None)
     if consistency is not None:
         tags["SATSR_LR_CONSISTENCY"] = "on" if consistency else "off"

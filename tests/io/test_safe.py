@@ -186,6 +186,7 @@ def test_l2a_scene_classification_masks_clouds_on_request(tmp_path: Path, dn: np
     out = upscale_file(safe, tmp_path / "sr.tif", Replicate(), mask_clouds=True)
     with rasterio.open(out) as sr:
         masked = sr.read_masks(1) == 0
+        assert "SATSR_MASK_CLOUDS" in sr.tags()
     expected = nearest(np.kron(np.isin(scl, (9,)), np.ones((2, 2), bool)) | (dn[0] == 0)) > 0
     np.testing.assert_array_equal(masked, expected)
 

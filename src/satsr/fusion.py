@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_FUSION_MODEL = "s2-rgbn-x4-fusion"
 DEFAULT_FUSION_STEPS = 50
+#: Longest side of the decimated read that measures a revisit's clear share.
+CLEAR_SHARE_SIDE = 512
 _DATE_IN_NAME = re.compile(r"(?<!\d)(\d{4})-?(\d{2})-?(\d{2})(?!\d)")
 
 
@@ -62,10 +64,8 @@ def revisit_date(path: Path, tags: dict[str, str]) -> datetime.date | None:
 
 
 def _clear_share(reader: RasterReader) -> float:
-    side = 512
-    h, w = reader.meta.height, reader.meta.width
-    factor = max(1, -(-max(h, w) // side))
-    _, valid = reader.read(out_shape=(-(-h // factor), -(-w // factor)))
+    """Share of clear (valid, cloud-free) pixels, from a decimated read."""
+    _, valid = reader.read_decimated(CLEAR_SHARE_SIDE)
     return float(valid.mean())
 
 

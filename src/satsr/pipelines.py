@@ -324,11 +324,7 @@ def _block_writer(
 
 def _write_quicklook(reader: RasterReader, output: Path, model_name: str, quicklook: str | Path) -> None:
     """Input and result side by side, both read decimated so the PNG stays small for any scene."""
-    factor = max(1, -(-max(reader.meta.height, reader.meta.width) // QUICKLOOK_SIDE))
-    shape = (-(-reader.meta.height // factor), -(-reader.meta.width // factor))
-    lr, _ = reader.read(out_shape=shape)
+    lr, _ = reader.read_decimated(QUICKLOOK_SIDE)
     with RasterReader(output, scaling=reader.meta.scaling) as sr_reader:
-        sr_factor = max(1, -(-max(sr_reader.meta.height, sr_reader.meta.width) // QUICKLOOK_SIDE))
-        sr_shape = (-(-sr_reader.meta.height // sr_factor), -(-sr_reader.meta.width // sr_factor))
-        sr, _ = sr_reader.read(out_shape=sr_shape)
+        sr, _ = sr_reader.read_decimated(QUICKLOOK_SIDE)
     render_crops({"LR (input)": lr, f"SR {model_name}": sr}).save(quicklook)

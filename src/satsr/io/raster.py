@@ -234,15 +234,18 @@ class RasterReader:
             valid &= np.all(np.isfinite(self.src.read(self.indexes, window=window)), axis=0)
         return valid & self._clear(window)
 
+    def read_decimated(self, side: int) -> tuple[np.ndarray, np.ndarray]:
+        """``read()`` of the whole raster decimated by a whole factor so its longer side is <= ``side``."""
+        factor = max(1, -(-max(self.meta.height, self.meta.width) // side))
+        return self.read(out_shape=(-(-self.meta.height // factor), -(-self.meta.width // factor)))
+
     def band_means(self) -> np.ndarray:
         """Per-band mean reflectance of the valid pixels, from a decimated read; float32 ``(C,)``.
 
         Raises ``RasterError`` when no pixel is valid (checked window by window if the decimated
         read sees none, so a small valid patch is never missed).
         """
-        factor = max(1, -(-max(self.meta.height, self.meta.width) // STATS_READ_SIDE))
-        shape = (-(-self.meta.height // factor), -(-self.meta.width // factor))
-        reflectance, valid = self.read(out_shape=shape)
+        reflectance, valid = self.read_decimated(STATS_READ_SIDE)
         if not valid.any():
             for _, window in self.src.block_windows(1):
                 reflectance, valid = self.read(window)

@@ -11,7 +11,6 @@ blend without seams.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import logging
 import re
@@ -22,11 +21,10 @@ from pathlib import Path
 import numpy as np
 import rasterio
 import torch
-from affine import Affine
 from rasterio.windows import Window
 
 from satsr import __version__
-from satsr.io.raster import Grid, RasterError, RasterMeta, RasterReader, RasterWriter
+from satsr.io.raster import Grid, RasterError, RasterReader, RasterWriter
 from satsr.io.stac import acquisition_datetime, build_item, stac_path, write_item
 from satsr.io.tiling import DEFAULT_OVERLAP, DEFAULT_TILE_SIZE, Tile, upscale_stream
 from satsr.models.registry import DEFAULT_SEED, Upscaler, load, sample_seed
@@ -206,16 +204,8 @@ def fuse_files(
             "dt_days": kept_dts, "target_date": tags["SATSR_TARGET_DATE"],
         }  # fmt: skip
         item = build_item(
-            output, _hr_meta(meta, s), paths[0], first.tags(), provenance,
+            output, meta.refined(s), paths[0], first.tags(), provenance,
             {"data": (output, f"{upscaler.name} fusion of {len(kept_readers)} revisits x{s}", ["data"])},
         )  # fmt: skip
         write_item(stac_path(output), item)
     return output
-
-
-def _hr_meta(meta: RasterMeta, scale: int) -> RasterMeta:
-    """The output grid: same bounds, pixel size / scale."""
-    return dataclasses.replace(
-        meta, transform=meta.transform @ Affine.scale(1 / scale), height=meta.height * scale,
-        width=meta.width * scale,
-    )  # fmt: skip

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
-from affine import Affine
 from rasterio.windows import Window
 
 from satsr import __version__
@@ -203,9 +202,6 @@ def _write_stac(
 ) -> None:
     """The STAC Item beside the output (``satsr.io.stac``)."""
     s, meta = upscaler.scale, reader.meta
-    out_meta = dataclasses.replace(
-        meta, transform=meta.transform @ Affine.scale(1 / s), height=meta.height * s, width=meta.width * s
-    )
     assets = {"data": (output, f"{upscaler.name} x{s}", ["data"])}
     if len(outputs) > 1:
         assets["uncertainty"] = (outputs[1], "per-pixel per-band std of the samples", ["metadata"])
@@ -217,7 +213,7 @@ def _write_stac(
         "steps": upscaler.default_steps and int(tags["SATSR_STEPS"]),
         "lr_consistency": getattr(upscaler.network, "lr_consistency", None), "bands": list(meta.band_names),
     }  # fmt: skip
-    item = build_item(output, out_meta, Path(input), reader.tags(), provenance, assets)
+    item = build_item(output, meta.refined(s), Path(input), reader.tags(), provenance, assets)
     write_item(stac_path(output), item)
 
 

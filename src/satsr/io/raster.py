@@ -7,6 +7,7 @@ a mask, and written back as the output's nodata value.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -61,6 +62,13 @@ class RasterMeta:
     band_names: tuple[str, ...]
     nodata: float | None
     scaling: ReflectanceScaling = field(default_factory=ReflectanceScaling)
+
+    def refined(self, scale: int) -> RasterMeta:
+        """The same bounds on a grid ``scale`` times finer: pixel size / scale."""
+        return dataclasses.replace(
+            self, transform=self.transform @ Affine.scale(1 / scale), height=self.height * scale,
+            width=self.width * scale,
+        )  # fmt: skip
 
 
 def _band_indexes(

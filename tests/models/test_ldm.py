@@ -190,3 +190,8 @@ def test_fusion_of_one_revisit_is_plain_conditional_ddim() -> None:
 def test_fusion_refuses_mismatched_dates() -> None:
     with pytest.raises(ValueError, match="2 revisits but 1 time differences"):
         time_conditioned_ldm().fuse(lr_batch(2), [3.0], seed=0)
+
+
+def test_fusion_pads_and_crops_lr_sides_the_unet_cannot_halve() -> None:
+    lrs = torch.rand(2, 4, 10, 13) * 0.3
+    assert time_conditioned_ldm().fuse(lrs, [0.0, 5.0], seed=0, steps=2).shape == (1, 4, 40, 52)

@@ -97,13 +97,8 @@ class LatentDiffusionSR(nn.Module):
         where they overlap and blend without seams. LR sides that the UNet cannot halve often enough
         are padded (edge values repeated) at the bottom and right, and the padding is cropped from the output.
         """
-        multiple = self.size_multiple
         height, width = lr.shape[-2:]
-        pad_h, pad_w = -height % multiple, -width % multiple
-        if pad_h or pad_w:
-            padded = F.pad(lr, (0, pad_w, 0, pad_h), mode="replicate")
-            sr = self.sample(padded, seeds, steps, origins)
-            return sr[..., : height * self.scale, : width * self.scale]
+        lr = self._pad(lr)
         cond, z_ref = self.condition(lr)
         sigmas = karras_sigmas(steps or self.default_steps, self.sigma_min, self.sigma_max, device=lr.device)
         noise = SeededNoise(
@@ -118,7 +113,12 @@ class LatentDiffusionSR(nn.Module):
         sr = self.autoencoder.decode_latent(z_ref + residual)
         if self.lr_consistency:
             sr = project_to_lr(sr, lr, sensor_degradation(self.scale, self.bands), DEFAULT_ITERATIONS)
-        return sr
+        return sr[..., : height * self.scale, : width * self.scale]
+
+    def _pad(self, lr: Tensor) -> Tensor:
+        """``lr`` padded at the bottom and right (edge values repeated) to sides the UNet can halve."""
+        pad_h, pad_w = -lr.shape[-2] % self.size_multiple, -lr.shape[-1] % self.size_multiple
+        return F.pad(lr, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else lr
 
     @torch.no_grad()
     def fuse(
@@ -141,16 +141,15 @@ class LatentDiffusionSR(nn.Module):
         trajectories as one batch, and every ``every`` steps ``TrajectoryFusion`` pulls their clean
         latents toward their center under d = (1 - alpha) L2 + alpha LPIPS(decoded RGB). The result
         decodes the center of the final latents, back-projected onto the per-pixel median LR when
-        ``lr_consistency`` is on. N = 1 is plain conditional DDIM sampling.
+        ``lr_consistency`` is on. N = 1 is plain conditional DDIM sampling. ``origin`` (LR offset of a
+        tile in its scene) cuts each trajectory's initial noise from a scene-wide field, as ``sample``
+        does; LR sides are padded and cropped as there.
         """
         n = len(lrs)
         if len(dt_days) != n:
             raise ValueError(f"{n} revisits but {len(dt_days)} time differences")
-        multiple = self.size_multiple
-        if lrs.shape[-2] % multiple or lrs.shape[-1] % multiple:
-            raise ValueError(
-                f"LR sides must be multiples of {multiple} for fusion, got {tuple(lrs.shape[-2:])}"
-            )
+        height, width = lrs.shape[-2:]
+        lrs = self._pad(lrs)
         cond, z_ref = self.condition(lrs)
         dt = torch.as_tensor(list(dt_days), dtype=lrs.dtype, device=lrs.device)
         kwargs = {"dt_days": dt} if getattr(self.precond.net, "dt_embed", None) is not None else {}
@@ -168,7 +167,7 @@ class LatentDiffusionSR(nn.Module):
         if self.lr_consistency:
             median = lrs.median(dim=0, keepdim=True).values
             sr = project_to_lr(sr, median, sensor_degradation(self.scale, self.bands), DEFAULT_ITERATIONS)
-        return sr
+        return sr[..., : height * self.scale, : width * self.scale]
 
     def _fusion_distance(self, alpha: float) -> DistanceFn:
         """d(x, z_i) = (1 - alpha) mean squared latent difference + alpha LPIPS of the decoded RGB."""

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from satsr.nn.layers import Downsample, ResnetBlock, SelfAttention2d, Upsample, group_norm
+from satsr.nn.layers import Downsample, ResnetBlock, SelfAttention2d, Upsample, group_norm, level_widths
 
 #: Bounds on the encoder's log-variance, as in Rombach et al.'s implementation, so exp() stays finite.
 LOGVAR_RANGE = (-30.0, 20.0)
@@ -154,11 +154,7 @@ class KLAutoencoder(nn.Module):
         shortcut: bool = False,  # residual autoencoding over space-to-channel shortcuts (module docstring)
     ) -> None:
         super().__init__()
-        channels = [int(c) for c in channels]
-        if not channels or min(channels) <= 0:
-            raise ValueError(f"channels must be a non-empty sequence of positive widths, got {channels}")
-        if num_res_blocks < 1:
-            raise ValueError(f"num_res_blocks must be >= 1, got {num_res_blocks}")
+        channels = level_widths(channels, num_res_blocks)
         if downsampling_factor != 2 ** (len(channels) - 1):
             raise ValueError(
                 f"downsampling_factor {downsampling_factor} needs len(channels) == log2(factor) + 1 levels; "

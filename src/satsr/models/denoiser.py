@@ -13,7 +13,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from satsr.nn.layers import Downsample, ResnetBlock, SelfAttention2d, SinusoidalMLP, Upsample, group_norm
+from satsr.nn.layers import (
+    Downsample,
+    ResnetBlock,
+    SelfAttention2d,
+    SinusoidalMLP,
+    Upsample,
+    group_norm,
+    level_widths,
+)
 
 
 class ConditionalUNet(nn.Module):
@@ -40,11 +48,7 @@ class ConditionalUNet(nn.Module):
         dt_days_scale: float = 1.0,  # dt_days multiplier before the sinusoids (periods 2*pi days .. ~170 y)
     ) -> None:
         super().__init__()
-        channels = [int(c) for c in channels]
-        if not channels or min(channels) <= 0:
-            raise ValueError(f"channels must be a non-empty sequence of positive widths, got {channels}")
-        if num_res_blocks < 1:
-            raise ValueError(f"num_res_blocks must be >= 1, got {num_res_blocks}")
+        channels = level_widths(channels, num_res_blocks)
         if cond_channels < 0:
             raise ValueError(f"cond_channels must be >= 0, got {cond_channels}")
         self.latent_channels = latent_channels

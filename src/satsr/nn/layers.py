@@ -7,6 +7,7 @@ upsampling and ``torch.cat`` on channels preserve it) and hold no state besides 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -15,6 +16,16 @@ from satsr.nn.blocks import sinusoidal_embedding
 
 #: Largest number of GroupNorm groups (Wu & He 2018 use 32).
 MAX_NORM_GROUPS = 32
+
+
+def level_widths(channels: Sequence[int], num_res_blocks: int) -> list[int]:
+    """Validated widths of a UNet-like encoder/decoder: non-empty, positive, >= 1 block per level."""
+    widths = [int(c) for c in channels]
+    if not widths or min(widths) <= 0:
+        raise ValueError(f"channels must be a non-empty sequence of positive widths, got {widths}")
+    if num_res_blocks < 1:
+        raise ValueError(f"num_res_blocks must be >= 1, got {num_res_blocks}")
+    return widths
 
 
 def group_norm(channels: int, max_groups: int = MAX_NORM_GROUPS) -> nn.GroupNorm:

@@ -165,11 +165,12 @@ def fuse_files(
             filled = np.where(valid[:, None], values, median[None])
             return filled.reshape(-1, tile.height, tile.width)
 
+        param = next(network.parameters())  # the model's device and dtype
+
         def model_fn(batch: np.ndarray, tiles: Sequence[Tile]) -> np.ndarray:
             out = []
             for item, tile in zip(batch, tiles, strict=True):
                 lrs = torch.from_numpy(item.reshape(len(kept_readers), channels, *item.shape[-2:]))
-                param = next(network.parameters())
                 with torch.no_grad():  # not inference_mode: the center search takes gradients
                     fused = network.fuse(  # type: ignore[operator]
                         lrs.to(param.device, param.dtype), kept_dts, seed=sample_seed(seed, 0), steps=steps,

@@ -19,7 +19,7 @@ from xml.sax.saxutils import escape
 import rasterio
 
 from satsr.io.bands import S2_BANDS, S2_QUANTIFICATION_VALUE, ReflectanceScaling, processing_baseline_offset
-from satsr.io.vrt import VRTError, stack_vrt
+from satsr.io.vrt import VRTError, stack_vrt, vrt_header
 
 #: Band order of ``band_id`` attributes in the product metadata.
 METADATA_BAND_ORDER = (
@@ -67,11 +67,9 @@ class SafeProduct:
         with rasterio.open(next(iter(self.band_files.values()))) as ten, rasterio.open(self.scl_file) as scl:
             width, height, transform, crs = ten.width, ten.height, ten.transform, ten.crs
             scl_w, scl_h = scl.width, scl.height
-        srs = f"<SRS>{escape(crs.to_wkt())}</SRS>" if crs is not None else ""
         return (
-            f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">{srs}'
-            f"<GeoTransform>{', '.join(repr(v) for v in transform.to_gdal())}</GeoTransform>"
-            '<VRTRasterBand dataType="Byte" band="1"><Description>SCL</Description><SimpleSource>'
+            vrt_header(width, height, crs, transform)
+            + '<VRTRasterBand dataType="Byte" band="1"><Description>SCL</Description><SimpleSource>'
             f'<SourceFilename relativeToVRT="0">{escape(self.scl_file)}</SourceFilename>'
             "<SourceBand>1</SourceBand>"
             f'<SrcRect xOff="0" yOff="0" xSize="{scl_w}" ySize="{scl_h}"/>'

@@ -7,6 +7,8 @@ from xml.sax.saxutils import escape
 
 import rasterio
 import rasterio.errors
+from affine import Affine
+from rasterio.crs import CRS
 
 _GDAL_TYPES = {"uint8": "Byte", "uint16": "UInt16", "int16": "Int16", "uint32": "UInt32", "int32": "Int32",
                "float32": "Float32", "float64": "Float64"}  # fmt: skip
@@ -14,6 +16,13 @@ _GDAL_TYPES = {"uint8": "Byte", "uint16": "UInt16", "int16": "Int16", "uint32": 
 
 class VRTError(ValueError):
     """A band file that cannot be stacked (unreadable, or on another grid)."""
+
+
+def vrt_header(width: int, height: int, crs: CRS | None, transform: Affine) -> str:
+    """The opening of a VRT on a grid: size, SRS and geotransform (close with ``</VRTDataset>``)."""
+    srs = f"<SRS>{escape(crs.to_wkt())}</SRS>" if crs is not None else ""
+    geo = f"<GeoTransform>{', '.join(repr(v) for v in transform.to_gdal())}</GeoTransform>"
+    return f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">{srs}{geo}'
 
 
 def stack_vrt(files: Mapping[str, str], nodata: float | None = None) -> str:
@@ -33,10 +42,7 @@ def stack_vrt(files: Mapping[str, str], nodata: float | None = None) -> str:
             raise VRTError(f"band {name} is not on the grid of band {next(iter(files))}")
     width, height, crs, transform, _, first_nodata = grids[0]
     nodata = first_nodata if nodata is None else nodata
-    parts = [f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">']
-    if crs is not None:
-        parts.append(f"<SRS>{escape(crs.to_wkt())}</SRS>")
-    parts.append(f"<GeoTransform>{', '.join(repr(v) for v in transform.to_gdal())}</GeoTransform>")
+    parts = [vrt_header(width, height, crs, transform)]
     for i, ((name, path), grid) in enumerate(zip(files.items(), grids, strict=True), start=1):
         no = f"<NoDataValue>{nodata!r}</NoDataValue>" if nodata is not None else ""
         parts.append(

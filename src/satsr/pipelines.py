@@ -137,11 +137,10 @@ def upscale_file(
         s = upscaler.scale
         job = None
         if resumable:
-            job_options = {
+            job_options = {  # with the tags (model, seed, samples, steps, masking, consistency)
                 "input": str(Path(input).resolve()), "size": [meta.height, meta.width],
-                "bands": meta.band_names, "model": upscaler.name, "weights": upscaler.weights_sha256,
-                "samples": samples, "steps": steps, "seed": seed, "tile": [tile_size, overlap, batch_size],
-                "cog": cog, "tags": tags, "mask_clouds": mask_clouds,
+                "bands": meta.band_names, "weights": upscaler.weights_sha256,
+                "tile": [tile_size, overlap, batch_size], "cog": cog, "tags": tags,
             }  # fmt: skip
             fingerprint = json.dumps(job_options, sort_keys=True)
             job = JobState(output, outputs, fingerprint)
@@ -187,7 +186,7 @@ def upscale_file(
             job.discard()
         if quicklook is not None:
             _write_quicklook(reader, output, upscaler.name, quicklook)
-        _write_stac(output, outputs, quicklook, input, reader, upscaler, tags)
+        _write_stac(output, outputs, quicklook, input, reader, upscaler, seed, samples, steps)
     return output
 
 
@@ -198,7 +197,9 @@ def _write_stac(
     input: str | Path,
     reader: RasterReader,
     upscaler: Upscaler,
-    tags: dict[str, str],
+    seed: int,
+    samples: int,
+    steps: int | None,
 ) -> None:
     """The STAC Item beside the output (``satsr.io.stac``)."""
     s, meta = upscaler.scale, reader.meta
@@ -209,8 +210,8 @@ def _write_stac(
         assets["overview"] = (Path(quicklook), "input | output", ["overview"])
     provenance = {
         "version": __version__, "model": upscaler.name, "weights_sha256": upscaler.weights_sha256,
-        "scale": s, "seed": int(tags["SATSR_SEED"]), "samples": int(tags["SATSR_SAMPLES"]),
-        "steps": upscaler.default_steps and int(tags["SATSR_STEPS"]),
+        "scale": s, "seed": seed, "samples": samples,
+        "steps": (steps or upscaler.default_steps) if upscaler.stochastic else None,
         "lr_consistency": getattr(upscaler.network, "lr_consistency", None), "bands": list(meta.band_names),
     }  # fmt: skip
     item = build_item(output, meta.refined(s), Path(input), reader.tags(), provenance, assets)

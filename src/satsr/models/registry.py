@@ -145,13 +145,14 @@ def resolve_device(device: str) -> str:
 def load(name: str | Path, device: str = "cpu") -> Upscaler:
     """Load a bundled model by name, or a model folder holding config.json + model.safetensors."""
     path = Path(name)
-    folder = bundled_models().get(str(name)) or (path if (path / "config.json").is_file() else None)
+    bundled = bundled_models()
+    folder = bundled.get(str(name)) or (path if (path / "config.json").is_file() else None)
     if folder is None:
-        known = ", ".join(bundled_models()) or "none"
+        known = ", ".join(bundled) or "none"
         raise UnknownModelError(
             f"unknown model {str(name)!r}; bundled models: {known}; or pass a model folder"
         )
-    source = str(name) if str(name) in bundled_models() else str(folder.resolve())
+    source = str(name) if str(name) in bundled else str(folder.resolve())
     config = read_config(folder)
     architecture = config.get("architecture")
     if architecture not in ARCHITECTURES:

@@ -1,0 +1,446 @@
+"""E2DiffSR: continuous-scale SR guided by a differential prior from latent diffusion (Wu et al.).
+
+Stage 1 (Sec. III-B): ``DPEncoder`` compresses what the HR image adds to its bicubic-upsampled LR into
+a KL-regularised prior ``z`` (4 channels at 1/8 of the HR size). ``DPDecoder`` expands ``z`` into
+features ``h_1`` (coarsest) .. ``h_4`` (HR size); an ``SRBranch`` at LR size refines LR features with
+feature-refinement units, each preceded by a scale-modulated blend with one ``h_i`` (Eqs. 3-5), and the
+``ContinuousUpsampler`` (``satsr.models.implicit``) renders any output grid.
+Stage 2 (Sec. III-C): ``CondNet`` (the encoder's architecture on the upsampled LR alone) and a small
+UNet ``LatentDenoiser`` generate ``z`` from the LR with a 4-step chain (``satsr.diffusion.unrolled``).
+
+``ContinuousSR`` holds all of it; ``prior=False`` gives the SR branch and upsampler alone (the paper's
+Model-I-Retrained, a LIIF-like regression baseline).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from satsr.diffusion.samplers import SeededNoise
+from satsr.diffusion.unrolled import EpsFn, eps_from_x0, linear_betas, unrolled_reverse
+from satsr.models.autoencoder import DiagonalGaussian
+from satsr.models.implicit import (
+    ContinuousUpsampler,
+    FeatureRefinementUnit,
+    check_scale,
+    output_size,
+    regular_grid,
+    sample_at,
+)
+from satsr.nn.layers import Downsample, ResnetBlock, SinusoidalMLP, Upsample, group_norm, level_widths
+from satsr.types import DEFAULT_SCALE
+
+
+class DPEncoder(nn.Module):
+    """Residual groups with a stride-2 downsampling after all but the last (Wu et al., Sec. III-B1).
+
+    (B, in_channels, H, W) -> (B, out_channels, ceil(H / f), ceil(W / f)), f = 2**(len(channels) - 1).
+    """
+
+    def __init__(
+        self, in_channels: int, out_channels: int, channels: Sequence[int], num_res_blocks: int = 1
+    ) -> None:
+        super().__init__()
+        widths = level_widths(channels, num_res_blocks)
+        self.downsampling_factor = 2 ** (len(widths) - 1)
+        self.conv_in = nn.Conv2d(in_channels, widths[0], 3, padding=1)
+        layers: list[nn.Module] = []
+        ch = widths[0]
+        for level, width in enumerate(widths):
+            for _ in range(num_res_blocks):
+                layers.append(ResnetBlock(ch, width))
+                ch = width
+            if level < len(widths) - 1:
+                layers.append(Downsample(ch, widths[level + 1]))
+                ch = widths[level + 1]
+        self.body = nn.Sequential(*layers)
+        self.norm_out = group_norm(ch)
+        self.conv_out = nn.Conv2d(ch, out_channels, 3, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out: Tensor = self.conv_out(F.silu(self.norm_out(self.body(self.conv_in(x)))))
+        return out
+
+
+class DPDecoder(nn.Module):
+    """Mirror of ``DPEncoder``: a latent -> features ``[h_1, ..., h_L]``, ``h_1`` at the latent size and
+    each next one twice as large (Wu et al., Eq. 2). Widths are the encoder's, reversed."""
+
+    def __init__(self, latent_channels: int, channels: Sequence[int], num_res_blocks: int = 1) -> None:
+        super().__init__()
+        widths = level_widths(channels, num_res_blocks)[::-1]
+        self.out_channels = widths
+        self.conv_in = nn.Conv2d(latent_channels, widths[0], 3, padding=1)
+        self.levels = nn.ModuleList()
+        self.ups = nn.ModuleList()
+        ch = widths[0]
+        for i, width in enumerate(widths):
+            blocks = []
+            for _ in range(num_res_blocks):
+                blocks.append(ResnetBlock(ch, width))
+                ch = width
+            self.levels.append(nn.Sequential(*blocks))
+            if i < len(widths) - 1:
+                self.ups.append(Upsample(ch, widths[i + 1]))
+                ch = widths[i + 1]
+
+    def forward(self, z: Tensor) -> list[Tensor]:
+        h, features = self.conv_in(z), []
+        for i, level in enumerate(self.levels):
+            h = level(h)
+            features.append(h)
+            if i < len(self.ups):
+                h = self.ups[i](h)
+        return features
+
+
+class ScaleCoefficients(nn.Module):
+    """``(alpha_1, alpha_2)`` per refinement unit from an MLP of the scale (Eq. 3), each pair mapped to
+    ``|alpha| / sqrt(alpha_1^2 + alpha_2^2 + eps)`` (Eq. 4). Returns shape (units, 2)."""
+
+    def __init__(self, units: int, hidden: int = 64, eps: float = 1e-8) -> None:
+        super().__init__()
+        self.eps = eps
+        self.mlp = nn.Sequential(nn.Linear(1, hidden), nn.SiLU(), nn.Linear(hidden, 2 * units))
+
+    def forward(self, scale: float) -> Tensor:
+        ref = next(self.parameters())
+        alphas = self.mlp(torch.tensor([[scale]], dtype=ref.dtype, device=ref.device)).view(-1, 2)
+        return alphas.abs() / torch.sqrt(alphas.square().sum(dim=1, keepdim=True) + self.eps)
+
+
+class SRBranch(nn.Module):
+    """LR-size feature extractor: shallow 3x3 conv, refinement units, 3x3 conv, global skip (Sec. III-B4).
+
+    With ``prior_channels`` (the decoder's widths) a modulation layer precedes unit ``i``:
+    ``f <- alpha_1 f + alpha_2 Conv3x3(resize(h_i))`` (Eq. 5; antialiased bicubic resize to LR size).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        channels: int,
+        num_units: int,
+        blocks_per_unit: int,
+        prior_channels: Sequence[int] | None = None,
+        channel_attention: bool = False,
+    ) -> None:
+        super().__init__()
+        self.head = nn.Conv2d(in_channels, channels, 3, padding=1)
+        self.units = nn.ModuleList(
+            FeatureRefinementUnit(channels, blocks_per_unit, channel_attention) for _ in range(num_units)
+        )
+        self.tail = nn.Conv2d(channels, channels, 3, padding=1)
+        self.prior_convs: nn.ModuleList | None = None
+        self.coefficients: ScaleCoefficients | None = None
+        if prior_channels is not None:
+            if len(prior_channels) != num_units:
+                raise ValueError(
+                    f"one decoder level per refinement unit: {len(prior_channels)} levels, {num_units} units"
+                )
+            self.prior_convs = nn.ModuleList(nn.Conv2d(c, channels, 3, padding=1) for c in prior_channels)
+            self.coefficients = ScaleCoefficients(num_units)
+
+    def forward(self, x: Tensor, scale: float, prior: Sequence[Tensor] | None = None) -> Tensor:
+        shallow = self.head(x)
+        f = shallow
+        alphas = None
+        if prior is not None:
+            if self.coefficients is None or self.prior_convs is None:
+                raise ValueError("this SR branch was built without a prior (prior_channels=None)")
+            alphas = self.coefficients(scale)
+        for i, unit in enumerate(self.units):
+            if prior is not None and alphas is not None and self.prior_convs is not None:
+                h = F.interpolate(prior[i], size=x.shape[-2:], mode="bicubic", antialias=True)
+                f = alphas[i, 0] * f + alphas[i, 1] * self.prior_convs[i](h)
+            f = unit(f)
+        out: Tensor = shallow + self.tail(f)
+        return out
+
+
+class LatentDenoiser(nn.Module):
+    """Small UNet on ``(z_t, c)`` conditioned on the timestep and the scale (Wu et al., Eq. 11).
+
+    Both scalars get a sinusoidal embedding + MLP (Vaswani et al. 2017; Ho et al. 2020, App. B), summed
+    and fed to every ResnetBlock by scale-shift norm. One skip per level. The output starts at zero.
+    """
+
+    def __init__(
+        self,
+        latent_channels: int = 4,  # channels of z_t and of the output
+        cond_channels: int = 4,  # channels of the condition c, concatenated to z_t
+        channels: Sequence[int] = (32, 64),  # width per level
+        num_res_blocks: int = 1,  # ResnetBlocks per level and path
+        embed_features: int = 32,  # sinusoidal features of t and of s
+    ) -> None:
+        super().__init__()
+        widths = level_widths(channels, num_res_blocks)
+        self.size_multiple = 2 ** (len(widths) - 1)
+        emb = 4 * widths[0]
+        self.t_embed = SinusoidalMLP(embed_features, emb)
+        self.s_embed = SinusoidalMLP(embed_features, emb)
+        self.conv_in = nn.Conv2d(latent_channels + cond_channels, widths[0], 3, padding=1)
+        self.down, self.downsample = nn.ModuleList(), nn.ModuleList()
+        ch = widths[0]
+        for level, width in enumerate(widths):
+            blocks = []
+            for _ in range(num_res_blocks):
+                blocks.append(ResnetBlock(ch, width, emb))
+                ch = width
+            self.down.append(nn.ModuleList(blocks))
+            if level < len(widths) - 1:
+                self.downsample.append(Downsample(ch))
+        self.mid = ResnetBlock(ch, ch, emb)
+        self.up, self.upsample = nn.ModuleList(), nn.ModuleList()
+        for level in reversed(range(len(widths))):
+            if level < len(widths) - 1:
+                self.upsample.append(Upsample(ch, widths[level]))
+                ch = widths[level]
+            blocks = [ResnetBlock(ch + widths[level], widths[level], emb)]
+            blocks += [ResnetBlock(widths[level], widths[level], emb) for _ in range(num_res_blocks - 1)]
+            self.up.append(nn.ModuleList(blocks))
+        self.norm_out = group_norm(ch)
+        self.conv_out = nn.Conv2d(ch, latent_channels, 3, padding=1)
+        nn.init.zeros_(self.conv_out.weight)
+        nn.init.zeros_(self.conv_out.bias)  # type: ignore[arg-type]  # Conv2d has a bias by default
+
+    def forward(self, z_t: Tensor, t: Tensor, scale: Tensor, cond: Tensor) -> Tensor:
+        """(B, latent, h, w) from z_t and cond of that size (h, w multiples of ``size_multiple``),
+        t and scale of shape (B,)."""
+        if z_t.shape[-2] % self.size_multiple or z_t.shape[-1] % self.size_multiple:
+            raise ValueError(
+                f"latent sides must be multiples of {self.size_multiple}, got {tuple(z_t.shape)}"
+            )
+        emb = self.t_embed(t.to(z_t.dtype)) + self.s_embed(scale.to(z_t.dtype))
+        h, skips = self.conv_in(torch.cat([z_t, cond], dim=1)), []
+        for level, blocks in enumerate(self.down):
+            for block in blocks:  # type: ignore[attr-defined]  # a ModuleList of ResnetBlocks
+                h = block(h, emb)
+            skips.append(h)
+            if level < len(self.downsample):
+                h = self.downsample[level](h)
+        h = self.mid(h, emb)
+        for i, blocks in enumerate(self.up):
+            if i > 0:
+                h = self.upsample[i - 1](h)
+            h = torch.cat([h, skips.pop()], dim=1)
+            for block in blocks:  # type: ignore[attr-defined]
+                h = block(h, emb)
+        out: Tensor = self.conv_out(F.silu(self.norm_out(h)))
+        return out
+
+
+class ContinuousSR(nn.Module):
+    """E2DiffSR (or, with ``prior=False``, its regression baseline): LR (B, C, h, w) in [0, 1] at any real
+    ``scale >= 1`` -> (B, C, round(h * scale), round(w * scale)), or values at explicit query coordinates.
+
+    The upsampler predicts a residual over bicubic interpolation (sampled at the same coordinates), in
+    band-normalised units. Diffusion runs on ``z * latent_scaling`` so that it sees ~unit variance.
+    Sampling is deterministic given the seeds: the chain of Alg. 1 is run without extra noise.
+    """
+
+    band_mean: Tensor
+    band_std: Tensor
+    betas: Tensor
+
+    def __init__(
+        self,
+        in_channels: int = 3,  # bands of the input and output
+        channels: int = 48,  # width of the SR branch
+        num_units: int = 4,  # feature refinement units (= decoder levels with a prior)
+        blocks_per_unit: int = 4,  # IMDBs per unit (Fig. 3: 4; Sec. IV-B: 12)
+        channel_attention: bool = False,  # IMDN's global contrast attention (tile-dependent output)
+        pyramid_channels: int = 16,  # channels of the upsampler's pyramid levels
+        pyramid_levels: int = 4,  # pyramid factors 1, 2, 4, 8
+        mlp_hidden: int = 64,  # width of the upsampler's MLPs
+        mlp_layers: int = 4,  # layers of the pixel MLP (the paper: 5)
+        prior: bool = True,  # False: no encoder/decoder/diffusion (Model-I-Retrained baseline)
+        latent_channels: int = 4,  # channels of the differential prior z
+        encoder_channels: Sequence[int] = (16, 32, 64, 64),  # DPEncoder/CondNet widths; 4 levels = 1/8
+        num_res_blocks: int = 1,  # ResnetBlocks per encoder/decoder level (the paper: 2)
+        denoiser_channels: Sequence[int] = (32, 64),  # LatentDenoiser widths
+        timesteps: int = 4,  # diffusion steps T
+        beta_start: float = 0.99,  # beta_1
+        beta_end: float = 0.1,  # beta_T
+        latent_scaling: float = 1.0,  # diffusion-space latent = z * latent_scaling
+        band_mean: Sequence[float] | None = None,  # per-band mean used to normalise
+        band_std: Sequence[float] | None = None,  # per-band std used to normalise
+    ) -> None:
+        super().__init__()
+        mean = torch.tensor(band_mean if band_mean is not None else [0.0] * in_channels, dtype=torch.float32)
+        std = torch.tensor(band_std if band_std is not None else [1.0] * in_channels, dtype=torch.float32)
+        if mean.numel() != in_channels or std.numel() != in_channels:
+            raise ValueError("band_mean and band_std need one value per input channel")
+        if (std <= 0).any():
+            raise ValueError("band_std must be positive")
+        if latent_scaling <= 0:
+            raise ValueError(f"latent_scaling must be positive, got {latent_scaling}")
+        self.register_buffer("band_mean", mean.view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("band_std", std.view(1, -1, 1, 1), persistent=False)
+        self.in_channels, self.prior, self.latent_scaling = in_channels, prior, float(latent_scaling)
+        self.encoder: DPEncoder | None = None
+        self.decoder: DPDecoder | None = None
+        self.condnet: DPEncoder | None = None
+        self.denoiser: LatentDenoiser | None = None
+        prior_channels = None
+        if prior:
+            if len(encoder_channels) != num_units:
+                raise ValueError(f"need one encoder level per unit: {len(encoder_channels)} != {num_units}")
+            self.encoder = DPEncoder(2 * in_channels, 2 * latent_channels, encoder_channels, num_res_blocks)
+            self.decoder = DPDecoder(latent_channels, encoder_channels, num_res_blocks)
+            self.condnet = DPEncoder(in_channels, latent_channels, encoder_channels, num_res_blocks)
+            self.denoiser = LatentDenoiser(latent_channels, latent_channels, denoiser_channels)
+            self.register_buffer("betas", linear_betas(timesteps, beta_start, beta_end), persistent=False)
+            prior_channels = self.decoder.out_channels
+        self.sr_branch = SRBranch(
+            in_channels, channels, num_units, blocks_per_unit, prior_channels, channel_attention
+        )
+        self.upsampler = ContinuousUpsampler(
+            channels, in_channels, pyramid_channels, pyramid_levels, mlp_hidden, mlp_layers
+        )
+
+    @property
+    def stochastic(self) -> bool:
+        """True when outputs depend on seeds (the diffusion prior)."""
+        return self.prior
+
+    def normalize(self, x: Tensor) -> Tensor:
+        return (x - self.band_mean) / self.band_std
+
+    def denormalize(self, x: Tensor) -> Tensor:
+        return x * self.band_std + self.band_mean
+
+    def _check_lr(self, lr: Tensor) -> None:
+        if lr.ndim != 4 or lr.shape[1] != self.in_channels:
+            raise ValueError(f"expected LR of shape (B, {self.in_channels}, h, w), got {tuple(lr.shape)}")
+
+    def upsampled(self, lr: Tensor, size: tuple[int, int]) -> Tensor:
+        """Normalised bicubic upsampling of ``lr`` to ``size`` (the encoders' LR input)."""
+        return F.interpolate(self.normalize(lr), size=size, mode="bicubic", align_corners=False)
+
+    def encode(self, lr: Tensor, hr: Tensor) -> DiagonalGaussian:
+        """Posterior over the differential prior ``z`` (Eq. 1). The encoder sees ``(HR - LR up, LR up)``,
+        the paper's ``(HR, LR up)`` up to a fixed linear map of its first layer's input."""
+        if self.encoder is None:
+            raise ValueError("this model has no prior (prior=False)")
+        self._check_lr(lr)
+        up = self.upsampled(lr, (hr.shape[-2], hr.shape[-1]))
+        return DiagonalGaussian.from_moments(self.encoder(torch.cat([self.normalize(hr) - up, up], dim=1)))
+
+    def prior_features(self, z: Tensor, out_size: tuple[int, int]) -> list[Tensor]:
+        """Decoder features ``h_1 .. h_L``, each cropped to its fraction of the output grid ``out_size``."""
+        assert self.decoder is not None
+        features = self.decoder(z)
+        factors = [2 ** (len(features) - 1 - i) for i in range(len(features))]
+        return [
+            h[..., : math.ceil(out_size[0] / f), : math.ceil(out_size[1] / f)]
+            for h, f in zip(features, factors, strict=True)
+        ]
+
+    def render(self, lr: Tensor, scale: float, coords: Tensor, z: Tensor | None = None) -> Tensor:
+        """Values (B, C, H, W) at LR coordinates ``coords`` (B or 1, H, W, 2), unclamped, in input units.
+
+        ``z`` is the prior (decoder units) for the output grid ``output_size(lr, scale)``; ``None`` runs
+        the SR branch without it (the only choice with ``prior=False``; the paper's Model-I otherwise).
+        """
+        self._check_lr(lr)
+        scale = check_scale(scale)
+        x = self.normalize(lr)
+        prior = None
+        if z is not None:
+            prior = self.prior_features(z, output_size((lr.shape[-2], lr.shape[-1]), scale))
+        features = self.sr_branch(x, scale, prior)
+        residual = self.upsampler(features, coords.to(lr.device), scale)
+        return self.denormalize(sample_at(x, coords.to(lr.device), mode="bicubic") + residual)
+
+    def condition(self, lr: Tensor, scale: float) -> Tensor:
+        """CondNet(LR up) (Eq. 11): the stage-2 condition, trained towards ``z0 * latent_scaling``."""
+        if self.condnet is None:
+            raise ValueError("this model has no prior (prior=False)")
+        cond: Tensor = self.condnet(self.upsampled(lr, output_size((lr.shape[-2], lr.shape[-1]), scale)))
+        return cond
+
+    def eps_fn(self, cond: Tensor, scale: float) -> EpsFn:
+        """The noise predictor ``eps_theta(z_t, t, s, c)`` with ``c`` and ``s`` bound (Eq. 11).
+
+        The UNet predicts the clean latent as ``c + UNet(z_t, t, s, c)``, turned into noise by Eq. 8, so
+        an untrained UNet already yields ``z0 = c`` after the last step.
+        """
+        assert self.denoiser is not None
+        denoiser, betas = self.denoiser, self.betas
+
+        def eps(z_t: Tensor, t: int) -> Tensor:
+            t_vec = torch.full((z_t.shape[0],), float(t), dtype=z_t.dtype, device=z_t.device)
+            s_vec = torch.full((z_t.shape[0],), float(scale), dtype=z_t.dtype, device=z_t.device)
+            return eps_from_x0(z_t, cond + denoiser(z_t, t_vec, s_vec, cond), t, betas)
+
+        return eps
+
+    def reverse(self, cond: Tensor, z_T: Tensor, scale: float) -> Tensor:
+        """All T reverse steps from ``z_T`` (Alg. 1, lines 8-11), diffusion units, differentiable.
+
+        Latents whose sides the UNet cannot halve are padded (edges repeated) and cropped back.
+        """
+        assert self.denoiser is not None
+        if z_T.shape != cond.shape:
+            raise ValueError(f"z_T {tuple(z_T.shape)} and the condition {tuple(cond.shape)} differ in shape")
+        h, w = cond.shape[-2:]
+        multiple = self.denoiser.size_multiple
+        pad = (0, -w % multiple, 0, -h % multiple)
+        if any(pad):
+            cond, z_T = F.pad(cond, pad, mode="replicate"), F.pad(z_T, pad, mode="replicate")
+        z0 = unrolled_reverse(self.eps_fn(cond, scale), z_T, self.betas)
+        return z0[..., :h, :w]
+
+    def sample_prior(self, lr: Tensor, scale: float, seeds: Sequence[int] | None = None) -> Tensor:
+        """A differential prior drawn for ``lr`` (Alg. 2), decoder units; item ``i`` fixed by ``seeds[i]``."""
+        cond = self.condition(lr, scale)
+        seeds = list(range(lr.shape[0])) if seeds is None else list(seeds)
+        z_T = SeededNoise(seeds, cond.device).randn(cond.shape, cond.dtype)
+        return self.reverse(cond, z_T, scale) / self.latent_scaling
+
+    def forward(
+        self,
+        lr: Tensor,
+        scale: float = DEFAULT_SCALE,
+        seeds: Sequence[int] | None = None,
+        coords: Tensor | None = None,
+    ) -> Tensor:
+        """SR of ``lr`` in [0, 1], clamped to [0, 1]: the regular grid ``output_size(lr, scale)`` or, with
+        ``coords`` (B or 1, H, W, 2), the values at those LR coordinates (the prior is still drawn for the
+        regular grid of ``lr``). Seeds (default ``0 .. B-1``) fix the prior; the baseline ignores them."""
+        self._check_lr(lr)
+        scale = check_scale(scale)
+        size = output_size((lr.shape[-2], lr.shape[-1]), scale)
+        z = self.sample_prior(lr, scale, seeds) if self.prior else None
+        if coords is None:
+            coords = regular_grid((lr.shape[-2], lr.shape[-1]), size, lr.device)[None]
+        return self.render(lr, scale, coords, z).clamp(0.0, 1.0)
+
+    def sample(
+        self,
+        lr: Tensor,
+        seeds: Sequence[int],
+        steps: int | None = None,
+        origins: Sequence[tuple[int, int]] | None = None,
+        scale: float = DEFAULT_SCALE,
+    ) -> Tensor:
+        """``forward`` with the sampling call of ``satsr.models.registry.Upscaler``: the chain has a fixed
+        number of steps (``steps`` must be None or T); ``origins`` (tile offsets) are mixed into the seeds."""
+        if steps is not None and self.prior and steps != len(self.betas):
+            raise ValueError(f"this model samples with exactly {len(self.betas)} steps, got steps={steps}")
+        if origins is not None:
+            seeds = [_mix(s, o) for s, o in zip(seeds, origins, strict=True)]
+        with torch.no_grad():
+            out: Tensor = self(lr, scale, seeds)
+        return out
+
+
+def _mix(seed: int, origin: tuple[int, int]) -> int:
+    return int(np.random.SeedSequence((seed, *origin)).generate_state(1)[0])

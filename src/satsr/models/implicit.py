@@ -51,15 +51,18 @@ def check_scale(scale: float) -> float:
     return scale
 
 
-def sample_at(x: Tensor, coords: Tensor, mode: str = "bilinear") -> Tensor:
-    """``x`` (B, C, h, w) interpolated at LR coordinates ``coords`` (B or 1, H, W, 2) -> (B, C, H, W).
+def sample_at(
+    x: Tensor, coords: Tensor, mode: str = "bilinear", lr_size: tuple[int, int] | None = None
+) -> Tensor:
+    """``x`` (B, C, h', w') interpolated at LR coordinates ``coords`` (B or 1, H, W, 2) -> (B, C, H, W).
 
-    Values beyond the edge repeat the border (``padding_mode="border"``; for bicubic each tap is
-    clamped, as in ``F.interpolate``).
+    ``x`` spans the LR image of ``lr_size`` (default: its own size, i.e. ``x`` is at LR size; a pyramid
+    level at ``2**k`` times the LR size passes the LR size). Values beyond the edge repeat the border
+    (``padding_mode="border"``; for bicubic each tap is clamped, as in ``F.interpolate``).
     """
     if coords.ndim != 4 or coords.shape[-1] != 2 or coords.shape[0] not in (1, x.shape[0]):
         raise ValueError(f"coords must be (B or 1, H, W, 2) (row, col); got {tuple(coords.shape)}")
-    h, w = x.shape[-2:]
+    h, w = lr_size if lr_size is not None else x.shape[-2:]
     rows, cols = coords.to(x.dtype).unbind(-1)
     grid = torch.stack([2 * cols / w - 1, 2 * rows / h - 1], dim=-1).expand(x.shape[0], -1, -1, -1)
     return F.grid_sample(x, grid, mode=mode, padding_mode="border", align_corners=False)
@@ -186,11 +189,12 @@ class ContinuousUpsampler(nn.Module):
 
     def forward(self, features: Tensor, coords: Tensor, scale: float) -> Tensor:
         weights = self.level_weights(scale)
+        lr_size = (features.shape[-2], features.shape[-1])
         level = self.to_pyramid(features)
         fused = weights[0] * sample_at(level, coords)
         for k in range(1, self.used_levels(scale)):
             level = self.expand[k - 1](level)
-            fused = fused + weights[k] * sample_at(level, coords)
+            fused = fused + weights[k] * sample_at(level, coords, lr_size=lr_size)
         coords = coords.to(fused.dtype).expand(fused.shape[0], -1, -1, -1)
         offset = (coords - coords.floor() - 0.5).permute(0, 3, 1, 2)
         cell = offset.new_full(offset.shape, 1.0 / scale)

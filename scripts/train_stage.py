@@ -2,6 +2,9 @@
 
 Usage: python scripts/train_stage.py ae OUT_DIR --minutes 25
        python scripts/train_stage.py ldm OUT_DIR --minutes 45 --autoencoder DIR --reference DIR
+       python scripts/train_stage.py fusion OUT_DIR --minutes 40 [--init DIR] [--no-dt]
+``fusion`` fine-tunes a saved latent diffusion model (default: the bundled s2-rgbn-x4-ldm) on simulated
+revisits with a time-difference embedding (``--no-dt``: without it, the ablation).
 The same modules run under ``satsr train`` with configs/; this script pins the recipes used for
 the bundled weights and adds a time budget.
 """
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import math
 from pathlib import Path
 
@@ -39,7 +43,7 @@ def measure_sigma_data(module: LatentDiffusionModule, data: SRDataModule, batche
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("stage", choices=["ae", "ldm"])
+    parser.add_argument("stage", choices=["ae", "ldm", "fusion"])
     parser.add_argument("out", type=Path)
     parser.add_argument("--minutes", type=float, default=25.0)
     parser.add_argument("--autoencoder", default=None)
@@ -48,12 +52,38 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--unet-channels", type=int, nargs="+", default=[64, 128])
     parser.add_argument("--sigma-data", type=float, default=0.0, help="0: measure on 32 training batches")
+    parser.add_argument(
+        "--init", default="src/satsr/weights/s2-rgbn-x4-ldm", help="fusion: model to fine-tune"
+    )
+    parser.add_argument("--no-dt", action="store_true", help="fusion: no time-difference conditioning")
+    parser.add_argument("--lr", type=float, default=2e-4)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--workers", type=int, default=1, help="data loader processes")
     args = parser.parse_args()
     torch.manual_seed(0)
-    data = SRDataModule("s2", 4, args.lr_patch, args.batch, train_length=2000, val_length=64, num_workers=1)
-    if args.stage == "ae":
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    source = "revisits" if args.stage == "fusion" else "s2"
+    data = SRDataModule(
+        source, 4, args.lr_patch, args.batch, train_length=2000, val_length=64, num_workers=args.workers
+    )
+    if args.stage == "fusion":
+        saved = json.loads((Path(args.init) / "config.json").read_text())
+        unet = {**saved["unet"], "time_conditioning": not args.no_dt}
+        module: L.LightningModule = LatentDiffusionModule(
+            None, unet, None, sigma_data=saved["sigma_data"], sigma_min=saved["sigma_min"],
+            sigma_max=saved["sigma_max"], default_steps=saved["default_steps"],
+            P_mean=EDM_P_MEAN + math.log(saved["sigma_data"] / 0.5), lr=args.lr, init_dir=args.init,
+        )  # fmt: skip
+        summary = (
+            "4x multi-revisit fusion for S2 B02,B03,B04,B08 (SatDiffMoE: dt-conditioned latent diffusion, "
+            "DDIM with trajectory fusion)"
+            if not args.no_dt
+            else "ablation: revisit fine-tuned latent diffusion without dt conditioning"
+        )
+    elif args.stage == "ae":
         mean, std = data.band_statistics()
-        module: L.LightningModule = AutoencoderModule(channels=(32, 64, 64), band_mean=mean, band_std=std)
+        module = AutoencoderModule(channels=(32, 64, 64), band_mean=mean, band_std=std)
         summary = "KL autoencoder, 4 bands -> 4 latent channels at 1/4 size (first stage of s2-rgbn-x4-ldm)"
     else:
         unet = {"latent_channels": 4, "cond_channels": 8, "channels": args.unet_channels, "num_res_blocks": 2}
@@ -65,7 +95,7 @@ def main() -> None:
         print(f"sigma_data = {sigma_data:.4f}")
         module = LatentDiffusionModule(
             args.autoencoder, unet, args.reference, sigma_data=sigma_data, sigma_min=0.002 * ratio,
-            sigma_max=40 * sigma_data, P_mean=EDM_P_MEAN + math.log(ratio),
+            sigma_max=40 * sigma_data, P_mean=EDM_P_MEAN + math.log(ratio), lr=args.lr,
         )  # fmt: skip
         summary = "4x latent diffusion SR for S2 B02,B03,B04,B08 (EDM, DPM-Solver++ 2M, LR-consistent)"
     ckpt = ModelCheckpoint(dirpath=args.out / "checkpoints", save_last=True, every_n_train_steps=200)
@@ -73,7 +103,7 @@ def main() -> None:
         ckpt,
         ExportBundled(args.out / "model", summary=summary, every_validation=True),
     ]
-    if args.stage == "ldm":  # diffusion samples are much better from EMA weights (Karras et al. 2022)
+    if args.stage != "ae":  # diffusion samples are much better from EMA weights (Karras et al. 2022)
         callbacks.append(EMAWeightAveraging(decay=0.999, update_starting_at_step=100))
     trainer = L.Trainer(
         max_time=datetime.timedelta(minutes=args.minutes), max_epochs=-1, precision="32-true",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime
 import logging
 import re
+import warnings
 from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
@@ -44,6 +45,20 @@ def parse_date(text: str) -> datetime.date:
         return datetime.date.fromisoformat(text.strip()[:10])
     except ValueError as err:
         raise ValueError(f"not a date (YYYY-MM-DD): {text!r}") from err
+
+
+def fill_masked(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Revisits ``(N, C, h, w)`` with masked pixels (``valid`` ``(N, h, w)`` False) set to the per-pixel
+    median of the revisits that see them; pixels no revisit sees get the band means of the seen ones
+    (0 if none), so clouds and nodata never reach the model (callers mask those pixels in the output).
+    """
+    masked = np.where(valid[:, None], values, np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels and bands stay NaN here
+        median = np.nanmedian(masked, axis=0)
+        band_mean = np.nan_to_num(np.nanmean(masked, axis=(0, 2, 3)), nan=0.0)
+    median = np.where(np.isfinite(median), median, band_mean[:, None, None])
+    return np.where(valid[:, None], values, median[None]).astype(values.dtype)
 
 
 def revisit_date(path: Path, tags: dict[str, str]) -> datetime.date | None:
@@ -155,15 +170,7 @@ def fuse_files(
             stack_ = [r.read(window) for r in kept_readers]
             values = np.stack([v for v, _ in stack_]).astype(np.float32)  # (N, C, h, w)
             valid = np.stack([m for _, m in stack_])  # (N, h, w)
-            masked = np.where(valid[:, None], values, np.nan)
-            with np.errstate(all="ignore"):
-                median = np.nanmedian(masked, axis=0)  # all-NaN pixels stay NaN
-            with np.errstate(all="ignore"):
-                band_mean = np.nan_to_num(np.nanmean(masked, axis=(0, 2, 3)), nan=0.0)
-            # Pixels no revisit sees get the window's band means (they are masked again in the output).
-            median = np.where(np.isfinite(median), median, band_mean[:, None, None])
-            filled = np.where(valid[:, None], values, median[None])
-            return filled.reshape(-1, tile.height, tile.width)
+            return fill_masked(values, valid).reshape(-1, tile.height, tile.width)
 
         param = next(network.parameters())  # the model's device and dtype
 

@@ -282,3 +282,66 @@ def test_the_ldm_recipes_train_both_stages_and_export_a_loadable_model(
     lr = 0.1 + 0.05 * torch.rand(1, 4, 8, 8)
     torch.testing.assert_close(model(lr, seeds=[3]), model(lr, seeds=[3]))
     assert not torch.allclose(model(lr, seeds=[3]), model(lr, seeds=[4]))
+
+
+def test_revisit_batches_carry_dates_and_cloud_masks() -> None:
+    data = SRDataModule(source="revisits", scale=4, **{**TINY_DATA, "lr_patch": 4})  # type: ignore[arg-type]
+    data.setup("fit")
+    lr, hr, dt, clear = next(iter(data.train_dataloader()))
+    assert lr.shape == (2, 4, 4, 4) and hr.shape == (2, 4, 16, 16) and dt.shape == (2,)
+    assert clear.shape == (2, 4, 4) and clear.dtype == torch.bool and (dt.abs() <= 180).all()
+    val = [torch.cat(t) for t in zip(*data.val_dataloader(), strict=True)]
+    again = [torch.cat(t) for t in zip(*data.val_dataloader(), strict=True)]
+    for a, b in zip(val, again, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_fine_tuning_starts_from_the_saved_model_and_learns_only_where_it_is_clear(tmp_path: Path) -> None:
+    from tests.models.test_ldm import TINY, save_ldm, tiny_ldm
+
+    from satsr.training.ldm import LatentDiffusionModule
+
+    saved = save_ldm(tiny_ldm(), tmp_path / "ldm")
+    unet = {**TINY["unet"], "time_conditioning": True}  # type: ignore[dict-item]
+    module = LatentDiffusionModule(None, unet, init_dir=str(saved), default_steps=3)
+    lr = 0.1 + 0.05 * torch.rand(2, 4, 8, 8)
+    with torch.no_grad():  # the dt embedding starts at zero: the saved model's samples, whatever dt
+        torch.testing.assert_close(module.model.sample(lr, [1, 2]), tiny_ldm().sample(lr, [1, 2]))
+        torch.testing.assert_close(
+            module.model.fuse(lr[:1], [40.0], seed=1, steps=3),
+            tiny_ldm().fuse(lr[:1], [0.0], seed=1, steps=3),
+        )
+    hr = torch.rand(2, 4, 32, 32) * 0.3
+    dt = torch.tensor([10.0, -30.0])
+    cloudy = torch.zeros(2, 8, 8, dtype=torch.bool)
+    torch.manual_seed(0)
+    loss = module.training_step((lr, hr, dt, cloudy), 0)
+    assert loss.item() == 0.0  # nothing clear: nothing to learn from
+    torch.manual_seed(0)
+    loss = module.training_step((lr, hr, dt, ~cloudy), 0)
+    loss.backward()
+    grad = module.model.precond.net.dt_embed.last.weight.grad  # type: ignore[union-attr]
+    assert loss.item() > 0 and grad is not None and grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="init_dir supplies the autoencoder"):
+        LatentDiffusionModule(str(saved), unet, init_dir=str(saved))
+    with pytest.raises(ValueError, match="UNet weights do not fit"):
+        LatentDiffusionModule(None, {**unet, "channels": [8, 8]}, init_dir=str(saved))
+
+
+def test_the_fusion_recipe_fine_tunes_a_saved_model_into_a_time_aware_one(tmp_path: Path) -> None:
+    """configs/s2-rgbn-x4-fusion.yaml, shrunk, from a tiny saved latent diffusion model."""
+    from tests.models.test_ldm import TINY, save_ldm, tiny_ldm
+
+    saved = save_ldm(tiny_ldm(), tmp_path / "ldm")
+    unet = json.dumps({**TINY["unet"], "time_conditioning": True})  # type: ignore[dict-item]
+    args = [
+        "fit", "--config", str(bundled_recipe("s2-rgbn-x4-fusion", tmp_path)), *TINY_RUN,
+        "--model.init_args.init_dir", str(saved), "--model.init_args.unet", unet,
+        "--model.init_args.default_steps", "2",
+    ]  # fmt: skip
+    assert main(args) == 0
+    model = satsr.load(tmp_path / "runs" / "s2-rgbn-x4-fusion" / "model")
+    assert model.network.time_conditioned  # type: ignore[union-attr]
+    lrs = 0.1 + 0.05 * torch.rand(2, 4, 8, 8)
+    fused = model.network.fuse(lrs, [0.0, 12.0], seed=0, steps=2)  # type: ignore[operator]
+    assert fused.shape == (1, 4, 32, 32) and torch.isfinite(fused).all()

@@ -16,10 +16,11 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from satsr.data.pairs import AerialPatches, WaldPatches
+from satsr.data.revisits import RevisitPairs
 from satsr.data.sources import Split, aerial_rgb_images, s2_rgbn_scenes
 from satsr.io.bands import S2_RGBN
 
-Source = Literal["s2", "aerial"]
+Source = Literal["s2", "aerial", "revisits"]
 #: Band names of aerial pictures, in PIL's RGB order.
 AERIAL_RGB = ("red", "green", "blue")
 #: Seed of the validation and test patches, independent of the training seed.
@@ -49,6 +50,8 @@ class SRDataModule(L.LightningDataModule):
 
     ``s2``: Wald's-protocol pairs from real Sentinel-2 10 m B02, B03, B04, B08 reflectance (integer scale).
     ``aerial``: antialiased-bicubic pairs from aerial RGB pictures in [0, 1] (any scale >= 1).
+    ``revisits``: ``(lr, hr, dt_days, clear)`` from the ``s2`` scenes: one simulated revisit per HR crop
+    (``satsr.data.revisits``), for time-conditioned fusion models.
     """
 
     def __init__(
@@ -64,7 +67,7 @@ class SRDataModule(L.LightningDataModule):
         data_dir: Path | None = None,  # folder holding s2/ and aerial/; default: sources.shared_data_dir()
     ) -> None:
         super().__init__()
-        if source == "s2" and not float(scale).is_integer():
+        if source in ("s2", "revisits") and not float(scale).is_integer():
             raise ValueError(f"Wald's protocol pairs need an integer scale, got {scale}")
         self.source, self.scale, self.lr_patch, self.batch_size = source, scale, lr_patch, batch_size
         self.train_length, self.val_length, self.num_workers, self.seed = (
@@ -74,14 +77,17 @@ class SRDataModule(L.LightningDataModule):
             seed,
         )
         self.data_dir = data_dir
-        self.datasets: dict[Split, Dataset[tuple[Tensor, Tensor]]] = {}
+        self.datasets: dict[Split, Dataset[tuple[Tensor, ...]]] = {}
 
     @property
     def bands(self) -> tuple[str, ...]:
-        return S2_RGBN if self.source == "s2" else AERIAL_RGB
+        return AERIAL_RGB if self.source == "aerial" else S2_RGBN
 
-    def patches(self, split: Split, length: int, augment: bool, seed: int) -> Dataset[tuple[Tensor, Tensor]]:
+    def patches(self, split: Split, length: int, augment: bool, seed: int) -> Dataset[tuple[Tensor, ...]]:
         """Patch pairs from one spatial split of the source."""
+        if self.source == "revisits":
+            scenes = s2_rgbn_scenes(split, self.data_dir)
+            return RevisitPairs(scenes, int(self.scale), self.lr_patch, length, seed=seed, augment=augment)
         if self.source == "s2":
             scenes = s2_rgbn_scenes(split, self.data_dir)
             return WaldPatches(scenes, int(self.scale), self.lr_patch, length, augment, seed)
@@ -98,7 +104,7 @@ class SRDataModule(L.LightningDataModule):
 
     def band_statistics(self) -> tuple[list[float], list[float]]:
         """Per-band mean and std of the training pixels (rounded to 5 decimals, as in the bundled config)."""
-        if self.source == "s2":
+        if self.source != "aerial":
             arrays = [s.pixels.reshape(len(self.bands), -1) for s in s2_rgbn_scenes("train", self.data_dir)]
         else:
             train = self.datasets.get("train") or self.patches("train", 1, False, self.seed)
@@ -109,7 +115,7 @@ class SRDataModule(L.LightningDataModule):
         var = sum(((a - mean[:, None]) ** 2).sum(1, dtype=np.float64) for a in arrays) / count
         return np.round(mean, 5).tolist(), np.round(np.sqrt(var), 5).tolist()
 
-    def _loader(self, split: Split) -> DataLoader[tuple[Tensor, Tensor]]:
+    def _loader(self, split: Split) -> DataLoader[tuple[Tensor, ...]]:
         data = self.datasets[split]
         sampler = EpochSampler(self.train_length) if split == "train" else None
         return DataLoader(
@@ -121,11 +127,11 @@ class SRDataModule(L.LightningDataModule):
             drop_last=split == "train",
         )
 
-    def train_dataloader(self) -> DataLoader[tuple[Tensor, Tensor]]:
+    def train_dataloader(self) -> DataLoader[tuple[Tensor, ...]]:
         return self._loader("train")
 
-    def val_dataloader(self) -> DataLoader[tuple[Tensor, Tensor]]:
+    def val_dataloader(self) -> DataLoader[tuple[Tensor, ...]]:
         return self._loader("val")
 
-    def test_dataloader(self) -> DataLoader[tuple[Tensor, Tensor]]:
+    def test_dataloader(self) -> DataLoader[tuple[Tensor, ...]]:
         return self._loader("test")

@@ -126,8 +126,9 @@ class RevisitPairs(Dataset[tuple[Tensor, Tensor, Tensor, Tensor]]):
         max_dt_days: float = 180.0,
         simulator: RevisitSimulator | None = None,
         seed: int = 0,
+        augment: bool = True,  # random flips and 90-degree rotations of the HR crop
     ) -> None:
-        self.crops = WaldPatches(scenes, scale, lr_patch, length, augment=True, seed=seed)
+        self.crops = WaldPatches(scenes, scale, lr_patch, length, augment=augment, seed=seed)
         self.max_dt_days, self.seed = max_dt_days, seed
         self.simulator = simulator or RevisitSimulator(scale=scale)
 

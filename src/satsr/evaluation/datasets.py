@@ -65,6 +65,8 @@ class EvalPair:
     degradation: str = REAL_PAIRS  # "wald", "bicubic" or "real"
     source: str = ""  # the file the pair was cut from
     nodata_skipped: int = 0  # tiles of ``source`` left out because they hold or touch nodata
+    revisits: np.ndarray | None = None  # (N, C, h, w) other acquisitions of the place, for fusion methods
+    dt_days: tuple[float, ...] = ()  # per revisit: target date minus its date
 
 
 @dataclass(frozen=True)

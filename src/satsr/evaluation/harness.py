@@ -18,6 +18,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -44,10 +45,22 @@ from satsr.io.bands import S2_BANDS
 from satsr.io.tiling import DEFAULT_OVERLAP, DEFAULT_TILE_SIZE, Tile, upscale_stream
 from satsr.models.registry import DEFAULT_SEED, sampling_tile_fn
 
-__all__ = ["BICUBIC", "EvalPair", "Method", "bicubic_upsample", "evaluate", "load_pairs", "upscaler_method"]
+__all__ = [
+    "BICUBIC", "EvalPair", "Method", "PairMethod", "bicubic_upsample", "evaluate", "load_pairs",
+    "upscaler_method",
+]  # fmt: skip
 
 Method = Callable[[np.ndarray], np.ndarray]
 """(C, h, w) float32 LR -> (C, H, W) SR of the HR size."""
+
+
+@dataclass(frozen=True)
+class PairMethod:
+    """A method that needs more of the pair than its LR: multi-revisit fusion (``pair.revisits``,
+    ``pair.dt_days``), or an oracle that picks with ``pair.hr`` (say so in its name)."""
+
+    run: Callable[[EvalPair], np.ndarray]
+
 
 #: Name of the baseline row that every evaluation gets.
 BICUBIC = "bicubic"
@@ -173,8 +186,11 @@ def _image_metrics(pair: EvalPair, sr_np: np.ndarray, scale: float, rgb: tuple[i
     return values
 
 
-def _run(method: Method, pair: EvalPair, name: str) -> np.ndarray:
-    sr = np.asarray(method(pair.lr.copy()), dtype=np.float32)
+def _run(method: Method | PairMethod, pair: EvalPair, name: str) -> np.ndarray:
+    if isinstance(method, PairMethod):
+        sr = np.asarray(method.run(pair), dtype=np.float32)
+    else:
+        sr = np.asarray(method(pair.lr.copy()), dtype=np.float32)
     if sr.shape != pair.hr.shape:
         raise ValueError(f"method {name!r} returned {sr.shape} for {pair.name}, expected {pair.hr.shape}")
     if not np.isfinite(sr).all():
@@ -216,7 +232,7 @@ def _json_safe(value: Any) -> Any:
 
 
 def _score_method(
-    name: str, method: Method, pairs: Sequence[EvalPair], scale: float, context: _Context
+    name: str, method: Method | PairMethod, pairs: Sequence[EvalPair], scale: float, context: _Context
 ) -> tuple[dict[str, float], list[dict[str, Any]], np.ndarray | None]:
     """Per-image rows, aggregates (without FID) and FID features of one method."""
     rows, features, seconds, megapixels = [], [], [], []
@@ -252,9 +268,14 @@ class _Context:
         }
 
 
-def _check_inputs(methods: Mapping[str, Method], pairs: Sequence[EvalPair], scale: float) -> None:
+def _check_inputs(
+    methods: Mapping[str, Method | PairMethod], pairs: Sequence[EvalPair], scale: float
+) -> None:
     if not pairs:
         raise ValueError("no pairs to evaluate")
+    fusion = [name for name, m in methods.items() if isinstance(m, PairMethod)]
+    if fusion and any(pair.revisits is None for pair in pairs):
+        raise ValueError(f"methods {', '.join(fusion)} fuse revisits, but some pairs have none")
     if BICUBIC in methods or LR_LABEL in methods or HR_LABEL in methods:
         raise ValueError(f"method names {BICUBIC!r}, {LR_LABEL!r} and {HR_LABEL!r} are reserved")
     if len({pair.bands for pair in pairs}) != 1:
@@ -266,7 +287,7 @@ def _check_inputs(methods: Mapping[str, Method], pairs: Sequence[EvalPair], scal
 
 
 def evaluate(
-    methods: Mapping[str, Method],
+    methods: Mapping[str, Method | PairMethod],
     pairs: Sequence[EvalPair],
     out_dir: Path,
     scale: float,
@@ -293,7 +314,7 @@ def evaluate(
             [inception_features(_fid_patches(p.hr, context.rgb, context.white, fid_patch)) for p in pairs]
         )
     results, per_image = {}, {}
-    all_methods: dict[str, Method] = {BICUBIC: lambda lr: bicubic_upsample(lr, scale), **methods}
+    all_methods: dict[str, Method | PairMethod] = {BICUBIC: lambda lr: bicubic_upsample(lr, scale), **methods}
     for name, method in all_methods.items():
         aggregate, rows, features = _score_method(name, method, pairs, scale, context)
         aggregate["fid"] = math.nan

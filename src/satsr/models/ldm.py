@@ -66,6 +66,11 @@ class LatentDiffusionSR(nn.Module):
         get_sampler(sampler)  # fail at load time on an unknown name
         self._aux: dict[str, nn.Module] = {}  # helpers loaded on first use (not part of the weights)
 
+    @property
+    def time_conditioned(self) -> bool:
+        """Whether the denoiser takes ``dt_days`` (a multi-revisit fusion model)."""
+        return getattr(self.precond.net, "dt_embed", None) is not None
+
     def reference_sr(self, lr: Tensor) -> Tensor:
         """The deterministic upsampling the diffusion refines."""
         if self.reference is not None:
@@ -109,7 +114,10 @@ class LatentDiffusionSR(nn.Module):
         else:
             x = torch.stack([field_noise(s, o, z_ref.shape[1:]) for s, o in zip(seeds, origins, strict=True)])
         x = x.to(lr.device) * float(sigmas[0])
-        residual = get_sampler(self.sampler)(bind(self.precond, cond), x, sigmas.to(x.dtype), noise=noise)
+        # A time-conditioned (fusion) model upscaling one image: the target date is its own (dt = 0).
+        kwargs = {"dt_days": lr.new_zeros(len(lr))} if self.time_conditioned else {}
+        denoise = bind(self.precond, cond, **kwargs)
+        residual = get_sampler(self.sampler)(denoise, x, sigmas.to(x.dtype), noise=noise)
         sr = self.autoencoder.decode_latent(z_ref + residual)
         if self.lr_consistency:
             sr = project_to_lr(sr, lr, sensor_degradation(self.scale, self.bands), DEFAULT_ITERATIONS)
@@ -152,7 +160,7 @@ class LatentDiffusionSR(nn.Module):
         lrs = self._pad(lrs)
         cond, z_ref = self.condition(lrs)
         dt = torch.as_tensor(list(dt_days), dtype=lrs.dtype, device=lrs.device)
-        kwargs = {"dt_days": dt} if getattr(self.precond.net, "dt_embed", None) is not None else {}
+        kwargs = {"dt_days": dt} if self.time_conditioned else {}
         sigmas = karras_sigmas(steps, self.sigma_min, self.sigma_max, device=lrs.device).to(lrs.dtype)
         trajectory_seeds = [_mix(seed, (i, 0)) for i in range(n)]
         noise = SeededNoise(trajectory_seeds, lrs.device)

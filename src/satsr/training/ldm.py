@@ -24,17 +24,31 @@ def load_part(folder: str | Path) -> tuple[dict[str, Any], dict[str, Tensor]]:
     return config, load_file(folder / "model.safetensors")
 
 
+def _prefixed(state: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
+    """The entries of ``state`` under ``prefix``, with the prefix removed."""
+    return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+
+
 class LatentDiffusionModule(L.LightningModule):
     """Fits the denoiser of a ``LatentDiffusionSR`` with the EDM loss on (lr, hr) pairs.
 
     The autoencoder (``autoencoder_dir``) and the reference regressor (``reference_dir``, optional)
     were trained before and stay frozen; only the UNet learns. Validation draws one sample with the
     default sampler and reports its PSNR, so the curve shows what users get.
+
+    Fine-tuning: ``init_dir`` (a saved ``LatentDiffusionSR``, e.g. the bundled s2-rgbn-x4-ldm) supplies
+    the autoencoder, the reference and the starting UNet weights instead of ``autoencoder_dir`` and
+    ``reference_dir``; UNet parts it lacks (a ``dt_embed`` when ``unet`` asks for ``time_conditioning``)
+    keep their initialisation, which for ``dt_embed`` is zero, so training starts from the saved model.
+
+    Batches are ``(lr, hr)``, or ``(lr, hr, dt_days, clear)`` from simulated revisits: then the UNet
+    gets ``dt_days`` when it is time-conditioned, and the loss counts only latent pixels whose LR pixel
+    is clear (the latent grid is the LR grid), so the model is not taught to invent ground under clouds.
     """
 
     def __init__(
         self,
-        autoencoder_dir: str,  # folder of the trained KLAutoencoder (config.json + model.safetensors)
+        autoencoder_dir: str | None,  # folder of the trained KLAutoencoder (config.json + model.safetensors)
         unet: dict[str, Any],  # ConditionalUNet arguments
         reference_dir: str | None = None,  # folder of the trained ResidualSR the diffusion refines
         bands: tuple[str, ...] = ("B02", "B03", "B04", "B08"),
@@ -45,11 +59,23 @@ class LatentDiffusionModule(L.LightningModule):
         P_mean: float = EDM_P_MEAN,  # training noise law ln(sigma) ~ N(P_mean, P_std^2)
         P_std: float = EDM_P_STD,
         lr: float = 2e-4,  # AdamW learning rate
+        init_dir: str | None = None,  # saved LatentDiffusionSR to fine-tune (see above)
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        ae_config, ae_state = load_part(autoencoder_dir)
-        ref_config, ref_state = load_part(reference_dir) if reference_dir else (None, {})
+        init: dict[str, Tensor] = {}
+        if init_dir is not None:
+            if autoencoder_dir is not None or reference_dir is not None:
+                raise ValueError("init_dir supplies the autoencoder and reference: leave their folders unset")
+            saved, init = load_part(init_dir)
+            ae_config, ref_config = saved["autoencoder"], saved["reference"]
+            ae_state = _prefixed(init, "autoencoder.")
+            ref_state = _prefixed(init, "reference.")
+        elif autoencoder_dir is None:
+            raise ValueError("give autoencoder_dir (a trained KLAutoencoder) or init_dir (a saved model)")
+        else:
+            ae_config, ae_state = load_part(autoencoder_dir)
+            ref_config, ref_state = load_part(reference_dir) if reference_dir else (None, {})
         self.config: dict[str, Any] = {
             "autoencoder": ae_config, "unet": dict(unet), "reference": ref_config, "bands": list(bands),
             "scale": ae_config.get("downsampling_factor", 4), "sigma_data": sigma_data,
@@ -59,6 +85,17 @@ class LatentDiffusionModule(L.LightningModule):
         self.model.autoencoder.load_state_dict(ae_state)
         if self.model.reference is not None:
             self.model.reference.load_state_dict(ref_state)
+        if init:
+            try:
+                missing, unexpected = self.model.precond.load_state_dict(
+                    _prefixed(init, "precond."), strict=False
+                )
+            except RuntimeError as error:  # shapes differ
+                raise ValueError(f"{init_dir}: UNet weights do not fit the unet arguments: {error}") from None
+            if unexpected or any(not k.startswith("net.dt_embed.") for k in missing):
+                raise ValueError(
+                    f"{init_dir}: UNet weights do not fit: missing {missing}, unexpected {unexpected}"
+                )
         for part in (self.model.autoencoder, self.model.reference):
             if part is not None:
                 part.requires_grad_(False).eval()
@@ -81,18 +118,29 @@ class LatentDiffusionModule(L.LightningModule):
             self.model.reference.eval()
         return self
 
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        lr, hr = batch
+    def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
+        lr, hr = batch[:2]
         with torch.no_grad():
             cond, z_ref = self.model.condition(lr)
             target = self.model.target(hr, z_ref)
-        loss = edm_loss(self.model.precond, target, cond, P_mean=self.P_mean, P_std=self.P_std)
+        kwargs: dict[str, Any] = {}
+        if len(batch) == 4:
+            dt_days, clear = batch[2:]
+            kwargs["mask"] = clear[:, None]
+            if self.model.time_conditioned:
+                kwargs["dt_days"] = dt_days
+        loss = edm_loss(self.model.precond, target, cond, P_mean=self.P_mean, P_std=self.P_std, **kwargs)
         self.log("train/loss", loss, prog_bar=True)
         return loss
 
-    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        lr, hr = batch
-        sr = self.model.sample(lr, seeds=list(range(len(lr))))
+    def validation_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> None:
+        """Single-revisit sampling (``fuse`` with N = 1) for revisit batches; else ``sample``."""
+        lr, hr = batch[:2]
+        if len(batch) == 4:
+            sr = torch.cat([self.model.fuse(x[None], [float(dt)], seed=i, steps=self.model.default_steps)
+                            for i, (x, dt) in enumerate(zip(lr, batch[2], strict=True))])  # fmt: skip
+        else:
+            sr = self.model.sample(lr, seeds=list(range(len(lr))))
         self.log("val/psnr", psnr(sr, hr).mean(), prog_bar=True)
         self.log("val/l1", (sr - hr).abs().mean())
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import Tensor
 
-from satsr.diffusion.fusion import TrajectoryFusion, find_center, l2_center
+from satsr.diffusion.fusion import TrajectoryFusion, find_center, l2_center, pointwise
 from satsr.diffusion.samplers import sample_ddim, sample_euler
 from satsr.diffusion.schedules import karras_sigmas
 
@@ -64,7 +64,9 @@ def test_center_search_finds_the_minimiser_of_its_distance() -> None:
     z0 = torch.randn(7, 3, 4, 4, generator=torch.Generator().manual_seed(1))
     # The search starts from the mean (the L2 center); summed L1 distances move it to the per-element
     # median (unique for an odd count).
-    l1 = find_center(lambda x, z: (x - z).abs().flatten(1).mean(1), steps=300, lr=0.02, batch=7)(z0)
+    l1 = find_center(pointwise(lambda x, z: (x - z).abs().flatten(1).mean(1)), steps=300, lr=0.02, batch=7)(
+        z0
+    )
     torch.testing.assert_close(l1, z0.median(dim=0, keepdim=True).values, atol=0.05, rtol=0)
     assert (l2_center(z0) - z0.median(dim=0, keepdim=True).values).abs().max() > 0.3  # a real move
 

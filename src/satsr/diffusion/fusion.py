@@ -24,8 +24,14 @@ from satsr.types import DenoiseFn
 
 #: Center of a batch of clean estimates (N, ...) -> (1, ...).
 CenterFn = Callable[[Tensor], Tensor]
-#: Distance between a candidate (1, ...) and estimates (n, ...) -> (n,).
-DistanceFn = Callable[[Tensor, Tensor], Tensor]
+#: Distance to a fixed set of estimates: ``distance(targets)`` prepares them once (N, ...), and the
+#: function it returns maps a candidate (1, ...) and the indices of some targets (n,) to (n,) distances.
+DistanceFn = Callable[[Tensor], Callable[[Tensor, Tensor], Tensor]]
+
+
+def pointwise(d: Callable[[Tensor, Tensor], Tensor]) -> DistanceFn:
+    """A ``DistanceFn`` from a plain distance ``d(candidate (1, ...), targets (n, ...)) -> (n,)``."""
+    return lambda targets: lambda x, pick: d(x, targets[pick])
 
 
 def l2_center(z0: Tensor) -> Tensor:
@@ -43,7 +49,8 @@ def find_center(
     """A ``CenterFn`` that minimises ``sum_i distance(x, z0_i)`` by Adam from the mean.
 
     Each step uses a random batch of at most ``batch`` of the estimates (Song et al. 2024, Sec. 3.2:
-    cheaper, and the revisits are redundant); ``seed`` makes the choice reproducible.
+    cheaper, and the revisits are redundant); ``seed`` makes the choice reproducible. Gradients are
+    taken for ``x`` only (networks inside ``distance`` keep no gradients of their weights).
     """
 
     def center(z0: Tensor) -> Tensor:
@@ -51,12 +58,11 @@ def find_center(
         x = z0.mean(dim=0, keepdim=True).detach().clone().requires_grad_(True)
         optimizer = torch.optim.Adam([x], lr=lr)
         targets = z0.detach()
+        measure = distance(targets)
         for _ in range(steps):
             pick = torch.randperm(len(targets), generator=generator)[:batch].to(targets.device)
-            optimizer.zero_grad()
             with torch.enable_grad():
-                loss = distance(x, targets[pick]).sum()
-                loss.backward()
+                (x.grad,) = torch.autograd.grad(measure(x, pick).sum(), [x])
             optimizer.step()
         return x.detach()
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 from collections import OrderedDict
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -150,14 +151,22 @@ class LPIPS(nn.Module):
 
     def forward(self, x: Tensor, y: Tensor, normalize: bool = False) -> Tensor:
         _check_rgb_pair(x, y)
+        return self.compare(self.features(x, normalize), self.features(y, normalize))
+
+    def features(self, x: Tensor, normalize: bool = False) -> list[Tensor]:
+        """Unit-normalised AlexNet features of an RGB batch, to ``compare`` (reusable across calls)."""
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ValueError(f"LPIPS expects RGB batches shaped (B, 3, H, W), got {tuple(x.shape)}")
         if normalize:
-            x, y = 2 * x - 1, 2 * y - 1
-        feats_x = self.net(self.scaling_layer(x))
-        feats_y = self.net(self.scaling_layer(y))
-        distance = x.new_zeros(x.shape[0])
+            x = 2 * x - 1
+        return [_unit_normalize(f) for f in self.net(self.scaling_layer(x))]
+
+    def compare(self, feats_x: Sequence[Tensor], feats_y: Sequence[Tensor]) -> Tensor:
+        """LPIPS from ``features`` of two batches (equal sizes, or one of them a single image): (B,)."""
+        distance: Tensor | float = 0.0
         for lin, fx, fy in zip(self.lins, feats_x, feats_y, strict=True):
-            diff = (_unit_normalize(fx) - _unit_normalize(fy)) ** 2
-            distance = distance + lin(diff).mean(dim=(1, 2, 3))
+            distance = distance + lin((fx - fy) ** 2).mean(dim=(1, 2, 3))
+        assert isinstance(distance, Tensor)
         return distance
 
 

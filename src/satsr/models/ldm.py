@@ -10,8 +10,8 @@ is back-projected onto the LR (``satsr.models.consistency``) unless ``lr_consist
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -26,6 +26,9 @@ from satsr.models.autoencoder import KLAutoencoder
 from satsr.models.consistency import DEFAULT_ITERATIONS, project_to_lr, sensor_degradation
 from satsr.models.denoiser import ConditionalUNet
 from satsr.models.fast import ResidualSR
+
+if TYPE_CHECKING:
+    from satsr.evaluation.lpips import LPIPS
 
 #: Reflectance shown as white when RGB is compared with LPIPS (as in training and evaluation).
 LPIPS_WHITE = 0.3
@@ -178,7 +181,11 @@ class LatentDiffusionSR(nn.Module):
         return sr[..., : height * self.scale, : width * self.scale]
 
     def _fusion_distance(self, alpha: float) -> DistanceFn:
-        """d(x, z_i) = (1 - alpha) mean squared latent difference + alpha LPIPS of the decoded RGB."""
+        """d(x, z_i) = (1 - alpha) mean squared latent difference + alpha LPIPS of the decoded RGB.
+
+        The estimates z_i are decoded and passed through LPIPS's AlexNet once per center search;
+        each gradient step decodes only the candidate x.
+        """
         rgb = (
             [self.bands.index(b) for b in ("B04", "B03", "B02")]
             if {"B02", "B03", "B04"} <= set(self.bands)
@@ -188,19 +195,27 @@ class LatentDiffusionSR(nn.Module):
             from satsr.evaluation.lpips import LPIPS  # here: satsr.evaluation imports the model registry
 
             self._aux["lpips"] = LPIPS().to(next(self.parameters()).device)
-        lpips = self._aux.get("lpips")
+        lpips = cast("LPIPS | None", self._aux.get("lpips"))
 
-        def distance(x: Tensor, z: Tensor) -> Tensor:
-            l2 = (x - z).square().flatten(1).mean(1)
+        def picture(z: Tensor) -> Tensor:
+            assert rgb is not None
+            return (self.autoencoder.decode_latent(z)[:, rgb] / LPIPS_WHITE).clamp(0, 1)
+
+        def prepare(targets: Tensor) -> Callable[[Tensor, Tensor], Tensor]:
             if alpha == 0 or rgb is None or lpips is None:
-                return l2
-            with torch.enable_grad():
-                images = self.autoencoder.decode_latent(torch.cat([x, z]))
-                picture = (images[:, rgb] / LPIPS_WHITE).clamp(0, 1) * 2 - 1
-                perceptual = lpips(picture[:1].expand(len(z), -1, -1, -1), picture[1:]).flatten()
-            return (1 - alpha) * l2 + alpha * perceptual
+                return lambda x, pick: (x - targets[pick]).square().flatten(1).mean(1)
+            with torch.no_grad():
+                target_features = lpips.features(picture(targets), normalize=True)
 
-        return distance
+            def distance(x: Tensor, pick: Tensor) -> Tensor:
+                l2 = (x - targets[pick]).square().flatten(1).mean(1)
+                perceptual = lpips.compare(lpips.features(picture(x), normalize=True),
+                                           [f[pick] for f in target_features])  # fmt: skip
+                return (1 - alpha) * l2 + alpha * perceptual
+
+            return distance
+
+        return prepare
 
 
 def _mix(seed: int, origin: tuple[int, int]) -> int:

@@ -39,16 +39,21 @@ def bicubic(lr):  # type: ignore[no-untyped-def]
 NO_DT = "fusion, no dt"
 
 
-def methods_for(n: int, fusion, no_dt, single: Method, fast: Method, steps: int) -> dict[str, PairMethod]:
-    methods = {OURS: fusion_method(fusion, n, steps), "bicubic of median LR": median_lr(bicubic, n)}
-    if no_dt is not None:
+def methods_for(
+    n: int, fusion, no_dt, single: Method, fast: Method, steps: int, part: str
+) -> dict[str, PairMethod]:
+    methods = {}
+    if part in ("all", "ours"):
+        methods = {OURS: fusion_method(fusion, n, steps), "bicubic of median LR": median_lr(bicubic, n)}
+    if no_dt is not None and part in ("all", "no-dt"):
         methods[NO_DT] = fusion_method(no_dt, n, steps)
-    methods |= {
-        "mean of N single SR (ldm)": mean_of_singles(single, n),
-        "single SR of median LR (ldm)": median_lr(single, n),
-        "best single SR (ldm, oracle pick)": best_single_oracle(single, n),
-        "fast CNN of median LR": median_lr(fast, n),
-    }
+    if part in ("all", "ours"):
+        methods |= {
+            "mean of N single SR (ldm)": mean_of_singles(single, n),
+            "single SR of median LR (ldm)": median_lr(single, n),
+            "best single SR (ldm, oracle pick)": best_single_oracle(single, n),
+            "fast CNN of median LR": median_lr(fast, n),
+        }
     return methods
 
 
@@ -87,8 +92,18 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--max-dt", type=float, default=90.0)
     parser.add_argument("--skip-simulated", action="store_true")
+    parser.add_argument("--skip-deimos", action="store_true")
+    parser.add_argument(
+        "--part",
+        choices=["all", "ours", "no-dt"],
+        default="all",
+        help="which rows (to run the ablation in another process)",
+    )
+    parser.add_argument("--threads", type=int, default=0)
     args = parser.parse_args()
     torch.manual_seed(0)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     fusion = load(args.fusion)
     no_dt = load(args.no_dt) if args.no_dt else None
     single = upscaler_method(load(args.single))
@@ -106,8 +121,9 @@ def main() -> None:
         results = {}
         for n in args.counts:
             start = time.perf_counter()
+            rows = methods_for(n, fusion, no_dt, single, fast, args.steps, args.part)
             results[n] = evaluate(
-                methods_for(n, fusion, no_dt, single, fast, args.steps), pairs, args.out / f"sim_n{n}", 4,
+                rows, pairs, args.out / f"sim_n{n}", 4,
                 fid=False, crops=2, title=f"{args.pairs} held-apart T33UUB crops, {n} simulated revisit(s)",
             )  # fmt: skip
             print(f"N={n}: {time.perf_counter() - start:.0f} s")
@@ -119,12 +135,13 @@ def main() -> None:
         sections.append(summarise(results, args.out, title))
         summary["simulated"] = {n: r["results"] for n, r in results.items()}
     deimos = sorted((shared_data_dir() / "pairs" / "deimos").glob("data_eopatch-*.npz"))
-    if deimos:
+    if deimos and not args.skip_deimos:
         pair = deimos_pair(deimos[0])
         results = {}
         for n in [n for n in (1, 2, 3, 5) if n <= len(pair.dt_days)]:
+            rows = methods_for(n, fusion, no_dt, single, fast, args.steps, args.part)
             results[n] = evaluate(
-                methods_for(n, fusion, no_dt, single, fast, args.steps), [pair], args.out / f"deimos_n{n}", 4,
+                rows, [pair], args.out / f"deimos_n{n}", 4,
                 fid=False, crops=1, title=f"Deimos-2 sample, {n} real S2 revisit(s) (nearest dates first)",
             )  # fmt: skip
             print(f"Deimos N={n}:", json.dumps(results[n]["results"], indent=1))

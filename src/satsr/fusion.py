@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_FUSION_MODEL = "s2-rgbn-x4-fusion"
 DEFAULT_FUSION_STEPS = 50
+#: Revisits with a smaller clear (not cloud, not nodata) share are dropped.
+DEFAULT_MIN_CLEAR = 0.5
 #: Longest side of the decimated read that measures a revisit's clear share.
 CLEAR_SHARE_SIDE = 512
 _DATE_IN_NAME = re.compile(r"(?<!\d)(\d{4})-?(\d{2})-?(\d{2})(?!\d)")
@@ -93,7 +95,7 @@ def fuse_files(
     seed: int = DEFAULT_SEED,
     tile_size: int = DEFAULT_TILE_SIZE,
     overlap: int = DEFAULT_OVERLAP,
-    min_clear: float = 0.5,
+    min_clear: float = DEFAULT_MIN_CLEAR,
     mask_clouds: bool = False,
     overwrite: bool = False,
     cog: bool = False,

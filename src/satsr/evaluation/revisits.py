@@ -26,12 +26,9 @@ from satsr.data.sources import Scene
 from satsr.evaluation.datasets import EvalPair
 from satsr.evaluation.harness import LPIPS_MIN_SIDE, Method, PairMethod
 from satsr.evaluation.lpips import lpips
-from satsr.fusion import fill_masked
+from satsr.fusion import DEFAULT_MIN_CLEAR, fill_masked
 from satsr.models.ldm import LPIPS_WHITE, LatentDiffusionSR
 from satsr.models.registry import Upscaler, sample_seed
-
-#: Per-pixel clear share below which a simulated revisit is dropped, as ``satsr fuse --min-clear``.
-MIN_CLEAR = 0.3
 
 
 def _first(pair: EvalPair, n: int) -> tuple[np.ndarray, tuple[float, ...]]:
@@ -52,8 +49,8 @@ def simulated_revisit_pairs(
 ) -> list[EvalPair]:
     """``count`` pairs cut from ``scenes`` on a regular grid, each with ``revisits`` simulated revisits.
 
-    Revisits with less than ``MIN_CLEAR`` clear pixels are replaced by fresh draws (as ``satsr fuse``
-    drops them); masked pixels of the others are filled. Every draw is fixed by ``seed``.
+    Revisits with a clear share below ``satsr fuse``'s default ``--min-clear`` are replaced by fresh
+    draws (the CLI drops them); masked pixels of the others are filled. Every draw is fixed by ``seed``.
     """
     simulator = simulator or RevisitSimulator()
     s = simulator.scale
@@ -81,7 +78,7 @@ def simulated_revisit_pairs(
             lr, clear = simulator.simulate(hr_margin, dt, generator)
             m = margin // s
             lr, clear = lr[:, m:-m, m:-m], clear[m:-m, m:-m]
-            if float(clear.float().mean()) >= MIN_CLEAR:
+            if float(clear.float().mean()) >= DEFAULT_MIN_CLEAR:
                 lrs.append(lr.numpy())
                 masks.append(clear.numpy())
                 dts.append(round(dt, 1))

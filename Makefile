@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv test lint demo bench bench-scene bench-ldm evaluate evaluate-ldm
+.PHONY: venv test lint demo bench bench-scene bench-ldm bench-fusion evaluate evaluate-ldm evaluate-fusion
 
 SAMPLE := src/satsr/sample/s2_l1c_sample_256.tif
 
@@ -53,3 +53,11 @@ evaluate-ldm: venv
 		--max-images 1 --samples 1 4 --lr-consistency both --output eval_out/ldm_main
 	$(BIN)/satsr evaluate --model s2-rgbn-x4-ldm --data ../shared/data/s2/dsen2_l1c --crop 128 \
 		--max-images 1 --steps 4 10 20 50 --no-fid --output eval_out/ldm_steps
+
+# s2-rgbn-x4-fusion: LPIPS/PSNR against N on simulated revisits of T33UUB and the real Deimos sample,
+# ablations and baselines (scripts/eval_fusion.py), then time against N.
+evaluate-fusion: venv
+	$(BIN)/python scripts/eval_fusion.py eval_out/fusion --pairs 8
+
+bench-fusion: venv
+	$(BIN)/python scripts/bench_fusion.py

@@ -382,21 +382,30 @@ class ContinuousSR(nn.Module):
 
         return eps
 
+    def _padded(self, *latents: Tensor) -> list[Tensor]:
+        """Latents padded at the bottom and right (edges repeated) to sides the UNet can halve."""
+        assert self.denoiser is not None
+        h, w = latents[0].shape[-2:]
+        multiple = self.denoiser.size_multiple
+        pad = (0, -w % multiple, 0, -h % multiple)
+        return [F.pad(x, pad, mode="replicate") if any(pad) else x for x in latents]
+
+    def predict_noise(self, cond: Tensor, z_t: Tensor, t: int, scale: float) -> Tensor:
+        """``eps_theta(z_t, t, s, c)`` for any latent size (padded for the UNet, cropped back)."""
+        h, w = z_t.shape[-2:]
+        cond_p, z_p = self._padded(cond, z_t)
+        return self.eps_fn(cond_p, scale)(z_p, t)[..., :h, :w]
+
     def reverse(self, cond: Tensor, z_T: Tensor, scale: float) -> Tensor:
         """All T reverse steps from ``z_T`` (Alg. 1, lines 8-11), diffusion units, differentiable.
 
         Latents whose sides the UNet cannot halve are padded (edges repeated) and cropped back.
         """
-        assert self.denoiser is not None
         if z_T.shape != cond.shape:
             raise ValueError(f"z_T {tuple(z_T.shape)} and the condition {tuple(cond.shape)} differ in shape")
         h, w = cond.shape[-2:]
-        multiple = self.denoiser.size_multiple
-        pad = (0, -w % multiple, 0, -h % multiple)
-        if any(pad):
-            cond, z_T = F.pad(cond, pad, mode="replicate"), F.pad(z_T, pad, mode="replicate")
-        z0 = unrolled_reverse(self.eps_fn(cond, scale), z_T, self.betas)
-        return z0[..., :h, :w]
+        cond_p, z_p = self._padded(cond, z_T)
+        return unrolled_reverse(self.eps_fn(cond_p, scale), z_p, self.betas)[..., :h, :w]
 
     def sample_prior(self, lr: Tensor, scale: float, seeds: Sequence[int] | None = None) -> Tensor:
         """A differential prior drawn for ``lr`` (Alg. 2), decoder units; item ``i`` fixed by ``seeds[i]``."""

@@ -1,0 +1,306 @@
+"""Training ``ContinuousSR``: E2DiffSR's two stages (Wu et al., Sec. III-D) and the regression baseline.
+
+* ``PriorAutoencoderModule`` (stage 1): DPEncoder + DPESR (decoder, SR branch, upsampler), loss
+  ``L1 + kl_weight KL + adv_weight L_adv`` (Eq. 12), the hinge adversarial term from a small patch
+  discriminator switched on after ``adv_start`` steps (the paper: L1 alone for the first 5 epochs).
+* ``LatentPriorModule`` (stage 2): CondNet + denoiser with the stage-1 parts frozen, loss
+  ``L1(z0_hat, z0) + L1(CondNet(LR up), z0)`` (Eq. 13), ``z0_hat`` after all T reverse steps (Alg. 1).
+  Ablations (Table VI): ``kd_loss=False``; ``unrolled=False`` trains DDPM-style at one random timestep.
+* ``ContinuousRegressionModule``: SR branch + upsampler alone under L1 (Model-I-Retrained, Table IV).
+
+Batches are ``(lr, hr)`` sharing one scale, ``hr.shape[-1] / lr.shape[-1]`` (``satsr.data.continuous``),
+so ``round(lr_side * scale)`` is exactly the HR side. Each module exposes ``network`` and
+``network_config()`` for ``satsr.training.callbacks.ExportBundled``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+from torch import Tensor, nn
+
+from satsr.diffusion.unrolled import q_sample
+from satsr.evaluation.metrics import psnr
+from satsr.models.continuous import ContinuousSR
+from satsr.models.implicit import regular_grid
+
+#: Parts trained in stage 1 and frozen in stage 2.
+STAGE1_PARTS = ("encoder", "decoder", "sr_branch", "upsampler")
+#: Seed of the validation samples of stage 2.
+VAL_SEED = 0
+
+
+def batch_scale(lr: Tensor, hr: Tensor) -> float:
+    """The batch's scale ``hr / lr`` (square patches, one scale per batch)."""
+    if lr.shape[-1] != lr.shape[-2] or hr.shape[-1] != hr.shape[-2]:
+        raise ValueError(f"expected square patches, got LR {tuple(lr.shape)} and HR {tuple(hr.shape)}")
+    return hr.shape[-1] / lr.shape[-1]
+
+
+def hr_grid(lr: Tensor, hr: Tensor) -> Tensor:
+    """LR coordinates of the HR pixel centres, (1, H, W, 2)."""
+    return regular_grid((lr.shape[-2], lr.shape[-1]), (hr.shape[-2], hr.shape[-1]), lr.device)[None]
+
+
+class PatchDiscriminator(nn.Sequential):
+    """PatchGAN (Isola et al. 2017) as in Rombach et al.'s autoencoder, GroupNorm instead of BatchNorm:
+    4x4 convs, stride 2 for all but the last two, one logit per ~(2**layers * 3) px patch."""
+
+    def __init__(self, in_channels: int = 3, channels: int = 32, layers: int = 3) -> None:
+        modules: list[nn.Module] = [nn.Conv2d(in_channels, channels, 4, 2, 1), nn.LeakyReLU(0.2)]
+        width = channels
+        for i in range(1, layers + 1):
+            out = channels * min(2**i, 8)
+            modules += [
+                nn.Conv2d(width, out, 4, 2 if i < layers else 1, 1),
+                nn.GroupNorm(min(32, out // 4), out),
+                nn.LeakyReLU(0.2),
+            ]
+            width = out
+        modules.append(nn.Conv2d(width, 1, 4, 1, 1))
+        super().__init__(*modules)
+
+
+class _ContinuousModule(L.LightningModule):
+    """Shared parts: the ``ContinuousSR`` network from JSON-able arguments, band statistics from the
+    datamodule when not given (stored in every checkpoint), validation metrics."""
+
+    def __init__(self, network: dict[str, Any]) -> None:
+        super().__init__()
+        self.network_kwargs: dict[str, Any] = dict(network)
+        self.network = ContinuousSR(**self.network_kwargs)
+
+    def network_config(self) -> dict[str, Any]:
+        """Constructor arguments of ``network``: the bundled ``config.json`` minus its descriptive keys."""
+        return {"architecture": "ContinuousSR", **self.network_kwargs}
+
+    def has_band_statistics(self) -> bool:
+        return (
+            self.network_kwargs.get("band_mean") is not None
+            and self.network_kwargs.get("band_std") is not None
+        )
+
+    def set_band_statistics(self, band_mean: Sequence[float], band_std: Sequence[float]) -> None:
+        self.network_kwargs["band_mean"], self.network_kwargs["band_std"] = list(band_mean), list(band_std)
+        c = len(band_mean)
+        self.network.band_mean.copy_(torch.tensor(band_mean, dtype=torch.float32).view(1, c, 1, 1))
+        self.network.band_std.copy_(torch.tensor(band_std, dtype=torch.float32).view(1, c, 1, 1))
+
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        restoring = self._trainer is not None and self.trainer.ckpt_path is not None
+        if not self.has_band_statistics() and not restoring and hasattr(datamodule, "band_statistics"):
+            self.set_band_statistics(*datamodule.band_statistics())  # type: ignore[union-attr]
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["network_config"] = self.network_config()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved = checkpoint.get("network_config", {})
+        if saved.get("band_mean") is not None and saved.get("band_std") is not None:
+            self.set_band_statistics(saved["band_mean"], saved["band_std"])
+
+    def predict(self, lr: Tensor, hr: Tensor) -> Tensor:
+        """The validation output for a batch (unclamped)."""
+        raise NotImplementedError
+
+    def _evaluate(self, batch: tuple[Tensor, Tensor], prefix: str) -> None:
+        lr, hr = batch
+        with torch.no_grad():
+            sr = self.predict(lr, hr).clamp(0, 1)
+        bicubic = F.interpolate(lr, size=hr.shape[-2:], mode="bicubic", align_corners=False).clamp(0, 1)
+        metrics = {
+            f"{prefix}/l1": F.l1_loss(sr, hr),
+            f"{prefix}/psnr": psnr(sr, hr).mean(),
+            f"{prefix}/psnr_bicubic": psnr(bicubic, hr).mean(),
+        }
+        self.log_dict(metrics, prog_bar=prefix == "val", batch_size=lr.shape[0])
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+
+class ContinuousRegressionModule(_ContinuousModule):
+    """L1 regression of ``ContinuousSR(prior=False)``: the LIIF-like baseline (Model-I-Retrained)."""
+
+    def __init__(
+        self,
+        network: dict[str, Any] | None = None,  # ContinuousSR arguments (prior is forced to False)
+        lr: float = 2e-4,  # AdamW learning rate
+    ) -> None:
+        super().__init__({**(network or {}), "prior": False})
+        self.save_hyperparameters()
+        self.lr = lr
+
+    def predict(self, lr: Tensor, hr: Tensor) -> Tensor:
+        return self.network.render(lr, batch_scale(lr, hr), hr_grid(lr, hr))
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        lr, hr = batch
+        loss = F.l1_loss(self.predict(lr, hr), hr)
+        self.log("train/l1", loss, prog_bar=True, batch_size=lr.shape[0])
+        return loss
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(self.network.parameters(), lr=self.lr, weight_decay=0.0)
+
+
+class PriorAutoencoderModule(_ContinuousModule):
+    """Stage 1 (Eq. 12): DPEncoder + DPESR reconstruct the HR from the LR and the encoded differential
+    prior (a posterior sample in training, its mode in validation). Manual optimisation: the generator
+    and, once ``global_step >= adv_start``, the discriminator step on every batch."""
+
+    def __init__(
+        self,
+        network: dict[str, Any] | None = None,  # ContinuousSR arguments (prior is forced to True)
+        lr: float = 2e-4,  # AdamW learning rate of the encoder, decoder, SR branch and upsampler
+        kl_weight: float = 1e-4,  # weight of the KL per latent element (nats)
+        adv_weight: float = 5e-3,  # weight of the hinge generator loss -D(SR)
+        adv_start: int = 2000,  # optimiser steps of L1 (+ KL) alone before the adversarial terms
+        disc_lr: float = 2e-4,  # Adam learning rate of the discriminator
+        disc_channels: int = 32,  # width of the patch discriminator's first layer
+    ) -> None:
+        super().__init__({**(network or {}), "prior": True})
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        self.discriminator = PatchDiscriminator(self.network.in_channels, disc_channels)
+        self.lr, self.kl_weight, self.adv_weight, self.adv_start = lr, kl_weight, adv_weight, adv_start
+        self.disc_lr = disc_lr
+
+    def predict(self, lr: Tensor, hr: Tensor) -> Tensor:
+        z = self.network.encode(lr, hr).mode()
+        return self.network.render(lr, batch_scale(lr, hr), hr_grid(lr, hr), z)
+
+    def adversarial(self) -> bool:
+        return self.adv_weight > 0 and self.global_step >= self.adv_start
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        lr, hr = batch
+        opt_g, opt_d = self.optimizers()  # type: ignore[attr-defined]  # two optimisers: a list
+        posterior = self.network.encode(lr, hr)
+        z = posterior.sample()
+        sr = self.network.render(lr, batch_scale(lr, hr), hr_grid(lr, hr), z)
+        l1 = F.l1_loss(sr, hr)
+        kl = posterior.kl().mean() / z[0].numel()
+        loss = l1 + self.kl_weight * kl
+        logs = {"train/l1": l1, "train/kl": kl}
+        adversarial = self.adversarial()
+        if adversarial:
+            g_adv = -self.discriminator(sr * 2 - 1).mean()
+            loss = loss + self.adv_weight * g_adv
+            logs["train/g_adv"] = g_adv
+        opt_g.zero_grad()
+        self.manual_backward(loss)
+        opt_g.step()
+        if adversarial:
+            real, fake = self.discriminator(hr * 2 - 1), self.discriminator(sr.detach() * 2 - 1)
+            d_loss = F.relu(1 - real).mean() + F.relu(1 + fake).mean()
+            opt_d.zero_grad()
+            self.manual_backward(d_loss)
+            opt_d.step()
+            logs["train/d_loss"] = d_loss
+        self.log_dict(logs, prog_bar=True, batch_size=lr.shape[0])
+
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        parts = [getattr(self.network, name) for name in STAGE1_PARTS]
+        generator = torch.optim.AdamW(
+            [p for m in parts for p in m.parameters()], lr=self.lr, weight_decay=0.0
+        )
+        discriminator = torch.optim.Adam(self.discriminator.parameters(), lr=self.disc_lr, betas=(0.5, 0.9))
+        return [generator, discriminator]
+
+
+def read_stage1(folder: Path) -> tuple[dict[str, Any], dict[str, Tensor]]:
+    """A stage-1 model folder's constructor arguments and weights."""
+    config = json.loads((folder / "config.json").read_text())
+    if config.get("architecture") != "ContinuousSR" or not config.get("prior", True):
+        raise ValueError(f"{folder} does not hold a ContinuousSR with a prior")
+    kwargs = {k: v for k, v in config.items() if k not in ("architecture", "bands", "summary")}
+    return kwargs, load_file(folder / "model.safetensors")
+
+
+class LatentPriorModule(_ContinuousModule):
+    """Stage 2 (Eq. 13, Alg. 1): CondNet and the denoiser learn to produce the encoder's prior ``z0``
+    (its posterior mode, times ``latent_scaling``) from the LR; the stage-1 parts are frozen."""
+
+    def __init__(
+        self,
+        stage1_dir: str | None = None,  # exported stage-1 model folder; None: an untrained stage 1 (tests)
+        network: dict[str, Any] | None = None,  # ContinuousSR arguments over those of stage 1
+        lr: float = 2e-4,  # AdamW learning rate of CondNet and the denoiser
+        kd_loss: bool = True,  # the KD term L1(CondNet(LR up), z0) (Table VI: "w/o KD loss" when False)
+        unrolled: bool = True,  # all T steps per example; False: one random timestep, eps loss (DDPM)
+    ) -> None:
+        config: dict[str, Any] = {}
+        weights: dict[str, Tensor] = {}
+        if stage1_dir is not None:
+            config, weights = read_stage1(Path(stage1_dir))
+        super().__init__({**config, **(network or {}), "prior": True})
+        self.save_hyperparameters()
+        frozen = {k: v for k, v in weights.items() if k.split(".")[0] in STAGE1_PARTS}
+        if weights:
+            missing = [
+                k for k in self.network.state_dict() if k.split(".")[0] in STAGE1_PARTS and k not in frozen
+            ]
+            if missing:
+                raise ValueError(f"the stage-1 weights lack {missing[:3]}...")
+            self.network.load_state_dict(frozen, strict=False)
+        for name in STAGE1_PARTS:
+            getattr(self.network, name).requires_grad_(False)
+        self.lr, self.kd_loss, self.unrolled = lr, kd_loss, unrolled
+
+    def target(self, lr: Tensor, hr: Tensor) -> Tensor:
+        """``z0``: the frozen encoder's posterior mode, in diffusion units."""
+        with torch.no_grad():
+            return self.network.encode(lr, hr).mode() * self.network.latent_scaling
+
+    def predict(self, lr: Tensor, hr: Tensor) -> Tensor:
+        scale = batch_scale(lr, hr)
+        z = self.network.sample_prior(lr, scale, [VAL_SEED + i for i in range(lr.shape[0])])
+        return self.network.render(lr, scale, hr_grid(lr, hr), z)
+
+    def losses(self, lr: Tensor, hr: Tensor) -> dict[str, Tensor]:
+        scale, z0 = batch_scale(lr, hr), self.target(lr, hr)
+        cond = self.network.condition(lr, scale)
+        noise = torch.randn_like(z0)
+        betas = self.network.betas
+        if self.unrolled:
+            z_T = q_sample(z0, len(betas), noise, betas)
+            diffusion = F.l1_loss(self.network.reverse(cond, z_T, scale), z0)
+        else:
+            t = int(torch.randint(1, len(betas) + 1, ()))
+            eps = self.network.predict_noise(cond, q_sample(z0, t, noise, betas), t, scale)
+            diffusion = F.l1_loss(eps, noise)
+        kd = F.l1_loss(cond, z0)
+        loss = diffusion + kd if self.kd_loss else diffusion
+        return {"loss": loss, "diffusion": diffusion, "kd": kd}
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        losses = self.losses(*batch)
+        self.log_dict(
+            {f"train/{k}": v for k, v in losses.items()}, prog_bar=True, batch_size=batch[0].shape[0]
+        )
+        return losses["loss"]
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        super().validation_step(batch, batch_idx)
+        lr, hr = batch
+        with torch.no_grad():
+            seeds = [VAL_SEED + i for i in range(lr.shape[0])]
+            sampled = self.network.sample_prior(lr, batch_scale(lr, hr), seeds) * self.network.latent_scaling
+            latent_l1 = F.l1_loss(sampled, self.target(lr, hr))
+        self.log("val/latent_l1", latent_l1, prog_bar=True, batch_size=lr.shape[0])
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        params = [p for p in self.network.parameters() if p.requires_grad]
+        return torch.optim.AdamW(params, lr=self.lr, weight_decay=0.0)

@@ -1,0 +1,157 @@
+"""E2DiffSR stage 1, stage 2 and the regression baseline: tiny models, one generated batch."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+from torch.utils.data import DataLoader, TensorDataset
+
+from satsr.data.datamodules import AERIAL_RGB
+from satsr.models.continuous import ContinuousSR
+from satsr.training.callbacks import ExportBundled
+from satsr.training.continuous import (
+    STAGE1_PARTS,
+    ContinuousRegressionModule,
+    LatentPriorModule,
+    PriorAutoencoderModule,
+    hr_grid,
+)
+
+TINY = {
+    "channels": 8, "num_units": 4, "blocks_per_unit": 1, "pyramid_channels": 4, "mlp_hidden": 16,
+    "mlp_layers": 2, "encoder_channels": [4, 4, 8, 8], "denoiser_channels": [8, 8],
+}  # fmt: skip
+
+
+def batch(scale: float = 2.5, lr_side: int = 8, items: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+    """Smooth textured HR crops and their bicubic LR, sharing one scale."""
+    side = round(lr_side * scale)
+    yy, xx = torch.meshgrid(torch.arange(side), torch.arange(side), indexing="ij")
+    hr = torch.stack(
+        [
+            torch.stack([0.5 + 0.3 * torch.sin(xx / (2 + i) + c) * torch.cos(yy / 3) for c in range(3)])
+            for i in range(items)
+        ]
+    )
+    lr = F.interpolate(hr, size=(lr_side, lr_side), mode="bicubic", antialias=True, align_corners=False)
+    return lr, hr
+
+
+def fit(module: L.LightningModule, data: tuple[torch.Tensor, torch.Tensor], steps: int, tmp_path: Path,
+        callbacks: list[L.Callback] | None = None) -> L.Trainer:  # fmt: skip
+    trainer = L.Trainer(
+        max_steps=steps, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, limit_val_batches=0, callbacks=callbacks or [], default_root_dir=tmp_path,
+    )  # fmt: skip
+    trainer.fit(module, train_dataloaders=DataLoader(TensorDataset(*data), batch_size=len(data[0])))
+    return trainer
+
+
+def test_the_regression_baseline_learns_and_exports_a_rebuildable_model(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    module = ContinuousRegressionModule(network=TINY, lr=1e-2)
+    lr, hr = batch()
+    before = F.l1_loss(module.predict(lr, hr), hr).item()
+    out = tmp_path / "model"
+    fit(module, (lr, hr), 40, tmp_path, [ExportBundled(out, bands=AERIAL_RGB)])
+    with torch.no_grad():
+        after = module.predict(lr, hr)
+    assert F.l1_loss(after, hr).item() < 0.7 * before
+    config = json.loads((out / "config.json").read_text())
+    assert config["architecture"] == "ContinuousSR" and config["prior"] is False
+    rebuilt = ContinuousSR(**{k: v for k, v in config.items() if k not in ("architecture", "bands")})
+    rebuilt.load_state_dict(load_file(out / "model.safetensors"))
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt.eval()(lr, 2.5), after.clamp(0, 1))
+
+
+def test_stage1_reduces_l1_and_switches_the_discriminator_on_after_the_warm_up(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    module = PriorAutoencoderModule(network=TINY, lr=1e-2, adv_start=20, adv_weight=1e-2)
+    lr, hr = batch(scale=4.0)  # 32 px: room for the discriminator's three stride-2 layers
+    before = F.l1_loss(module.predict(lr, hr), hr).item()
+    disc_before = [p.detach().clone() for p in module.discriminator.parameters()]
+    condnet_before = {k: v.clone() for k, v in module.network.condnet.state_dict().items()}  # type: ignore[union-attr]
+    trainer = fit(module, (lr, hr), 30, tmp_path)
+    # 20 generator-only steps, then 5 batches stepping both optimisers (2 steps each).
+    assert trainer.global_step == 30
+    assert "train/d_loss" in trainer.callback_metrics and "train/g_adv" in trainer.callback_metrics
+    assert any(
+        not torch.equal(a, b) for a, b in zip(disc_before, module.discriminator.parameters(), strict=True)
+    )
+    with torch.no_grad():
+        assert F.l1_loss(module.predict(lr, hr), hr).item() < 0.8 * before
+    for key, value in module.network.condnet.state_dict().items():  # type: ignore[union-attr]
+        torch.testing.assert_close(value, condnet_before[key])  # stage 1 leaves stage 2's parts alone
+
+
+@pytest.fixture
+def stage1_dir(tmp_path: Path) -> Path:
+    torch.manual_seed(0)
+    out = tmp_path / "stage1"
+    module = PriorAutoencoderModule(network=TINY, lr=1e-2, adv_weight=0.0)
+    fit(module, batch(), 5, tmp_path, [ExportBundled(out, bands=AERIAL_RGB)])
+    return out
+
+
+@pytest.mark.parametrize(("kd_loss", "unrolled"), [(True, True), (False, True), (True, False)])
+def test_stage2_learns_the_prior_with_stage1_frozen(
+    stage1_dir: Path, tmp_path: Path, kd_loss: bool, unrolled: bool
+) -> None:
+    torch.manual_seed(0)
+    module = LatentPriorModule(str(stage1_dir), lr=1e-2, kd_loss=kd_loss, unrolled=unrolled)
+    stage1 = load_file(stage1_dir / "model.safetensors")
+    lr, hr = batch()
+    torch.manual_seed(1)
+    before = module.losses(lr, hr)
+    fit(module, (lr, hr), 40, tmp_path)
+    torch.manual_seed(1)
+    after = module.losses(lr, hr)
+    assert after["loss"] < 0.7 * before["loss"]
+    if kd_loss:
+        assert after["kd"] < 0.7 * before["kd"]
+    state = module.network.state_dict()
+    for key, value in stage1.items():
+        if key.split(".")[0] in STAGE1_PARTS:
+            torch.testing.assert_close(state[key], value, rtol=0, atol=0)
+
+
+def test_stage2_unrolled_sampling_approaches_the_encoded_prior(stage1_dir: Path, tmp_path: Path) -> None:
+    """After training, the 4-step chain from pure noise (inference) lands nearer z0 than at the start."""
+    torch.manual_seed(0)
+    module = LatentPriorModule(str(stage1_dir), lr=1e-2)
+    lr, hr = batch()
+    z0 = module.target(lr, hr)
+
+    def sampled_error() -> float:
+        with torch.no_grad():
+            return F.l1_loss(module.network.sample_prior(lr, 2.5, [0, 1]), z0).item()
+
+    before = sampled_error()
+    out = tmp_path / "model"
+    fit(module, (lr, hr), 40, tmp_path, [ExportBundled(out, bands=AERIAL_RGB)])
+    assert sampled_error() < 0.7 * before
+    config = json.loads((out / "config.json").read_text())
+    assert config["prior"] is True and config["encoder_channels"] == TINY["encoder_channels"]
+    rebuilt = ContinuousSR(**{k: v for k, v in config.items() if k not in ("architecture", "bands")})
+    rebuilt.load_state_dict(load_file(out / "model.safetensors"))
+    with torch.no_grad():
+        expected = module.network.render(
+            lr, 2.5, hr_grid(lr, hr), module.network.sample_prior(lr, 2.5, [4, 5])
+        )
+        torch.testing.assert_close(rebuilt.eval()(lr, 2.5, seeds=[4, 5]), expected.clamp(0, 1))
+
+
+def test_stage2_refuses_a_baseline_as_stage1(tmp_path: Path) -> None:
+    out = tmp_path / "baseline"
+    fit(
+        ContinuousRegressionModule(network=TINY), batch(), 1, tmp_path, [ExportBundled(out, bands=AERIAL_RGB)]
+    )
+    with pytest.raises(ValueError, match="with a prior"):
+        LatentPriorModule(str(out))

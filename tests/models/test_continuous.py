@@ -77,9 +77,9 @@ def test_a_zero_residual_is_bicubic_interpolation_in_input_units(scale: float) -
 def test_overlapping_crops_agree_away_from_their_borders() -> None:
     """The baseline is translation-equivariant in LR pixels: two crops of one picture, each queried at
     the scene's output grid shifted to its own coordinates, agree where both see the full receptive
-    field (radius <= 10 LR pixels for this tiny model: 4 + 1 + 1 convs at LR size, finer pyramid convs,
-    bilinear and bicubic taps), and differ near the crop edges (so the margin is not vacuous)."""
-    model, scale = tiny(prior=False), 2.6
+    field (4 * units * blocks_per_unit + 6 = 10 LR pixels here: the IMDB's four 3x3 convs, head, tail,
+    pyramid convs, bilinear and bicubic taps), and differ near the crop edges (the margin is needed)."""
+    model, scale = tiny(prior=False, num_units=1), 2.6
     lr = picture(24, 64)
     grid = regular_grid((24, 64), output_size((24, 64), scale))[None]
     with torch.no_grad():
@@ -87,11 +87,15 @@ def test_overlapping_crops_agree_away_from_their_borders() -> None:
         left = model.render(lr[..., :48], scale, grid)
         right = model.render(lr[..., 16:], scale, grid - torch.tensor([0.0, 16.0]))
     cols = grid[0, 0, :, 1]
-    inner = (cols > 26) & (cols < 38)
+    inner = (cols > 16 + 11) & (cols < 48 - 11)
+    assert inner.sum() >= 20
     torch.testing.assert_close(left[..., inner], scene[..., inner], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(right[..., inner], scene[..., inner], rtol=1e-5, atol=1e-5)
     edge = (cols > 44) & (cols < 48)
     assert not torch.allclose(left[..., edge], scene[..., edge], atol=1e-4)
+    assert not torch.allclose(
+        right[..., (cols > 16) & (cols < 20)], scene[..., (cols > 16) & (cols < 20)], atol=1e-4
+    )
 
 
 @pytest.mark.parametrize("scale", [1.0, 1.7, 4.0, 8.0, 12.5])
@@ -150,6 +154,16 @@ def test_the_baseline_ignores_seeds_and_sample_checks_steps() -> None:
         baseline(lr, 0.5)
     with pytest.raises(ValueError, match="expected LR"):
         baseline(torch.rand(1, 4, 8, 8), 2.0)
+
+
+def test_tile_origins_are_mixed_into_the_seeds() -> None:
+    model = tiny(prior=True)
+    lr = torch.cat([picture(), picture()])
+    moved = model.sample(lr, [1, 1], None, [(0, 0), (0, 16)], scale=2.0)
+    still = model.sample(lr, [1, 1], None, [(0, 0), (0, 0)], scale=2.0)
+    torch.testing.assert_close(moved[0], still[0], rtol=0, atol=0)
+    torch.testing.assert_close(still[0], still[1], rtol=0, atol=0)
+    assert not torch.allclose(moved[1], still[1])
 
 
 def test_an_untrained_denoiser_returns_the_condition() -> None:

@@ -243,6 +243,14 @@ class ContinuousSR(nn.Module):
     The upsampler predicts a residual over bicubic interpolation (sampled at the same coordinates), in
     band-normalised units. Diffusion runs on ``z * latent_scaling`` so that it sees ~unit variance.
     Sampling is deterministic given the seeds: the chain of Alg. 1 is run without extra noise.
+
+    Tiling: ``render`` takes any query coordinates, so a tile can be asked for exactly its part of the
+    scene's output grid (scene coordinates minus the tile's LR offset). The baseline (``prior=False``,
+    no ``channel_attention``) is translation-equivariant in whole LR pixels: overlapping tiles agree to
+    float precision beyond its receptive field (at most 4 * units * blocks_per_unit + 6 LR pixels: the
+    IMDBs' 3x3 chains, head, tail, pyramid convs and the bicubic base; contributions fade much sooner).
+    The prior is not: it lives on a 1/8 grid of each tile's own output and CondNet/DPDecoder use
+    GroupNorm (tile-wide statistics), so tiles of the full model need overlap and blending.
     """
 
     band_mean: Tensor

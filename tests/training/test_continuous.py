@@ -30,15 +30,15 @@ TINY = {
 
 
 def batch(scale: float = 2.5, lr_side: int = 8, items: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
-    """Smooth textured HR crops and their bicubic LR, sharing one scale."""
+    """Textured HR crops (smooth field + fine stripes that bicubic blurs) and their bicubic LR."""
     side = round(lr_side * scale)
     yy, xx = torch.meshgrid(torch.arange(side), torch.arange(side), indexing="ij")
-    hr = torch.stack(
-        [
-            torch.stack([0.5 + 0.3 * torch.sin(xx / (2 + i) + c) * torch.cos(yy / 3) for c in range(3)])
-            for i in range(items)
-        ]
-    )
+
+    def band(i: int, c: int) -> torch.Tensor:
+        smooth = 0.2 * torch.sin(xx / (2 + i) + c) * torch.cos(yy / 3)
+        return 0.5 + smooth + 0.15 * torch.sin(1.1 * xx + 0.6 * yy + c)
+
+    hr = torch.stack([torch.stack([band(i, c) for c in range(3)]) for i in range(items)])
     lr = F.interpolate(hr, size=(lr_side, lr_side), mode="bicubic", antialias=True, align_corners=False)
     return lr, hr
 
@@ -73,14 +73,14 @@ def test_the_regression_baseline_learns_and_exports_a_rebuildable_model(tmp_path
 
 def test_stage1_reduces_l1_and_switches_the_discriminator_on_after_the_warm_up(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    module = PriorAutoencoderModule(network=TINY, lr=1e-2, adv_start=20, adv_weight=1e-2)
+    module = PriorAutoencoderModule(network=TINY, lr=1e-2, adv_start=50, adv_weight=1e-2)
     lr, hr = batch(scale=4.0)  # 32 px: room for the discriminator's three stride-2 layers
     before = F.l1_loss(module.predict(lr, hr), hr).item()
     disc_before = [p.detach().clone() for p in module.discriminator.parameters()]
     condnet_before = {k: v.clone() for k, v in module.network.condnet.state_dict().items()}  # type: ignore[union-attr]
-    trainer = fit(module, (lr, hr), 30, tmp_path)
-    # 20 generator-only steps, then 5 batches stepping both optimisers (2 steps each).
-    assert trainer.global_step == 30
+    trainer = fit(module, (lr, hr), 60, tmp_path)
+    # 50 generator-only steps, then 5 batches stepping both optimisers (2 steps each).
+    assert trainer.global_step == 60
     assert "train/d_loss" in trainer.callback_metrics and "train/g_adv" in trainer.callback_metrics
     assert any(
         not torch.equal(a, b) for a, b in zip(disc_before, module.discriminator.parameters(), strict=True)

@@ -146,7 +146,7 @@ class ContinuousUpsampler(nn.Module):
     Level ``k`` of the pyramid is at ``2**k`` times the LR size (conv + pixel shuffle from level
     ``k - 1``). Levels finer than needed (factor >= 2 * scale) get attention weight 0 and are not
     computed. The MLP sees the attention-weighted bilinear sample, the query's offset from the centre
-    of its LR pixel, and the cell size ``1 / scale`` (as in LIIF).
+    of its LR pixel, and the cell size ``1 / scale`` (as in LIIF); its last layer starts at zero.
     """
 
     def __init__(
@@ -173,8 +173,11 @@ class ContinuousUpsampler(nn.Module):
         for _ in range(mlp_layers - 1):
             layers += [nn.Conv2d(width, hidden, 1), nn.ReLU()]
             width = hidden
-        layers.append(nn.Conv2d(width, out_channels, 1))
-        self.mlp = nn.Sequential(*layers)
+        last = nn.Conv2d(width, out_channels, 1)
+        # Zero residual at the start: training starts from the bicubic base instead of from noise.
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)  # type: ignore[arg-type]  # Conv2d has a bias by default
+        self.mlp = nn.Sequential(*layers, last)
 
     def used_levels(self, scale: float) -> int:
         """Number of pyramid levels with factor < 2 * scale (at least 1, at most ``levels``)."""

@@ -52,16 +52,14 @@ def measure_latent_std(stage1_dir: Path, data: ContinuousDataModule, batches: in
 
 def build(args: argparse.Namespace, data: ContinuousDataModule, last: Path) -> L.LightningModule:
     network: dict[str, Any] = {"channels": args.channels, "blocks_per_unit": args.blocks_per_unit}
+    crop = args.query_crop or None
     if args.stage == "regression":
-        return ContinuousRegressionModule(network, lr=args.lr)
+        return ContinuousRegressionModule(network, lr=args.lr, query_crop=crop)
     if args.stage == "stage1":
         return PriorAutoencoderModule(
-            network,
-            lr=args.lr,
-            kl_weight=args.kl_weight,
-            adv_weight=args.adv_weight,
-            adv_start=args.adv_start,
-        )
+            network, lr=args.lr, kl_weight=args.kl_weight, adv_weight=args.adv_weight,
+            adv_start=args.adv_start, query_crop=crop,
+        )  # fmt: skip
     if args.stage1 is None:
         raise SystemExit("stage2 needs --stage1 (the exported stage-1 model folder)")
     scaling = args.latent_scaling
@@ -93,6 +91,7 @@ def main() -> None:
     parser.add_argument("--kl-weight", type=float, default=1e-4)
     parser.add_argument("--adv-weight", type=float, default=5e-3)
     parser.add_argument("--adv-start", type=int, default=2000, help="L1-only optimiser steps before the GAN")
+    parser.add_argument("--query-crop", type=int, default=192, help="HR window of the loss (0: whole patch)")
     parser.add_argument("--latent-scaling", type=float, default=0.0, help="stage2; 0: 1 / measured z0 std")
     parser.add_argument("--no-kd", action="store_true", help="stage2 ablation: drop the KD loss")
     parser.add_argument(

@@ -155,3 +155,21 @@ def test_stage2_refuses_a_baseline_as_stage1(tmp_path: Path) -> None:
     )
     with pytest.raises(ValueError, match="with a prior"):
         LatentPriorModule(str(out))
+
+
+def test_query_crop_trains_on_a_window_of_the_hr_grid(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    module = PriorAutoencoderModule(network=TINY, lr=1e-2, adv_start=0, query_crop=32)
+    lr, hr = batch(scale=5.0)  # 40 px HR: the loss sees a 32 px window of it
+    coords, target = module.query_window(lr, hr)
+    assert coords.shape == (1, 32, 32, 2) and target.shape == (2, 3, 32, 32)
+    full = hr_grid(lr, hr)
+    top, left = (round(float(v) * 5.0 - 0.5) for v in coords[0, 0, 0])
+    torch.testing.assert_close(coords, full[:, top : top + 32, left : left + 32])
+    torch.testing.assert_close(target, hr[..., top : top + 32, left : left + 32])
+    small_lr, small_hr = batch(scale=3.0)  # 24 px: smaller than the window, used whole
+    assert module.query_window(small_lr, small_hr)[1].shape == small_hr.shape
+    trainer = fit(module, (lr, hr), 4, tmp_path)
+    assert trainer.global_step == 4 and "train/d_loss" in trainer.callback_metrics
+    with pytest.raises(ValueError, match="query_crop"):
+        ContinuousRegressionModule(network=TINY, query_crop=0)

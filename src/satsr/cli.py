@@ -80,10 +80,10 @@ def _evaluate(args: argparse.Namespace) -> int:
         raise RasterError(f"{args.data}: no image pairs with the model's bands to evaluate")
     methods = {}
     for upscaler in upscalers:
-        if upscaler.scale != scale:
+        if upscaler.scale != scale and not upscaler.continuous:
             raise RasterError(f"model {upscaler.name} supports scale {upscaler.scale} only, got {scale}")
         if not upscaler.stochastic:
-            methods[upscaler.name] = upscaler_method(upscaler, args.tile_size, args.overlap)
+            methods[upscaler.name] = upscaler_method(upscaler, args.tile_size, args.overlap, scale=scale)
             continue
         for consistency in {"on": [True], "off": [False], "both": [True, False]}[args.lr_consistency]:
             for steps in args.steps or [None]:
@@ -96,7 +96,7 @@ def _evaluate(args: argparse.Namespace) -> int:
                     if not consistency:
                         set_lr_consistency(variant, False)
                     methods[label] = upscaler_method(
-                        variant, args.tile_size, args.overlap, samples, steps, args.seed
+                        variant, args.tile_size, args.overlap, samples, steps, args.seed, scale
                     )
     results = evaluate(methods, pairs, args.output, scale, fid=not args.no_fid, title=args.title or "")
     print(f"{args.output / 'report.md'} ({len(pairs)} pairs, methods: bicubic, {', '.join(methods)})")

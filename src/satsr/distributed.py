@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from satsr.io.tiling import BatchFuture, Tile, TileFn
-from satsr.models.registry import Upscaler, load, sampling_tile_fn
+from satsr.models.registry import SceneGrid, Upscaler, load, sampling_tile_fn
 
 #: Seconds to wait for a scheduler to answer.
 CONNECT_TIMEOUT_S = 10
@@ -34,6 +34,7 @@ class RemoteTileFn:
     steps: int | None
     seed: int
     device: str = "cpu"
+    grid: SceneGrid | None = None  # the scene's output grid, for continuous-scale models
 
     def upscaler(self) -> Upscaler:
         if isinstance(self.model, Upscaler):
@@ -44,7 +45,7 @@ class RemoteTileFn:
         return _MODELS[key]
 
     def __call__(self, batch: np.ndarray, tiles: Sequence[Tile]) -> np.ndarray:
-        tile_fn: TileFn = sampling_tile_fn(self.upscaler(), self.samples, self.steps, self.seed)
+        tile_fn: TileFn = sampling_tile_fn(self.upscaler(), self.samples, self.steps, self.seed, self.grid)
         return tile_fn(batch, tiles)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
@@ -28,7 +29,8 @@ from satsr.io.tiling import (
     TileFn,
     upscale_stream,
 )
-from satsr.models.registry import DEFAULT_SEED, Upscaler, load, sampling_tile_fn
+from satsr.models.continuous import MAX_SCALE, TRAINED_MAX_SCALE
+from satsr.models.registry import DEFAULT_SEED, SceneGrid, Upscaler, load, sampling_tile_fn
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +47,25 @@ def uncertainty_path(output: str | Path) -> Path:
     return output.with_name(f"{output.stem}.uncertainty.tif")
 
 
+def output_scale(upscaler: Upscaler, scale: float | None) -> float:
+    """The scale a request runs at: the model's own, or for a continuous-scale model any real one in
+    ``[1, MAX_SCALE]`` (with a warning beyond the ``TRAINED_MAX_SCALE`` it was trained for)."""
+    if not upscaler.continuous:
+        if scale is not None and scale != upscaler.scale:
+            raise RasterError(f"model {upscaler.name} supports scale {upscaler.scale} only, got {scale}")
+        return upscaler.scale
+    s = float(upscaler.scale if scale is None else scale)
+    if not (math.isfinite(s) and 1.0 <= s <= MAX_SCALE):
+        raise ValueError(f"--scale must be a number in [1, {MAX_SCALE:g}] for {upscaler.name}, got {scale}")
+    if s > TRAINED_MAX_SCALE:
+        log.warning(
+            "%s was trained up to x%g; x%g extrapolates beyond that", upscaler.name, TRAINED_MAX_SCALE, s
+        )
+    return s
+
+
 def _check_request(upscaler: Upscaler, scale: float | None, samples: int, steps: int | None) -> None:
-    if scale is not None and scale != upscaler.scale:
-        raise RasterError(f"model {upscaler.name} supports scale {upscaler.scale} only, got {scale}")
+    output_scale(upscaler, scale)
     if samples < 1:
         raise ValueError(f"--samples must be >= 1, got {samples}")
     if samples > 1 and not upscaler.stochastic:
@@ -116,6 +134,7 @@ def upscale_file(
         "SATSR_MODEL": upscaler.name, "SATSR_VERSION": __version__, "SATSR_INPUT": Path(input).name,
         "SATSR_SEED": str(seed), "SATSR_SAMPLES": str(samples),
         "SATSR_STEPS": str(steps or upscaler.default_steps or "n/a"),
+        "SATSR_SCALE": f"{output_scale(upscaler, scale):g}",
     }  # fmt: skip
     if mask_clouds:
         tags["SATSR_MASK_CLOUDS"] = "scene classification classes 0, 1, 3, 8, 9, 10"
@@ -134,7 +153,9 @@ def upscale_file(
                 "select them with --bands"
             )
         fill = reader.band_means()  # also refuses an all-nodata raster before anything is written
-        s = upscaler.scale
+        s = output_scale(upscaler, scale)
+        out_h, out_w = round(meta.height * s), round(meta.width * s)
+        grid = SceneGrid((meta.height, meta.width), s) if upscaler.continuous else None
         job = None
         if resumable:
             job_options = {  # with the tags (model, seed, samples, steps, masking, consistency)
@@ -149,26 +170,26 @@ def upscale_file(
                 resume = job is not None and job.resuming
                 writers = [
                     stack.enter_context(
-                        RasterWriter(path, m, s, meta.height * s, meta.width * s, t, overwrite, cog, False,
+                        RasterWriter(path, m, s, out_h, out_w, t, overwrite, cog, False,
                                      resumable=resumable, resume=resume)
                     )
                     for path, m, t in _output_specs(outputs, meta, tags, samples)
                 ]  # fmt: skip
                 if job is not None:
                     job.writers = writers
-                tile_fn: TileFn = sampling_tile_fn(upscaler, samples, steps, seed)
+                tile_fn: TileFn = sampling_tile_fn(upscaler, samples, steps, seed, grid)
                 executor, prefetch = None, 1
                 if scheduler is not None or workers is not None:
                     from satsr.distributed import RemoteTileFn, dask_executor
 
                     executor = stack.enter_context(dask_executor(scheduler, workers))
                     tile_fn, prefetch = (
-                        RemoteTileFn(upscaler.source or upscaler, samples, steps, seed),
+                        RemoteTileFn(upscaler.source or upscaler, samples, steps, seed, grid=grid),
                         2 * executor.workers,
                     )
                 upscale_stream(
                     _filled_reader(reader, fill),
-                    _block_writer(reader, writers, s),
+                    _block_writer(reader, writers, (out_h, out_w)),
                     meta.height, meta.width, tile_fn, s,
                     tile_size, overlap, out_channels=len(meta.band_names) * len(writers),
                     batch_size=batch_size, progress=progress, checkpoint=job, executor=executor,
@@ -186,7 +207,7 @@ def upscale_file(
             job.discard()
         if quicklook is not None:
             _write_quicklook(reader, output, upscaler.name, quicklook)
-        _write_stac(output, outputs, quicklook, input, reader, upscaler, seed, samples, steps)
+        _write_stac(output, outputs, quicklook, input, reader, upscaler, s, seed, samples, steps)
     return output
 
 
@@ -197,12 +218,13 @@ def _write_stac(
     input: str | Path,
     reader: RasterReader,
     upscaler: Upscaler,
+    s: float,
     seed: int,
     samples: int,
     steps: int | None,
 ) -> None:
     """The STAC Item beside the output (``satsr.io.stac``)."""
-    s, meta = upscaler.scale, reader.meta
+    meta = reader.meta
     assets = {"data": (output, f"{upscaler.name} x{s}", ["data"])}
     if len(outputs) > 1:
         assets["uncertainty"] = (outputs[1], "per-pixel per-band std of the samples", ["metadata"])
@@ -303,16 +325,20 @@ def _filled_reader(reader: RasterReader, fill: np.ndarray) -> Callable[[Tile], n
 
 
 def _block_writer(
-    reader: RasterReader, writers: list[RasterWriter], scale: int
+    reader: RasterReader, writers: list[RasterWriter], out_size: tuple[int, int]
 ) -> Callable[[int, int, np.ndarray], None]:
-    """Writes final HR blocks (channels split across ``writers``) masked by the LR validity."""
+    """Writes final HR blocks (channels split across ``writers``) masked by the LR validity: an HR
+    pixel is valid when the LR pixel holding its centre is."""
     channels = len(reader.meta.band_names)
+    height, width = reader.meta.height, reader.meta.width
+    out_h, out_w = out_size
 
     def write(row: int, col: int, block: np.ndarray) -> None:
         _, h, w = block.shape
-        # Blocks start and end on LR pixel borders (multiples of the scale).
-        window = Window(col // scale, row // scale, -(-w // scale), -(-h // scale))
-        valid = np.repeat(np.repeat(reader.read_valid(window), scale, axis=0), scale, axis=1)[:h, :w]
+        rows = (2 * np.arange(row, row + h) + 1) * height // (2 * out_h)  # LR pixel of each HR centre
+        cols = (2 * np.arange(col, col + w) + 1) * width // (2 * out_w)
+        window = Window(int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1))
+        valid = reader.read_valid(window)[np.ix_(rows - rows[0], cols - cols[0])]
         for k, writer in enumerate(writers):
             writer.write(row, col, block[k * channels : (k + 1) * channels], valid)
 

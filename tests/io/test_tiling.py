@@ -197,3 +197,46 @@ def test_stream_passes_tile_positions_and_extra_channels() -> None:
     assert seen == tile_grid(40, 60, TILE_SIZE, OVERLAP)
     np.testing.assert_allclose(out[0], 1.0, atol=1e-6)
     np.testing.assert_allclose(out[1], 2.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("scale", [2.6, 3.4, 1.5])
+def test_a_real_scale_streams_the_scene_grid_without_seams(scale: float) -> None:
+    """A model that evaluates a smooth function at the LR coordinates of the HR pixel centres it is
+    asked for: the blended scene must be that function on the scene's output grid, wherever tiles meet."""
+    from satsr.io.tiling import hr_extent, hr_index, lr_coordinates
+
+    height, width, tile, overlap = 37, 50, 16, 6
+    out_h, out_w = round(height * scale), round(width * scale)
+
+    def field(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        return np.sin(rows[:, None] / 3.0) + np.cos(cols[None, :] / 4.0)
+
+    def model(batch: np.ndarray, tiles: list[Tile]) -> np.ndarray:
+        ext_h, ext_w = hr_extent(tile, height, out_h), hr_extent(tile, width, out_w)
+        out = []
+        for t in tiles:
+            rows = lr_coordinates(hr_index(t.row, height, out_h), ext_h, height, out_h, 0)
+            cols = lr_coordinates(hr_index(t.col, width, out_w), ext_w, width, out_w, 0)
+            out.append(field(rows, cols)[None].astype(np.float32))
+        return np.stack(out)
+
+    result = np.full((1, out_h, out_w), np.nan, np.float32)
+    written = np.zeros((out_h, out_w), int)
+
+    def write(row: int, col: int, block: np.ndarray) -> None:
+        result[:, row : row + block.shape[1], col : col + block.shape[2]] = block
+        written[row : row + block.shape[1], col : col + block.shape[2]] += 1
+
+    upscale_stream(lambda t: np.zeros((1, t.height, t.width), np.float32), write, height, width, model,
+                   scale, tile, overlap)  # fmt: skip
+    assert (written == 1).all()
+    rows = (np.arange(out_h) + 0.5) * height / out_h
+    cols = (np.arange(out_w) + 0.5) * width / out_w
+    np.testing.assert_allclose(result[0], field(rows, cols), atol=1e-5)
+
+
+def test_integer_scales_keep_lr_pixel_aligned_windows() -> None:
+    from satsr.io.tiling import hr_extent, hr_index
+
+    assert [hr_index(r, 50, 200) for r in (0, 7, 50)] == [0, 28, 200]
+    assert hr_extent(16, 50, 200) == 64 and hr_extent(16, 50, 130) == 43  # 16 x 2.6 = 41.6 -> 42 + 1

@@ -43,7 +43,7 @@ from satsr.evaluation.report import (
 )
 from satsr.io.bands import S2_BANDS
 from satsr.io.tiling import DEFAULT_OVERLAP, DEFAULT_TILE_SIZE, Tile, upscale_stream
-from satsr.models.registry import DEFAULT_SEED, sampling_tile_fn
+from satsr.models.registry import DEFAULT_SEED, SceneGrid, sampling_tile_fn
 
 __all__ = [
     "BICUBIC", "EvalPair", "Method", "PairMethod", "bicubic_upsample", "evaluate", "load_pairs",
@@ -107,29 +107,36 @@ def upscaler_method(
     samples: int = 1,
     steps: int | None = None,
     seed: int = DEFAULT_SEED,
+    scale: float | None = None,
 ) -> Method:
-    """A ``Method`` from a fixed-integer-scale model, tiled like ``satsr upscale`` when the LR exceeds a tile.
+    """A ``Method`` from a model, tiled like ``satsr upscale`` when the LR exceeds a tile.
 
-    Sampling models give the mean of ``samples`` draws with ``steps`` steps, fixed by ``seed``.
+    Fixed-scale models run at their integer scale; continuous-scale models (``Upscaler.continuous``)
+    at ``scale`` (default: their own). Sampling models give the mean of ``samples`` draws with
+    ``steps`` steps, fixed by ``seed``.
     """
-    scale = round(upscaler.scale)
-    if scale != upscaler.scale or scale < 1:
-        raise ValueError(f"upscaler_method needs an integer scale, the model has {upscaler.scale}")
-    tile_fn = sampling_tile_fn(upscaler, samples, steps, seed)  # type: ignore[arg-type]
+    continuous = bool(getattr(upscaler, "continuous", False))
+    s = float(upscaler.scale if scale is None else scale)
+    if not continuous and (round(s) != s or s < 1 or s != upscaler.scale):
+        raise ValueError(
+            f"upscaler_method: the model runs at its integer scale {upscaler.scale} only, not {s}"
+        )
     per_pixel = 2 if samples > 1 else 1  # the mean, and with several samples their std after it
 
     def method(lr: np.ndarray) -> np.ndarray:
         channels, height, width = lr.shape
-        if max(height, width) <= tile_size:  # one window: no padding to the tile size
+        grid = SceneGrid((height, width), s) if continuous else None
+        tile_fn = sampling_tile_fn(upscaler, samples, steps, seed, grid)  # type: ignore[arg-type]
+        if not continuous and max(height, width) <= tile_size:  # one window: no padding to the tile size
             return np.asarray(tile_fn(lr[None], [Tile(0, 0, height, width)]), dtype=np.float32)[0, :channels]
-        out = np.empty((channels, height * scale, width * scale), dtype=np.float32)
+        out = np.empty((channels, round(height * s), round(width * s)), dtype=np.float32)
 
         def write(row: int, col: int, block: np.ndarray) -> None:
             out[:, row : row + block.shape[1], col : col + block.shape[2]] = block[:channels]
 
         upscale_stream(
             lambda t: lr[:, t.row : t.row + t.height, t.col : t.col + t.width], write, height, width,
-            tile_fn, scale, tile_size, overlap, out_channels=channels * per_pixel,
+            tile_fn, s, tile_size, overlap, out_channels=channels * per_pixel,
         )  # fmt: skip
         return out
 

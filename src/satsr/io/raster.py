@@ -63,11 +63,13 @@ class RasterMeta:
     nodata: float | None
     scaling: ReflectanceScaling = field(default_factory=ReflectanceScaling)
 
-    def refined(self, scale: int) -> RasterMeta:
-        """The same bounds on a grid ``scale`` times finer: pixel size / scale."""
+    def refined(self, scale: float) -> RasterMeta:
+        """The same bounds on a grid ``scale`` times finer: ``round(height * scale)`` x
+        ``round(width * scale)`` pixels (pixel size / scale for an integer scale)."""
+        height, width = round(self.height * scale), round(self.width * scale)
         return dataclasses.replace(
-            self, transform=self.transform @ Affine.scale(1 / scale), height=self.height * scale,
-            width=self.width * scale,
+            self, transform=self.transform @ Affine.scale(self.width / width, self.height / height),
+            height=height, width=width,
         )  # fmt: skip
 
 
@@ -275,14 +277,21 @@ def read_raster(
     return reflectance, valid, reader.meta
 
 
+#: 8-bit pictures are read as values in [0, 1]: DN / 255.
+PICTURE_WHITE = 255.0
+
+
 def _file_scaling(src: rasterio.io.DatasetReader, indexes: list[int], dtype: np.dtype) -> ReflectanceScaling:
-    """The DN scaling a file declares (GDAL band scale/offset), else S2's DN / 10000 for integers."""
+    """The DN scaling a file declares (GDAL band scale/offset), else DN / 255 for 8-bit pictures (aerial
+    RGB, S2 true-colour images) and S2's DN / 10000 for other integers."""
     scales = {src.scales[i - 1] for i in indexes}
     offsets = {src.offsets[i - 1] for i in indexes}
     if len(scales) == 1 and len(offsets) == 1 and (scales, offsets) != ({1.0}, {0.0}):
         scale, offset = scales.pop(), offsets.pop()
         if scale > 0:
             return ReflectanceScaling(quantification=1 / scale, offset=offset / scale)
+    if dtype == np.uint8:
+        return ReflectanceScaling(quantification=PICTURE_WHITE)
     integer = np.issubdtype(dtype, np.integer)
     return ReflectanceScaling() if integer else ReflectanceScaling.identity()
 

@@ -164,19 +164,38 @@ def _pad_to(patch: np.ndarray, tile_size: int) -> np.ndarray:
     return np.pad(patch, ((0, 0), (0, pad_h), (0, pad_w)), mode=mode)
 
 
+def hr_index(lr: int, size: int, out: int) -> int:
+    """The HR pixel border at LR pixel border ``lr`` of an axis of ``size`` LR and ``out`` HR pixels:
+    ``round(lr * out / size)`` in integer arithmetic (exactly ``lr * scale`` for an integer scale)."""
+    return (2 * lr * out + size) // (2 * size)
+
+
+def hr_extent(lr_length: int, size: int, out: int) -> int:
+    """HR pixels a model returns for an LR window of ``lr_length``: ``lr_length * scale`` for an integer
+    scale; for a real one, enough for any window of that length wherever it starts on the HR grid."""
+    if out % size == 0:
+        return lr_length * (out // size)
+    return -(-lr_length * out // size) + 1
+
+
+def lr_coordinates(hr_start: int, count: int, size: int, out: int, lr_origin: int) -> np.ndarray:
+    """LR coordinates (pixel ``i`` spans ``[i, i + 1)``), relative to ``lr_origin``, of the centres of
+    ``count`` HR pixels from ``hr_start`` on an axis of ``size`` LR and ``out`` HR pixels: (count,)."""
+    return (np.arange(hr_start, hr_start + count, dtype=np.float64) + 0.5) * (size / out) - lr_origin
+
+
 def _run_batch(
-    model: TileFn, batch: np.ndarray, tiles: Sequence[Tile], scale: int, channels: int
+    model: TileFn, batch: np.ndarray, tiles: Sequence[Tile], expected: tuple[int, int], channels: int
 ) -> np.ndarray:
-    """Call the model and check it returned an exactly ``scale``-times larger float batch."""
-    return _check_batch(model(batch, tiles), batch, scale, channels)
+    """Call the model and check it returned a float batch of the expected HR extent."""
+    return _check_batch(model(batch, tiles), batch, expected, channels)
 
 
-def _check_batch(result: np.ndarray, batch: np.ndarray, scale: int, channels: int) -> np.ndarray:
+def _check_batch(result: np.ndarray, batch: np.ndarray, extent: tuple[int, int], channels: int) -> np.ndarray:
     sr = np.asarray(result, dtype=np.float32)
-    b, _, h, w = batch.shape
-    expected = (b, channels, h * scale, w * scale)
+    expected = (batch.shape[0], channels, *extent)
     if sr.shape != expected:
-        raise ValueError(f"model returned shape {sr.shape}, expected {expected} for scale {scale}")
+        raise ValueError(f"model returned shape {sr.shape}, expected {expected}")
     return sr
 
 
@@ -187,36 +206,45 @@ class _AxisPlan:
     Windows along an axis cut the HR axis into cells at every window start and end; each cell is
     covered by a fixed set of windows, and is final once the last of them (``last``) has run.
     Because the 2-D weights are outer products, the 2-D weight sum is the outer product of the
-    two 1-D sums, so no weight image is ever accumulated.
+    two 1-D sums, so no weight image is ever accumulated. With a real scale, windows of one LR
+    length may differ by one HR pixel.
     """
 
     starts: list[int]  # window starts, HR pixels
-    length: int  # window length, HR pixels
-    weights: list[np.ndarray]  # per window, (length,) float64
-    weight_sum: np.ndarray  # (size * scale,) float64
+    ends: list[int]  # window ends, HR pixels
+    weights: list[np.ndarray]  # per window, (end - start,) float64
+    weight_sum: np.ndarray  # (out,) float64
     cells: list[tuple[int, int]]  # [lo, hi) HR pixel ranges
     last: list[int]  # per cell, the index of the last window covering it
 
     @classmethod
     def build(
-        cls, lr_starts: list[int], lr_length: int, size: int, scale: int, overlap: int, ramp: Ramp
+        cls, lr_starts: list[int], lr_length: int, size: int, out: int, overlap: int, ramp: Ramp
     ) -> _AxisPlan:
-        starts = [s * scale for s in lr_starts]
-        length = lr_length * scale
+        starts = [hr_index(s, size, out) for s in lr_starts]
+        ends = [hr_index(s + lr_length, size, out) for s in lr_starts]
+        n_ramp = hr_index(overlap, size, out)
         weights = [
-            _axis_weights(length, overlap * scale, s > 0, s + lr_length < size, ramp) for s in lr_starts
+            _axis_weights(e - h, n_ramp, s > 0, s + lr_length < size, ramp)
+            for s, h, e in zip(lr_starts, starts, ends, strict=True)
         ]
-        weight_sum = np.zeros(size * scale, dtype=np.float64)
-        for s, w in zip(starts, weights, strict=True):
-            weight_sum[s : s + length] += w
-        bounds = sorted({b for s in starts for b in (s, s + length)})
+        weight_sum = np.zeros(out, dtype=np.float64)
+        for h, e, w in zip(starts, ends, weights, strict=True):
+            weight_sum[h:e] += w
+        bounds = sorted({*starts, *ends})
         cells = list(pairwise(bounds))
-        last = [max(i for i, s in enumerate(starts) if s <= lo and hi <= s + length) for lo, hi in cells]
-        return cls(starts, length, weights, weight_sum, cells, last)
+        last = [
+            max(i for i, (h, e) in enumerate(zip(starts, ends, strict=True)) if h <= lo and hi <= e)
+            for lo, hi in cells
+        ]
+        return cls(starts, ends, weights, weight_sum, cells, last)
+
+    def length(self, index: int) -> int:
+        return self.ends[index] - self.starts[index]
 
     def cells_of(self, index: int) -> list[int]:
         """Indexes of the cells window ``index`` covers."""
-        lo, hi = self.starts[index], self.starts[index] + self.length
+        lo, hi = self.starts[index], self.ends[index]
         return [k for k, (a, b) in enumerate(self.cells) if lo <= a and b <= hi]
 
 
@@ -226,7 +254,7 @@ def upscale_stream(
     height: int,
     width: int,
     model: TileFn,
-    scale: int,
+    scale: float,
     tile_size: int,
     overlap: int,
     out_channels: int | None = None,
@@ -242,6 +270,12 @@ def upscale_stream(
     ``read(tile)`` returns the LR window ``(C, h, w)``; ``model`` maps a batch of windows (padded to
     ``tile_size``, reflect or edge) to ``(B, out_channels, h * scale, w * scale)``; ``write(row, col,
     block)`` receives final, blended HR blocks in HR pixel coordinates, each pixel exactly once.
+
+    A real (non-integer) ``scale`` makes an output grid of ``round(height * scale)`` x
+    ``round(width * scale)`` pixels on the same bounds. A window starting at LR pixel ``r`` then covers
+    HR pixels from ``hr_index(r, height, out_height)`` on, and ``model`` must return, for each window,
+    the ``hr_extent(tile_size, ...)`` HR pixels from there (a model that takes query coordinates
+    computes them with ``lr_coordinates``); what lies beyond the window's own HR end is ignored.
     Windows run row-major and a block is written as soon as the last window covering it has run,
     so memory holds one batch plus the not-yet-final overlap strip (``overlap * scale`` HR rows of
     the image width), whatever the image height.
@@ -255,7 +289,7 @@ def upscale_stream(
     exactly as in a single process.
     """
     _validate_tiling(tile_size, overlap)
-    if scale < 1:
+    if not scale >= 1:
         raise ValueError(f"scale must be >= 1, got {scale}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -265,8 +299,10 @@ def upscale_stream(
     tile_h, tile_w = min(tile_size, height), min(tile_size, width)
     lr_rows = _axis_starts(height, tile_size, stride)
     lr_cols = _axis_starts(width, tile_size, stride)
-    rows = _AxisPlan.build(lr_rows, tile_h, height, scale, overlap, ramp)
-    cols = _AxisPlan.build(lr_cols, tile_w, width, scale, overlap, ramp)
+    out_h, out_w = round(height * scale), round(width * scale)
+    rows = _AxisPlan.build(lr_rows, tile_h, height, out_h, overlap, ramp)
+    cols = _AxisPlan.build(lr_cols, tile_w, width, out_w, overlap, ramp)
+    extent = (hr_extent(tile_size, height, out_h), hr_extent(tile_size, width, out_w))
     grid = [(i, j, Tile(r, c, tile_h, tile_w)) for i, r in enumerate(lr_rows) for j, c in enumerate(lr_cols)]
     pending: Pending = {}  # weighted sums of cells not yet final
     first_row = 0
@@ -291,16 +327,16 @@ def upscale_stream(
         for index, chunk in enumerate(chunks):
             if executor is None:
                 batch, tiles = load(chunk)
-                sr = _run_batch(model, batch, tiles, scale, out_channels or batch.shape[1])
+                sr = _run_batch(model, batch, tiles, extent, out_channels or batch.shape[1])
             else:
                 while len(in_flight) < max(1, prefetch) and index + len(in_flight) < len(chunks):
                     ahead = chunks[index + len(in_flight)]
                     batch, tiles = load(ahead)
                     in_flight.append((ahead, batch, executor.submit(model, batch, tiles)))
                 _, batch, future = in_flight.popleft()
-                sr = _check_batch(future.result(), batch, scale, out_channels or batch.shape[1])
+                sr = _check_batch(future.result(), batch, extent, out_channels or batch.shape[1])
             for (i, j, _), sr_tile in zip(chunk, sr, strict=True):
-                weighted = sr_tile[:, : rows.length, : cols.length] * np.outer(
+                weighted = sr_tile[:, : rows.length(i), : cols.length(j)] * np.outer(
                     rows.weights[i], cols.weights[j]
                 ).astype(np.float32)
                 for ci in rows.cells_of(i):

@@ -236,6 +236,11 @@ class LatentDenoiser(nn.Module):
         return out
 
 
+#: Largest scale a request may ask of a continuous-scale model, and the largest it was trained for.
+MAX_SCALE = 10.0
+TRAINED_MAX_SCALE = 8.0
+
+
 class ContinuousSR(nn.Module):
     """E2DiffSR (or, with ``prior=False``, its regression baseline): LR (B, C, h, w) in [0, 1] at any real
     ``scale >= 1`` -> (B, C, round(h * scale), round(w * scale)), or values at explicit query coordinates.
@@ -447,6 +452,7 @@ class ContinuousSR(nn.Module):
         steps: int | None = None,
         origins: Sequence[tuple[int, int]] | None = None,
         scale: float = DEFAULT_SCALE,
+        coords: Tensor | None = None,
     ) -> Tensor:
         """``forward`` with the sampling call of ``satsr.models.registry.Upscaler``: the chain has a fixed
         number of steps (``steps`` must be None or T); ``origins`` (tile offsets) are mixed into the seeds."""
@@ -455,7 +461,7 @@ class ContinuousSR(nn.Module):
         if origins is not None:
             seeds = [_mix(s, o) for s, o in zip(seeds, origins, strict=True)]
         with torch.no_grad():
-            out: Tensor = self(lr, scale, seeds)
+            out: Tensor = self(lr, scale, seeds, coords)
         return out
 
 

@@ -18,11 +18,15 @@ import torch
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
-from satsr.io.tiling import Tile, TileFn
+from satsr.io.tiling import Tile, TileFn, hr_extent, hr_index, lr_coordinates
+from satsr.models.continuous import ContinuousSR
 from satsr.models.fast import ResidualSR
 from satsr.models.ldm import LatentDiffusionSR
+from satsr.types import DEFAULT_SCALE
 
-ARCHITECTURES: dict[str, type[nn.Module]] = {"ResidualSR": ResidualSR, "LatentDiffusionSR": LatentDiffusionSR}
+ARCHITECTURES: dict[str, type[nn.Module]] = {
+    "ResidualSR": ResidualSR, "LatentDiffusionSR": LatentDiffusionSR, "ContinuousSR": ContinuousSR,
+}  # fmt: skip
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "weights"
 DEFAULT_SEED = 0
 #: Keys of config.json that describe the model rather than its constructor.
@@ -51,6 +55,10 @@ class Upscaler:
     models) set ``stochastic`` and draw one sample per input, item ``i`` from ``seeds[i]`` (default:
     ``i``). ``origins`` gives tiles' LR offsets within one scene, so that a sampler can share noise
     between overlapping tiles (see ``satsr.models.ldm.field_noise``).
+
+    ``continuous`` models (``ContinuousSR``) take any real ``scale`` in ``[1, MAX_SCALE]`` (``scale``
+    is then their default) and, with ``coords`` (B or 1, H, W, 2), return values at those LR
+    coordinates instead of the regular grid of ``round(h * scale)`` x ``round(w * scale)`` pixels.
     """
 
     name: str
@@ -62,6 +70,7 @@ class Upscaler:
     default_steps: int | None = None  # sampling steps when not given; None for deterministic models
     weights_sha256: str = ""  # of model.safetensors, recorded with every output
     source: str = ""  # what load() was given (bundled name or folder), so other processes can load it too
+    continuous: bool = False  # any real scale (ContinuousSR); ``scale`` is the default one
 
     def __call__(
         self,
@@ -69,9 +78,13 @@ class Upscaler:
         seeds: Sequence[int] | None = None,
         steps: int | None = None,
         origins: Sequence[tuple[int, int]] | None = None,
+        scale: float | None = None,
+        coords: Tensor | None = None,
     ) -> np.ndarray | Tensor:
         if steps is not None and not self.stochastic:
             raise ValueError(f"{self.name} is a deterministic model: it takes no sampling steps")
+        if not self.continuous and (coords is not None or scale not in (None, self.scale)):
+            raise ValueError(f"{self.name} supports scale {self.scale} only on its own grid")
         as_numpy = isinstance(lr, np.ndarray)
         x: Tensor = torch.from_numpy(np.asarray(lr, dtype=np.float32)) if isinstance(lr, np.ndarray) else lr
         single = x.ndim == 3
@@ -86,12 +99,13 @@ class Upscaler:
             raise ValueError("input contains NaN or infinite values; mask them before calling the model")
         param = next(self.network.parameters())
         x = x.to(param.device, param.dtype).contiguous(memory_format=torch.channels_last)
+        extra = {"scale": scale or self.scale, "coords": coords} if self.continuous else {}
         with torch.inference_mode():
             if self.stochastic:
                 seeds = list(range(len(x))) if seeds is None else list(seeds)
-                y = self.network.sample(x, seeds, steps, origins)  # type: ignore[operator]
+                y = self.network.sample(x, seeds, steps, origins, **extra)  # type: ignore[operator]
             else:
-                y = self.network(x)
+                y = self.network(x, **extra)
         y = y.contiguous()[0] if single else y.contiguous()
         return y.cpu().numpy() if as_numpy else y
 
@@ -112,20 +126,55 @@ def sample_seed(seed: int, sample: int) -> int:
     return int(np.random.SeedSequence((seed, sample)).generate_state(1)[0])
 
 
-def sampling_tile_fn(upscaler: Upscaler, samples: int, steps: int | None, seed: int) -> TileFn:
+@dataclass(frozen=True)
+class SceneGrid:
+    """An LR scene of ``lr_size`` (rows, cols) and its output grid at a real ``scale``, on the same bounds."""
+
+    lr_size: tuple[int, int]
+    scale: float
+
+    @property
+    def out_size(self) -> tuple[int, int]:
+        return round(self.lr_size[0] * self.scale), round(self.lr_size[1] * self.scale)
+
+    def tile_coords(self, tiles: Sequence[Tile], tile_size: int) -> Tensor:
+        """LR coordinates, relative to each tile, of the HR pixels ``upscale_stream`` asks the tile for:
+        ``(B, hr_extent, hr_extent, 2)`` (row, col)."""
+        (h, w), (out_h, out_w) = self.lr_size, self.out_size
+        ext_h, ext_w = hr_extent(tile_size, h, out_h), hr_extent(tile_size, w, out_w)
+        grids = []
+        for t in tiles:
+            rows = lr_coordinates(hr_index(t.row, h, out_h), ext_h, h, out_h, t.row)
+            cols = lr_coordinates(hr_index(t.col, w, out_w), ext_w, w, out_w, t.col)
+            grids.append(np.stack(np.meshgrid(rows, cols, indexing="ij"), axis=-1))
+        return torch.from_numpy(np.stack(grids).astype(np.float32))
+
+
+def sampling_tile_fn(
+    upscaler: Upscaler, samples: int, steps: int | None, seed: int, grid: SceneGrid | None = None
+) -> TileFn:
     """A ``TileFn`` giving the mean over ``samples`` draws, and with ``samples > 1`` their std after it.
 
-    The output has ``C`` channels (mean) or ``2 C`` (mean, then per-band standard deviation).
+    The output has ``C`` channels (mean) or ``2 C`` (mean, then per-band standard deviation). A
+    continuous-scale model needs the scene ``grid``: each tile is asked for its part of the scene's
+    output grid at ``grid.scale`` (see ``satsr.io.tiling.upscale_stream``).
     """
+    if upscaler.continuous and grid is None:
+        raise ValueError(f"{upscaler.name} is a continuous-scale model: give the scene grid")
 
     def run(batch: np.ndarray, tiles: Sequence[Tile]) -> np.ndarray:
+        extra: dict = {}
+        if upscaler.continuous and grid is not None:
+            extra = {"scale": grid.scale, "coords": grid.tile_coords(tiles, batch.shape[-1])}
         if not getattr(upscaler, "stochastic", False):
-            return np.asarray(upscaler(batch))
+            return np.asarray(upscaler(batch, **extra))
         repeated = np.concatenate([batch] * samples)
+        if "coords" in extra:
+            extra["coords"] = torch.cat([extra["coords"]] * samples)
         # Sample k of every tile is cut from one scene-wide noise field, so overlaps share noise.
         seeds = [sample_seed(seed, k) for k in range(samples) for _ in tiles]
         origins = [(t.row, t.col) for _ in range(samples) for t in tiles]
-        draws = np.asarray(upscaler(repeated, seeds=seeds, steps=steps, origins=origins))
+        draws = np.asarray(upscaler(repeated, seeds=seeds, steps=steps, origins=origins, **extra))
         draws = draws.reshape(samples, len(tiles), *draws.shape[1:])
         mean = draws.mean(axis=0)
         return np.concatenate([mean, draws.std(axis=0)], axis=1) if samples > 1 else mean
@@ -165,10 +214,15 @@ def load(name: str | Path, device: str = "cpu") -> Upscaler:
     network = network.eval().to(resolve_device(device))
     network.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # missing from torch's stubs
     stochastic = bool(getattr(network, "stochastic", False))
+    continuous = isinstance(network, ContinuousSR)
+    scale = round(DEFAULT_SCALE) if continuous else int(config["scale"])
+    steps = getattr(network, "default_steps", None)
+    if isinstance(network, ContinuousSR) and stochastic:
+        steps = len(network.betas)
     return Upscaler(
-        folder.name, network, int(config["scale"]), tuple(config["bands"]), config.get("summary", ""),
-        stochastic, getattr(network, "default_steps", None) if stochastic else None,
-        file_sha256(folder / "model.safetensors"), source,
+        folder.name, network, scale, tuple(config["bands"]), config.get("summary", ""),
+        stochastic, steps if stochastic else None, file_sha256(folder / "model.safetensors"), source,
+        continuous,
     )  # fmt: skip
 
 

@@ -55,3 +55,26 @@ def test_ldm_is_bundled_seeded_lr_consistent_and_perceptually_better_than_bicubi
     assert float(lpips(lpips_input(sr, RGB), lpips_input(hr, RGB))) < 0.8 * float(
         lpips(lpips_input(bicubic, RGB), lpips_input(hr, RGB))
     )
+
+
+def test_fusion_model_is_bundled_time_aware_and_fuses_revisits_of_the_sample() -> None:
+    """Two simulated revisits of the bundled sample: one image at the HR size, fixed by the seed, that
+    sees the time differences (its dt embedding was trained away from its zero start)."""
+    from satsr.data.revisits import RevisitSimulator
+
+    assert (bundled_models()["s2-rgbn-x4-fusion"] / "MODEL_CARD.md").is_file()
+    model = satsr.load("s2-rgbn-x4-fusion")
+    network = model.network
+    assert model.stochastic and model.scale == 4 and network.time_conditioned  # type: ignore[union-attr]
+    reflectance, _, _ = read_raster(SAMPLE)
+    hr = torch.from_numpy(reflectance)[:, :64, :64]
+    simulator = RevisitSimulator(cloud_probability=0.0)
+    lrs = torch.stack([simulator.simulate(hr, dt, torch.Generator().manual_seed(i))[0]
+                       for i, dt in enumerate((-5.0, 30.0))])  # fmt: skip
+    with torch.no_grad():
+        fused = network.fuse(lrs, [-5.0, 30.0], seed=1, steps=4, every=2)  # type: ignore[operator]
+        again = network.fuse(lrs, [-5.0, 30.0], seed=1, steps=4, every=2)  # type: ignore[operator]
+        other_dates = network.fuse(lrs, [-150.0, 170.0], seed=1, steps=4, every=2)  # type: ignore[operator]
+    assert fused.shape == (1, 4, 64, 64) and torch.equal(fused, again)
+    assert not torch.allclose(fused, other_dates)
+    assert (fused[0] - hr).abs().mean() < 0.05

@@ -1,0 +1,136 @@
+"""Continuous-scale SR on aerial pictures never trained on, at many scales (``make evaluate-continuous``).
+
+Pairs: the test split of ``satsr.data.sources.aerial_rgb_images`` (RSSCN7, AID, NEON; a fixed 15 %
+by file index per folder), ``--images`` of them spread evenly, each a central HR crop of at most
+``--crop`` px degraded by antialiased bicubic to ``floor(crop / s)`` (E2DiffSR's protocol). Every
+scale gets one ``satsr.evaluation.harness.evaluate`` run (bicubic + the given models; report under
+OUT/xS), and OUT/summary.md gathers PSNR, LPIPS and FID against the scale; then the time per
+512 x 512 output at x4 of each model (and of ``--ldm``) in one run.
+
+Usage: python scripts/eval_continuous.py OUT --model NAME=DIR [NAME=DIR ...] [--scales 2 2.6 ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from satsr.data.sources import aerial_rgb_images
+from satsr.evaluation.datasets import RGB_BAND_NAMES, EvalPair
+from satsr.evaluation.harness import Method, evaluate, upscaler_method
+from satsr.models.registry import Upscaler, load
+
+SCALES = [2.0, 2.6, 3.0, 3.4, 4.0, 6.0, 8.0, 10.0]
+
+
+def pairs_at(images: list[Path], scale: float, crop: int) -> list[EvalPair]:
+    pairs = []
+    for path in images:
+        with Image.open(path) as picture:
+            pixels = np.asarray(picture.convert("RGB"), dtype=np.float32).transpose(2, 0, 1) / 255.0
+        side_lr = math.floor(min(crop, *pixels.shape[1:]) / scale)
+        side = round(side_lr * scale)
+        top, left = (pixels.shape[1] - side) // 2, (pixels.shape[2] - side) // 2
+        hr = torch.from_numpy(np.ascontiguousarray(pixels[:, top : top + side, left : left + side]))
+        lr = F.interpolate(
+            hr[None], size=(side_lr, side_lr), mode="bicubic", antialias=True, align_corners=False
+        )
+        pairs.append(
+            EvalPair(
+                f"{path.parent.name}_{path.stem}",
+                lr[0].clamp(0, 1).numpy(),
+                hr.numpy(),
+                RGB_BAND_NAMES,
+                "bicubic",
+                str(path),
+            )
+        )
+    return pairs
+
+
+def time_512(name: str, model: Upscaler, repeats: int = 3) -> float:
+    """Seconds per 512 x 512 output at x4 (one 128 x 128 LR window), median of ``repeats``."""
+    lr = torch.rand(1, len(model.bands), 128, 128) * (0.3 if len(model.bands) == 4 else 1.0)
+    extra = {"scale": 4.0} if model.continuous else {}
+    model(lr, seeds=[0], **extra) if model.stochastic else model(lr, **extra)  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        model(lr, seeds=[0], **extra) if model.stochastic else model(lr, **extra)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("out", type=Path)
+    parser.add_argument(
+        "--model", nargs="+", required=True, help="NAME=DIR (a model folder) or a bundled name"
+    )
+    parser.add_argument("--scales", type=float, nargs="+", default=SCALES)
+    parser.add_argument("--images", type=int, default=30)
+    parser.add_argument("--crop", type=int, default=240)
+    parser.add_argument("--ldm", default="s2-rgbn-x4-ldm", help="model to time against ('' to skip)")
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--no-time", action="store_true")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    models = {}
+    for spec in args.model:
+        name, _, path = spec.partition("=")
+        models[name] = load(path or name)
+    test = aerial_rgb_images("test")
+    picks = np.linspace(0, len(test) - 1, min(args.images, len(test))).round().astype(int)
+    images = [test[i] for i in picks]
+    summary: dict[float, dict] = {}
+    for s in args.scales:
+        methods: dict[str, Method] = {name: upscaler_method(m, scale=s) for name, m in models.items()}
+        start = time.perf_counter()
+        title = f"Aerial RGB test split, {len(images)} pictures, x{s:g} (bicubic degradation)"
+        result = evaluate(
+            methods, pairs_at(images, s, args.crop), args.out / f"x{s:g}", s, crops=2, title=title
+        )
+        summary[s] = result["results"]
+        print(f"x{s:g} ({time.perf_counter() - start:.0f} s):", json.dumps(result["results"]), flush=True)
+    names = list(next(iter(summary.values())))
+    lines = [
+        f"# Continuous-scale SR on {len(images)} aerial test pictures (central crops of <= {args.crop} px)",
+        "",
+    ]
+    for key, header in (("psnr", "PSNR dB ↑"), ("lpips", "LPIPS ↓"), ("fid", "FID ↓")):
+        lines += [f"## {header}", "", "| method | " + " | ".join(f"x{s:g}" for s in summary) + " |",
+                  "|---|" + "---|" * len(summary)]  # fmt: skip
+        for name in names:
+            cells = [summary[s][name].get(key) for s in summary]
+            lines.append(f"| {name} | " + " | ".join("–" if v is None else f"{v:.4g}" for v in cells) + " |")
+        lines.append("")
+    lines += ["## LPIPS / bicubic's LPIPS", "", "| method | " + " | ".join(f"x{s:g}" for s in summary) + " |",
+              "|---|" + "---|" * len(summary)]  # fmt: skip
+    for name in names[1:]:
+        ratios = [summary[s][name]["lpips"] / summary[s]["bicubic"]["lpips"] for s in summary]
+        lines.append(f"| {name} | " + " | ".join(f"{r:.3f}" for r in ratios) + " |")
+    if not args.no_time:
+        timed = dict(models)
+        if args.ldm:
+            timed[args.ldm] = load(args.ldm)
+        lines += ["", f"## Time per 512 x 512 output at x4 ({torch.get_num_threads()} threads)", ""]
+        for name, model in timed.items():
+            lines.append(f"- {name}: {time_512(name, model):.2f} s")
+    (args.out / "summary.md").write_text("\n".join(lines) + "\n")
+    (args.out / "summary.json").write_text(
+        json.dumps({f"{s:g}": r for s, r in summary.items()}, indent=1) + "\n"
+    )
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

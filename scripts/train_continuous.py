@@ -19,6 +19,7 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import EMAWeightAveraging, ModelCheckpoint
+from safetensors.torch import load_file
 
 from satsr.data.continuous import ContinuousDataModule
 from satsr.training.callbacks import ExportBundled
@@ -53,13 +54,19 @@ def measure_latent_std(stage1_dir: Path, data: ContinuousDataModule, batches: in
 def build(args: argparse.Namespace, data: ContinuousDataModule, last: Path) -> L.LightningModule:
     network: dict[str, Any] = {"channels": args.channels, "blocks_per_unit": args.blocks_per_unit}
     crop = args.query_crop or None
+    module: L.LightningModule
     if args.stage == "regression":
-        return ContinuousRegressionModule(network, lr=args.lr, query_crop=crop)
-    if args.stage == "stage1":
-        return PriorAutoencoderModule(
+        module = ContinuousRegressionModule(network, lr=args.lr, query_crop=crop)
+    elif args.stage == "stage1":
+        module = PriorAutoencoderModule(
             network, lr=args.lr, kl_weight=args.kl_weight, adv_weight=args.adv_weight,
             adv_start=args.adv_start, query_crop=crop,
         )  # fmt: skip
+    if args.stage in ("regression", "stage1"):
+        if args.init is not None and not last.exists():  # continue from exported (committed) weights
+            module.network.load_state_dict(load_file(args.init / "model.safetensors"))
+            print(f"initialised from {args.init}")
+        return module
     if args.stage1 is None:
         raise SystemExit("stage2 needs --stage1 (the exported stage-1 model folder)")
     scaling = args.latent_scaling
@@ -82,6 +89,9 @@ def main() -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--minutes", type=float, default=60.0)
     parser.add_argument("--stage1", type=Path, default=None, help="stage-1 model folder (stage2 only)")
+    parser.add_argument(
+        "--init", type=Path, default=None, help="stage1/regression: start from this exported model folder"
+    )
     parser.add_argument("--lr-patch", type=int, default=48)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--max-scale", type=float, default=8.0)

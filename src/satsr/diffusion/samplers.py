@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -216,6 +217,12 @@ def get_sampler(name: str) -> Sampler:
         return SAMPLERS[name]
     except KeyError:
         raise ValueError(f"unknown sampler {name!r}; choose one of {sorted(SAMPLERS)}") from None
+
+
+def mix_seed(seed: int, origin: tuple[int, int]) -> int:
+    """A seed for place ``origin`` (e.g. a tile's LR offset) of a job seeded by ``seed``: independent
+    streams for every (seed, origin), the same whichever process asks."""
+    return int(np.random.SeedSequence((seed, *origin)).generate_state(1)[0])
 
 
 class SeededNoise:

@@ -20,7 +20,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from satsr.nn.layers import Downsample, ResnetBlock, SelfAttention2d, Upsample, group_norm, level_widths
+from satsr.nn.layers import (
+    ResnetBlock,
+    SelfAttention2d,
+    Upsample,
+    downsampling_ladder,
+    group_norm,
+    level_widths,
+)
 
 #: Bounds on the encoder's log-variance, as in Rombach et al.'s implementation, so exp() stays finite.
 LOGVAR_RANGE = (-30.0, 20.0)
@@ -72,16 +79,8 @@ class _Encoder(nn.Module):
     ) -> None:
         super().__init__()
         self.conv_in = nn.Conv2d(in_channels, channels[0], 3, padding=1)
-        layers: list[nn.Module] = []
-        ch = channels[0]
-        for level, width in enumerate(channels):
-            for _ in range(num_res_blocks):
-                layers.append(ResnetBlock(ch, width))
-                ch = width
-            if level < len(channels) - 1:
-                layers.append(Downsample(ch, channels[level + 1]))
-                ch = channels[level + 1]
-        self.down = nn.Sequential(*layers)
+        self.down = downsampling_ladder(channels, num_res_blocks)
+        ch = channels[-1]
         self.mid = _mid_block(ch, attention)
         self.norm_out = group_norm(ch)
         self.conv_out = nn.Conv2d(ch, out_channels, 3, padding=1)

@@ -17,12 +17,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from satsr.diffusion.samplers import SeededNoise
+from satsr.diffusion.samplers import SeededNoise, mix_seed
 from satsr.diffusion.unrolled import EpsFn, eps_from_x0, linear_betas, unrolled_reverse
 from satsr.models.autoencoder import DiagonalGaussian
 from satsr.models.implicit import (
@@ -33,7 +32,15 @@ from satsr.models.implicit import (
     regular_grid,
     sample_at,
 )
-from satsr.nn.layers import Downsample, ResnetBlock, SinusoidalMLP, Upsample, group_norm, level_widths
+from satsr.nn.layers import (
+    Downsample,
+    ResnetBlock,
+    SinusoidalMLP,
+    Upsample,
+    downsampling_ladder,
+    group_norm,
+    level_widths,
+)
 from satsr.types import DEFAULT_SCALE
 
 
@@ -50,16 +57,8 @@ class DPEncoder(nn.Module):
         widths = level_widths(channels, num_res_blocks)
         self.downsampling_factor = 2 ** (len(widths) - 1)
         self.conv_in = nn.Conv2d(in_channels, widths[0], 3, padding=1)
-        layers: list[nn.Module] = []
-        ch = widths[0]
-        for level, width in enumerate(widths):
-            for _ in range(num_res_blocks):
-                layers.append(ResnetBlock(ch, width))
-                ch = width
-            if level < len(widths) - 1:
-                layers.append(Downsample(ch, widths[level + 1]))
-                ch = widths[level + 1]
-        self.body = nn.Sequential(*layers)
+        self.body = downsampling_ladder(widths, num_res_blocks)
+        ch = widths[-1]
         self.norm_out = group_norm(ch)
         self.conv_out = nn.Conv2d(ch, out_channels, 3, padding=1)
 
@@ -459,11 +458,7 @@ class ContinuousSR(nn.Module):
         if steps is not None and self.prior and steps != len(self.betas):
             raise ValueError(f"this model samples with exactly {len(self.betas)} steps, got steps={steps}")
         if origins is not None:
-            seeds = [_mix(s, o) for s, o in zip(seeds, origins, strict=True)]
+            seeds = [mix_seed(s, o) for s, o in zip(seeds, origins, strict=True)]
         with torch.no_grad():
             out: Tensor = self(lr, scale, seeds, coords)
         return out
-
-
-def _mix(seed: int, origin: tuple[int, int]) -> int:
-    return int(np.random.SeedSequence((seed, *origin)).generate_state(1)[0])

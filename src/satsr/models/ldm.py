@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -21,6 +20,7 @@ from torch import Tensor, nn
 from satsr.diffusion.fusion import DistanceFn, TrajectoryFusion, find_center, l2_center
 from satsr.diffusion.precond import EDMPrecond, bind
 from satsr.diffusion.samplers import SeededNoise, get_sampler, sample_ddim
+from satsr.diffusion.samplers import mix_seed as _mix
 from satsr.diffusion.schedules import karras_sigmas
 from satsr.models.autoencoder import KLAutoencoder
 from satsr.models.consistency import DEFAULT_ITERATIONS, project_to_lr, sensor_degradation
@@ -216,10 +216,6 @@ class LatentDiffusionSR(nn.Module):
             return distance
 
         return prepare
-
-
-def _mix(seed: int, origin: tuple[int, int]) -> int:
-    return int(np.random.SeedSequence((seed, *origin)).generate_state(1)[0])
 
 
 def field_noise(seed: int, origin: tuple[int, int], shape: Sequence[int]) -> Tensor:

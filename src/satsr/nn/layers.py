@@ -141,3 +141,18 @@ class SinusoidalMLP(nn.Module):
         features = sinusoidal_embedding(x * self.input_scale, self.features, self.max_period)
         out: Tensor = self.last(F.silu(self.first(features.to(self.first.weight.dtype))))
         return out
+
+
+def downsampling_ladder(widths: Sequence[int], num_res_blocks: int) -> nn.Sequential:
+    """The encoders' trunk: ``num_res_blocks`` ResnetBlocks per width, a Downsample between levels
+    (input ``widths[0]`` channels, output ``widths[-1]``, ``2 ** (len(widths) - 1)`` times smaller)."""
+    layers: list[nn.Module] = []
+    ch = widths[0]
+    for level, width in enumerate(widths):
+        for _ in range(num_res_blocks):
+            layers.append(ResnetBlock(ch, width))
+            ch = width
+        if level < len(widths) - 1:
+            layers.append(Downsample(ch, widths[level + 1]))
+            ch = widths[level + 1]
+    return nn.Sequential(*layers)

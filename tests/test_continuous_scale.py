@@ -109,3 +109,10 @@ def test_the_prior_is_fixed_by_the_seed(tmp_path: Path, rgb_tif: Path) -> None:
         with rasterio.open(out) as dst:
             read.append(dst.read())
     assert np.array_equal(read[0], read[1]) and not np.array_equal(read[0], read[2])
+
+
+def test_upscale_dataarray_refuses_continuous_models_clearly(continuous_dir: Path) -> None:
+    xr = pytest.importorskip("xarray")
+    da = xr.DataArray(np.full((3, 8, 8), 0.5, np.float32), dims=("band", "y", "x"))
+    with pytest.raises(ValueError, match="continuous-scale model: upscale_dataarray does not take those yet"):
+        satsr.upscale_dataarray(da, model=str(continuous_dir))

@@ -80,6 +80,11 @@ def upscale_dataarray(
         raise ValueError(f"expected dims ({band_dim!r}, 'y', 'x'), got {da.dims}")
     if samples < 1 or (samples > 1 and not upscaler.stochastic):
         raise ValueError(f"samples={samples}: needs >= 1, and > 1 only with a diffusion model")
+    if upscaler.continuous:
+        raise ValueError(
+            f"{upscaler.name} is a continuous-scale model: upscale_dataarray does not take those yet "
+            "(use satsr.upscale_file or satsr upscale --scale S)"
+        )
     da = _select_bands(da.transpose(band_dim, "y", "x"), band_dim, upscaler)
     integer = np.issubdtype(da.dtype, np.integer)
     scaling = scaling or (ReflectanceScaling() if integer else ReflectanceScaling.identity())

@@ -64,8 +64,9 @@ def output_scale(upscaler: Upscaler, scale: float | None) -> float:
     return s
 
 
-def _check_request(upscaler: Upscaler, scale: float | None, samples: int, steps: int | None) -> None:
-    output_scale(upscaler, scale)
+def _check_request(upscaler: Upscaler, scale: float | None, samples: int, steps: int | None) -> float:
+    """Refuse a request the model cannot serve; return the scale it runs at (``output_scale``)."""
+    s = output_scale(upscaler, scale)
     if samples < 1:
         raise ValueError(f"--samples must be >= 1, got {samples}")
     if samples > 1 and not upscaler.stochastic:
@@ -76,6 +77,7 @@ def _check_request(upscaler: Upscaler, scale: float | None, samples: int, steps:
         raise ValueError(f"model {upscaler.name} is deterministic: --steps applies to diffusion models")
     if steps is not None and steps < 1:
         raise ValueError(f"--steps must be >= 1, got {steps}")
+    return s
 
 
 def upscale_file(
@@ -121,7 +123,7 @@ def upscale_file(
     pixels of the scene classification: they are written as nodata.
     """
     upscaler = model if isinstance(model, Upscaler) else load(model, device=device)
-    _check_request(upscaler, scale, samples, steps)
+    s = _check_request(upscaler, scale, samples, steps)
     output = Path(output)
     outputs = [output] + ([uncertainty_path(output)] if samples > 1 else [])
     for path in [*outputs, stac_path(output)]:
@@ -134,7 +136,7 @@ def upscale_file(
         "SATSR_MODEL": upscaler.name, "SATSR_VERSION": __version__, "SATSR_INPUT": Path(input).name,
         "SATSR_SEED": str(seed), "SATSR_SAMPLES": str(samples),
         "SATSR_STEPS": str(steps or upscaler.default_steps or "n/a"),
-        "SATSR_SCALE": f"{output_scale(upscaler, scale):g}",
+        "SATSR_SCALE": f"{s:g}",
     }  # fmt: skip
     if mask_clouds:
         tags["SATSR_MASK_CLOUDS"] = "scene classification classes 0, 1, 3, 8, 9, 10"
@@ -153,7 +155,6 @@ def upscale_file(
                 "select them with --bands"
             )
         fill = reader.band_means()  # also refuses an all-nodata raster before anything is written
-        s = output_scale(upscaler, scale)
         out_h, out_w = round(meta.height * s), round(meta.width * s)
         grid = SceneGrid((meta.height, meta.width), s) if upscaler.continuous else None
         job = None

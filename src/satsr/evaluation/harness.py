@@ -174,6 +174,16 @@ def _border(pair: EvalPair) -> int:
     return min(DEFAULT_BORDER, min(pair.hr.shape[-2:]) // 4)
 
 
+def image_lpips(sr: Tensor, hr: Tensor, bands: Sequence[str]) -> float:
+    """LPIPS of one SR (1, C, H, W) against its HR as the harness scores it: RGB divided by the display
+    white and clipped. NaN when ``bands`` hold no RGB or the image is too small for AlexNet."""
+    rgb = _rgb_channels(bands)
+    if rgb is None or min(hr.shape[-2:]) < LPIPS_MIN_SIDE:
+        return math.nan
+    white = _display_white(bands)
+    return float(lpips(_display_rgb(sr, rgb, white), _display_rgb(hr, rgb, white), normalize=True)[0])
+
+
 def _image_metrics(pair: EvalPair, sr_np: np.ndarray, scale: float, rgb: tuple[int, int, int] | None) -> dict:
     """All per-image measures of one SR against its pair."""
     lr, sr, hr = (torch.from_numpy(x)[None] for x in (pair.lr, sr_np, pair.hr))
@@ -184,10 +194,8 @@ def _image_metrics(pair: EvalPair, sr_np: np.ndarray, scale: float, rgb: tuple[i
         "ergas": float(ergas(sr, hr, scale)[0]),
         "lpips": math.nan,
     }
-    if rgb is not None and min(hr.shape[-2:]) >= LPIPS_MIN_SIDE:
-        white = _display_white(pair.bands)
-        sr_rgb, hr_rgb = _display_rgb(sr, rgb, white), _display_rgb(hr, rgb, white)
-        values["lpips"] = float(lpips(sr_rgb, hr_rgb, normalize=True)[0])
+    if rgb is not None:
+        values["lpips"] = image_lpips(sr, hr, pair.bands)
     registration = rgb if rgb is not None else (0, 1, 2)  # only used with more than 3 bands
     values |= opensr_test_metrics(lr, sr, hr, scale, _border(pair), registration)
     return values

@@ -15,6 +15,7 @@ measures see). Methods use the first ``n`` revisits, so one set of pairs serves 
 from __future__ import annotations
 
 import datetime
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,10 +25,9 @@ import torch
 from satsr.data.revisits import RevisitSimulator
 from satsr.data.sources import Scene
 from satsr.evaluation.datasets import EvalPair
-from satsr.evaluation.harness import LPIPS_MIN_SIDE, Method, PairMethod
-from satsr.evaluation.lpips import lpips
+from satsr.evaluation.harness import Method, PairMethod, image_lpips
 from satsr.fusion import DEFAULT_MIN_CLEAR, fill_masked
-from satsr.models.ldm import LPIPS_WHITE, LatentDiffusionSR
+from satsr.models.ldm import LatentDiffusionSR
 from satsr.models.registry import Upscaler, sample_seed
 
 
@@ -154,21 +154,18 @@ def median_lr(single: Method, n: int) -> PairMethod:
     return PairMethod(lambda pair: single(np.median(_first(pair, n)[0], axis=0).astype(np.float32)))
 
 
-def best_single_oracle(single: Method, n: int, rgb: Sequence[int] = (2, 1, 0)) -> PairMethod:
-    """Of the single-image SRs of the first ``n`` revisits, the one with the lowest LPIPS to the HR.
+def best_single_oracle(single: Method, n: int) -> PairMethod:
+    """Of the single-image SRs of the first ``n`` revisits, the one with the lowest LPIPS to the HR (as
+    the harness scores it; mean absolute error where LPIPS cannot be computed).
 
     An oracle (it looks at the target), so the upper bound of any rule that picks one revisit.
     """
 
     def run(pair: EvalPair) -> np.ndarray:
         candidates = [single(lr) for lr in _first(pair, n)[0]]
-
-        def picture(x: np.ndarray) -> torch.Tensor:
-            return (torch.from_numpy(x[list(rgb)])[None] / LPIPS_WHITE).clamp(0, 1)
-
-        if min(pair.hr.shape[-2:]) >= LPIPS_MIN_SIDE:
-            scores = [float(lpips(picture(c), picture(pair.hr), normalize=True)[0]) for c in candidates]
-        else:
+        hr = torch.from_numpy(pair.hr)[None]
+        scores = [image_lpips(torch.from_numpy(c)[None], hr, pair.bands) for c in candidates]
+        if any(math.isnan(v) for v in scores):
             scores = [float(np.abs(c - pair.hr).mean()) for c in candidates]
         return candidates[int(np.argmin(scores))]
 

@@ -27,6 +27,7 @@ from satsr.nn.layers import (
     downsampling_ladder,
     group_norm,
     level_widths,
+    register_band_statistics,
 )
 
 #: Bounds on the encoder's log-variance, as in Rombach et al.'s implementation, so exp() stays finite.
@@ -165,14 +166,7 @@ class KLAutoencoder(nn.Module):
         self.latent_channels = latent_channels
         self.downsampling_factor = downsampling_factor
         self.scaling_factor = float(scaling_factor)
-        mean = torch.tensor(band_mean if band_mean is not None else [0.0] * in_channels, dtype=torch.float32)
-        std = torch.tensor(band_std if band_std is not None else [1.0] * in_channels, dtype=torch.float32)
-        if mean.numel() != in_channels or std.numel() != in_channels:
-            raise ValueError("band_mean and band_std need one value per input channel")
-        if (std <= 0).any():
-            raise ValueError("band_std must be positive")
-        self.register_buffer("band_mean", mean.view(1, -1, 1, 1), persistent=False)
-        self.register_buffer("band_std", std.view(1, -1, 1, 1), persistent=False)
+        register_band_statistics(self, in_channels, band_mean, band_std)
         self.encoder = _Encoder(in_channels, 2 * latent_channels, channels, num_res_blocks, mid_attention)
         self.decoder = _Decoder(latent_channels, in_channels, channels, num_res_blocks, mid_attention)
         self.shortcut = shortcut

@@ -40,6 +40,7 @@ from satsr.nn.layers import (
     downsampling_ladder,
     group_norm,
     level_widths,
+    register_band_statistics,
 )
 from satsr.types import DEFAULT_SCALE
 
@@ -285,16 +286,9 @@ class ContinuousSR(nn.Module):
         band_std: Sequence[float] | None = None,  # per-band std used to normalise
     ) -> None:
         super().__init__()
-        mean = torch.tensor(band_mean if band_mean is not None else [0.0] * in_channels, dtype=torch.float32)
-        std = torch.tensor(band_std if band_std is not None else [1.0] * in_channels, dtype=torch.float32)
-        if mean.numel() != in_channels or std.numel() != in_channels:
-            raise ValueError("band_mean and band_std need one value per input channel")
-        if (std <= 0).any():
-            raise ValueError("band_std must be positive")
+        register_band_statistics(self, in_channels, band_mean, band_std)
         if latent_scaling <= 0:
             raise ValueError(f"latent_scaling must be positive, got {latent_scaling}")
-        self.register_buffer("band_mean", mean.view(1, -1, 1, 1), persistent=False)
-        self.register_buffer("band_std", std.view(1, -1, 1, 1), persistent=False)
         self.in_channels, self.prior, self.latent_scaling = in_channels, prior, float(latent_scaling)
         self.encoder: DPEncoder | None = None
         self.decoder: DPDecoder | None = None

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from satsr.nn.blocks import PixelShuffleUpsampler, ResBlock
+from satsr.nn.layers import register_band_statistics
 
 
 class ResidualSR(nn.Module):
@@ -34,12 +34,7 @@ class ResidualSR(nn.Module):
     ) -> None:
         super().__init__()
         self.scale = scale
-        mean = torch.tensor(band_mean if band_mean is not None else [0.0] * in_channels)
-        std = torch.tensor(band_std if band_std is not None else [1.0] * in_channels)
-        if mean.numel() != in_channels or std.numel() != in_channels:
-            raise ValueError("band_mean and band_std need one value per input channel")
-        self.register_buffer("band_mean", mean.view(1, -1, 1, 1), persistent=False)
-        self.register_buffer("band_std", std.view(1, -1, 1, 1), persistent=False)
+        register_band_statistics(self, in_channels, band_mean, band_std)
         self.head = nn.Conv2d(in_channels, channels, 3, padding=1)
         self.body = nn.Sequential(*[ResBlock(channels, res_scale) for _ in range(num_blocks)])
         self.body_tail = nn.Conv2d(channels, channels, 3, padding=1)

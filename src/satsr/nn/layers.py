@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -156,3 +157,18 @@ def downsampling_ladder(widths: Sequence[int], num_res_blocks: int) -> nn.Sequen
             layers.append(Downsample(ch, widths[level + 1]))
             ch = widths[level + 1]
     return nn.Sequential(*layers)
+
+
+def register_band_statistics(
+    module: nn.Module, in_channels: int, band_mean: Sequence[float] | None, band_std: Sequence[float] | None
+) -> None:
+    """Per-band normalisation buffers ``band_mean`` and ``band_std`` of shape (1, C, 1, 1) on ``module``
+    (defaults 0 and 1; not in the state dict, since the model's config holds them)."""
+    mean = torch.tensor(band_mean if band_mean is not None else [0.0] * in_channels, dtype=torch.float32)
+    std = torch.tensor(band_std if band_std is not None else [1.0] * in_channels, dtype=torch.float32)
+    if mean.numel() != in_channels or std.numel() != in_channels:
+        raise ValueError("band_mean and band_std need one value per input channel")
+    if (std <= 0).any():
+        raise ValueError("band_std must be positive")
+    module.register_buffer("band_mean", mean.view(1, -1, 1, 1), persistent=False)
+    module.register_buffer("band_std", std.view(1, -1, 1, 1), persistent=False)

@@ -155,8 +155,7 @@ class LPIPS(nn.Module):
 
     def features(self, x: Tensor, normalize: bool = False) -> list[Tensor]:
         """Unit-normalised AlexNet features of an RGB batch, to ``compare`` (reusable across calls)."""
-        if x.ndim != 4 or x.shape[1] != 3:
-            raise ValueError(f"LPIPS expects RGB batches shaped (B, 3, H, W), got {tuple(x.shape)}")
+        _check_rgb(x)
         if normalize:
             x = 2 * x - 1
         return [_unit_normalize(f) for f in self.net(self.scaling_layer(x))]
@@ -170,9 +169,13 @@ class LPIPS(nn.Module):
         return distance
 
 
-def _check_rgb_pair(x: Tensor, y: Tensor) -> None:
+def _check_rgb(x: Tensor) -> None:
     if x.ndim != 4 or x.shape[1] != 3:
         raise ValueError(f"LPIPS expects RGB batches shaped (B, 3, H, W), got {tuple(x.shape)}")
+
+
+def _check_rgb_pair(x: Tensor, y: Tensor) -> None:
+    _check_rgb(x)
     if x.shape != y.shape:
         raise ValueError(f"LPIPS inputs differ in shape: {tuple(x.shape)} vs {tuple(y.shape)}")
 

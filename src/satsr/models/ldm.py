@@ -202,16 +202,18 @@ class LatentDiffusionSR(nn.Module):
             return (self.autoencoder.decode_latent(z)[:, rgb] / LPIPS_WHITE).clamp(0, 1)
 
         def prepare(targets: Tensor) -> Callable[[Tensor, Tensor], Tensor]:
+            def l2(x: Tensor, pick: Tensor) -> Tensor:
+                return (x - targets[pick]).square().flatten(1).mean(1)
+
             if alpha == 0 or rgb is None or lpips is None:
-                return lambda x, pick: (x - targets[pick]).square().flatten(1).mean(1)
+                return l2
             with torch.no_grad():
                 target_features = lpips.features(picture(targets), normalize=True)
 
             def distance(x: Tensor, pick: Tensor) -> Tensor:
-                l2 = (x - targets[pick]).square().flatten(1).mean(1)
                 perceptual = lpips.compare(lpips.features(picture(x), normalize=True),
                                            [f[pick] for f in target_features])  # fmt: skip
-                return (1 - alpha) * l2 + alpha * perceptual
+                return (1 - alpha) * l2(x, pick) + alpha * perceptual
 
             return distance
 

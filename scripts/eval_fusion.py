@@ -57,7 +57,7 @@ def methods_for(
     return methods
 
 
-def summarise(results: dict[int, dict], out: Path, title: str) -> str:
+def summarise(results: dict[int, dict], title: str) -> str:
     names = list(next(iter(results.values()))["results"])
     counts = sorted(results)
     lines = [f"## {title}", ""]
@@ -132,7 +132,7 @@ def main() -> None:
             f"Simulated revisits of T33UUB (test split, never trained on): {args.pairs} crops of "
             f"{args.crop} px, dt uniform in ±{args.max_dt:g} days, clouds filled as `satsr fuse` does"
         )
-        sections.append(summarise(results, args.out, title))
+        sections.append(summarise(results, title))
         summary["simulated"] = {n: r["results"] for n, r in results.items()}
     deimos = sorted((shared_data_dir() / "pairs" / "deimos").glob("data_eopatch-*.npz"))
     if deimos and not args.skip_deimos:
@@ -148,7 +148,7 @@ def main() -> None:
         dts = ", ".join(f"{d:g}" for d in pair.dt_days)
         title = (f"Real revisits: Deimos-2 sample {pair.name}, S2 dt = {dts} days (nearest first); "
                  "target rescaled per band to the S2 median's mean/std")  # fmt: skip
-        sections.append(summarise(results, args.out, title))
+        sections.append(summarise(results, title))
         summary["deimos"] = {n: r["results"] for n, r in results.items()}
     (args.out / "summary.md").write_text("\n".join(sections) + "\n")
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1, default=str) + "\n")

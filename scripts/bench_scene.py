@@ -36,7 +36,7 @@ def folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
 
 
-def run(args: list[str], out_dir: Path, kill_when: float | None = None) -> dict[str, float]:
+def run(args: list[str], out_dir: Path, kill_when: float | None = None) -> dict[str, float | bool | int]:
     """Run ``satsr upscale ARGS`` as a child; peak RSS from rusage, peak disk of ``out_dir`` by polling.
 
     ``kill_when``: SIGKILL the child once its recorded progress passes this fraction of tile rows.
@@ -89,18 +89,30 @@ def main() -> None:
     parser.add_argument("--side", type=int, default=10980)
     parser.add_argument("--model", default="s2-rgbn-x4-fast")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--keep", action="store_true", help="keep the outputs (else removed once hashed)")
     a = parser.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     scene = a.out / f"scene_{a.side}.tif"
     if not scene.exists():
         write_mirrored_scene(scene, a.side)
     common = ["--model", a.model, "--overwrite"]
-    results = {}
+    results, hashes = {}, {}
+
+    def finished(name: str) -> None:
+        """Hash an output as soon as it exists, and remove it (each is ~20 GB at full size)."""
+        path = a.out / f"{name}.tif"
+        hashes[name] = pixel_hash(path)
+        results[name]["output_mib"] = path.stat().st_size / 2**20
+        if not a.keep:
+            path.unlink()
+
     results["whole"] = run([str(scene), str(a.out / "whole.tif"), *common], a.out)
+    finished("whole")
     results["killed"] = run([str(scene), str(a.out / "resumed.tif"), *common], a.out, kill_when=0.5)
     results["resumed"] = run([str(scene), str(a.out / "resumed.tif"), *common], a.out)
+    finished("resumed")
     results["dask"] = run([str(scene), str(a.out / "dask.tif"), *common, "--workers", str(a.workers)], a.out)
-    hashes = {name: pixel_hash(a.out / f"{name}.tif") for name in ("whole", "resumed", "dask")}
+    finished("dask")
     for name, r in results.items():
         print(
             f"{name:8s} "

@@ -4,7 +4,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv test lint demo bench bench-scene bench-ldm bench-fusion evaluate evaluate-ldm evaluate-fusion
+.PHONY: venv test lint demo bench bench-scene bench-ldm bench-fusion evaluate evaluate-ldm evaluate-fusion \
+	evaluate-continuous
 
 SAMPLE := src/satsr/sample/s2_l1c_sample_256.tif
 
@@ -61,3 +62,9 @@ evaluate-fusion: venv
 
 bench-fusion: venv
 	$(BIN)/python scripts/bench_fusion.py
+
+# Continuous-scale SR on aerial test pictures at x2 ... x10 (bicubic, the regression baseline, E2DiffSR):
+# PSNR/LPIPS/FID per scale and the time per 512 x 512 x4 output against the regression and the ldm model.
+evaluate-continuous: venv
+	$(BIN)/python scripts/eval_continuous.py eval_out/continuous --images 12 \
+		--model regression=training_seeds/rgb-continuous-regression e2diffsr=training_seeds/rgb-continuous-stage2

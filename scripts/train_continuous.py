@@ -19,7 +19,6 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import EMAWeightAveraging, ModelCheckpoint
-from safetensors.torch import load_file
 
 from satsr.data.continuous import ContinuousDataModule
 from satsr.training.callbacks import ExportBundled
@@ -27,7 +26,6 @@ from satsr.training.continuous import (
     ContinuousRegressionModule,
     LatentPriorModule,
     PriorAutoencoderModule,
-    batch_scale,
 )
 
 SUMMARIES = {
@@ -37,47 +35,21 @@ SUMMARIES = {
 }
 
 
-@torch.no_grad()
-def measure_latent_std(stage1_dir: Path, data: ContinuousDataModule, batches: int = 16) -> float:
-    """Std of the stage-1 prior ``z0`` (posterior mode) over training batches."""
-    module = LatentPriorModule(str(stage1_dir))
-    data.setup("fit")
-    latents = []
-    for i, (lr, hr) in enumerate(data.train_dataloader()):
-        if i == batches:
-            break
-        latents.append(module.target(lr, hr).flatten())
-        print(f"scale {batch_scale(lr, hr):.2f}: z0 std {float(latents[-1].std()):.3f}")
-    return float(torch.cat(latents).std())
-
-
-def build(args: argparse.Namespace, data: ContinuousDataModule, last: Path) -> L.LightningModule:
+def build(args: argparse.Namespace) -> L.LightningModule:
     network: dict[str, Any] = {"channels": args.channels, "blocks_per_unit": args.blocks_per_unit}
-    crop = args.query_crop or None
-    module: L.LightningModule
+    crop, init = args.query_crop or None, (str(args.init) if args.init else None)
     if args.stage == "regression":
-        module = ContinuousRegressionModule(network, lr=args.lr, query_crop=crop)
-    elif args.stage == "stage1":
-        module = PriorAutoencoderModule(
+        return ContinuousRegressionModule(network, lr=args.lr, query_crop=crop, init_dir=init)
+    if args.stage == "stage1":
+        return PriorAutoencoderModule(
             network, lr=args.lr, kl_weight=args.kl_weight, adv_weight=args.adv_weight,
-            adv_start=args.adv_start, query_crop=crop,
+            adv_start=args.adv_start, query_crop=crop, init_dir=init,
         )  # fmt: skip
-    if args.stage in ("regression", "stage1"):
-        if args.init is not None and not last.exists():  # continue from exported (committed) weights
-            module.network.load_state_dict(load_file(args.init / "model.safetensors"))
-            print(f"initialised from {args.init}")
-        return module
     if args.stage1 is None:
         raise SystemExit("stage2 needs --stage1 (the exported stage-1 model folder)")
-    scaling = args.latent_scaling
-    if last.exists():  # resuming: the scaling the run started with
-        scaling = torch.load(last, weights_only=False)["network_config"]["latent_scaling"]
-    elif not scaling:
-        scaling = 1.0 / measure_latent_std(args.stage1, data)
-    print(f"latent_scaling = {scaling:.4f}")
     return LatentPriorModule(
-        str(args.stage1), {"latent_scaling": scaling}, lr=args.lr, kd_loss=not args.no_kd,
-        unrolled=not args.random_timesteps,
+        str(args.stage1), lr=args.lr, kd_loss=not args.no_kd, unrolled=not args.random_timesteps,
+        latent_scaling=args.latent_scaling or None,
     )  # fmt: skip
 
 
@@ -121,7 +93,7 @@ def main() -> None:
         val_rounds=args.val_rounds, num_workers=args.workers,
     )  # fmt: skip
     last = args.out / "checkpoints" / "last.ckpt"
-    module = build(args, data, last)
+    module = build(args)
     callbacks: list[L.Callback] = [
         ModelCheckpoint(dirpath=args.out / "checkpoints", save_last=True, every_n_train_steps=200),
         ExportBundled(args.out / "model", summary=SUMMARIES[args.stage], every_validation=True),

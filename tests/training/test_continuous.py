@@ -10,11 +10,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
+from tests.data.test_continuous import pictures
 from torch.utils.data import DataLoader, TensorDataset
 
+import satsr
 from satsr.data.datamodules import AERIAL_RGB
 from satsr.models.continuous import ContinuousSR
 from satsr.training.callbacks import ExportBundled
+from satsr.training.cli import main
 from satsr.training.continuous import (
     STAGE1_PARTS,
     ContinuousRegressionModule,
@@ -173,3 +176,76 @@ def test_query_crop_trains_on_a_window_of_the_hr_grid(tmp_path: Path) -> None:
     assert trainer.global_step == 4 and "train/d_loss" in trainer.callback_metrics
     with pytest.raises(ValueError, match="query_crop"):
         ContinuousRegressionModule(network=TINY, query_crop=0)
+
+
+def one_step(tmp_path: Path) -> L.Trainer:
+    return L.Trainer(
+        max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, limit_val_batches=0, default_root_dir=tmp_path,
+    )  # fmt: skip
+
+
+def test_stage2_measures_its_latent_scaling_on_the_training_data_when_not_given(
+    stage1_dir: Path, tmp_path: Path
+) -> None:
+    lr, hr = batch()
+    data = L.LightningDataModule.from_datasets(TensorDataset(lr, hr), batch_size=2)
+    module = LatentPriorModule(str(stage1_dir), lr=1e-2, scaling_batches=1)
+    one_step(tmp_path).fit(module, datamodule=data)
+    with torch.no_grad():  # the stage-1 encoder is frozen: z0 is what setup measured
+        expected = 1.0 / float(module.network.encode(lr, hr).mode().std())
+    assert module.network.latent_scaling == pytest.approx(expected) and expected != pytest.approx(1.0)
+    assert module.network_config()["latent_scaling"] == module.network.latent_scaling
+    given = LatentPriorModule(str(stage1_dir), latent_scaling=2.5)
+    one_step(tmp_path).fit(given, datamodule=data)
+    assert given.network.latent_scaling == 2.5
+
+
+def test_init_dir_continues_from_exported_weights_of_the_same_kind(stage1_dir: Path) -> None:
+    exported = load_file(stage1_dir / "model.safetensors")
+    module = PriorAutoencoderModule(init_dir=str(stage1_dir))
+    for key, value in module.network.state_dict().items():
+        torch.testing.assert_close(value, exported[key], rtol=0, atol=0)
+    assert module.network_config()["channels"] == TINY["channels"]
+    with pytest.raises(ValueError, match="without a prior"):
+        ContinuousRegressionModule(init_dir=str(stage1_dir))
+
+
+def recipe(name: str, tmp_path: Path) -> Path:
+    """``configs/NAME.yaml`` with its runs/ paths moved under ``tmp_path``."""
+    text = (Path(__file__).parents[2] / "configs" / f"{name}.yaml").read_text()
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(text.replace("runs/", f"{tmp_path}/runs/"))
+    return path
+
+
+def test_the_rgb_continuous_recipes_train_through_satsr_train(tmp_path: Path) -> None:
+    """configs/rgb-continuous-stage1.yaml, rgb-continuous.yaml, rgb-continuous-regression.yaml, shrunk."""
+    root = pictures(tmp_path / "data")
+    shrink = [
+        "--trainer.max_steps", "3", "--trainer.val_check_interval", "2", "--trainer.enable_progress_bar",
+        "false", "--data.data_dir", str(root), "--data.lr_patch", "8", "--data.batch_size", "2",
+        "--data.min_scale", "4", "--data.max_scale", "5", "--data.train_batches", "4",
+        "--data.val_scales", "[2.6]", "--data.val_rounds", "1", "--data.num_workers", "0",
+    ]  # fmt: skip
+    tiny = ["--model.init_args.network", json.dumps(TINY)]
+    stage1 = ["fit", "--config", str(recipe("rgb-continuous-stage1", tmp_path)), *shrink, *tiny]
+    assert main([*stage1, "--model.init_args.adv_start", "1", "--model.init_args.query_crop", "24"]) == 0
+    stage1_model = tmp_path / "runs" / "rgb-continuous-stage1" / "model"
+    stage2 = ["fit", "--config", str(recipe("rgb-continuous", tmp_path)), *shrink]
+    assert main([*stage2, "--model.init_args.scaling_batches", "2"]) == 0
+    model = satsr.load(tmp_path / "runs" / "rgb-continuous" / "model")
+    assert model.continuous and model.stochastic and model.bands == AERIAL_RGB
+    config = json.loads((tmp_path / "runs" / "rgb-continuous" / "model" / "config.json").read_text())
+    assert config["latent_scaling"] != 1.0 and config["channels"] == TINY["channels"]
+    stage1_weights = load_file(stage1_model / "model.safetensors")
+    final = load_file(tmp_path / "runs" / "rgb-continuous" / "model" / "model.safetensors")
+    assert all(torch.equal(final[k], v) for k, v in stage1_weights.items() if k.split(".")[0] in STAGE1_PARTS)
+    lr = torch.rand(1, 3, 8, 8)
+    out = model(lr, seeds=[1], scale=2.6)
+    assert out.shape == (1, 3, 21, 21)
+    torch.testing.assert_close(out, model(lr, seeds=[1], scale=2.6))
+    regression = ["fit", "--config", str(recipe("rgb-continuous-regression", tmp_path)), *shrink, *tiny]
+    assert main(regression) == 0
+    baseline = satsr.load(tmp_path / "runs" / "rgb-continuous-regression" / "model")
+    assert baseline.continuous and not baseline.stochastic

@@ -163,8 +163,9 @@ class ContinuousDataModule(L.LightningDataModule):
             self.datasets["test"] = self.patches("test", False, EVAL_SEED)
 
     def band_statistics(self) -> tuple[list[float], list[float]]:
-        """Per-band mean and std of the training pictures (as ``SRDataModule`` computes them)."""
-        return SRDataModule("aerial", data_dir=self.data_dir).band_statistics()
+        """Per-band mean and std of the training pictures (as ``SRDataModule`` computes them: whole
+        pictures, so its patch size does not matter, only that some picture holds one)."""
+        return SRDataModule("aerial", 1.0, self.lr_patch, data_dir=self.data_dir).band_statistics()
 
     def _loader(self, split: Split) -> DataLoader[tuple[Tensor, Tensor]]:
         if split == "train":

@@ -1,9 +1,10 @@
-"""``satsr train``: LightningCLI over any satsr LightningModule and ``SRDataModule`` (fit, validate, test).
+"""``satsr train``: LightningCLI over any satsr LightningModule and data module (fit, validate, test).
 
 The config names the module (``model: class_path: satsr.training.regression.SRRegression``, the
-autoencoder or the latent diffusion module); each module checks in ``setup`` that its bands and
-scale match the data. Example: ``satsr train fit --config configs/s2-rgbn-x4-fast.yaml`` (resume:
-add ``--ckpt_path last``).
+autoencoder, the latent diffusion module or a ``satsr.training.continuous`` one); each module checks
+in ``setup`` that its bands and scale match the data. The data module is ``SRDataModule`` unless the
+config names another (``data: class_path: satsr.data.continuous.ContinuousDataModule``). Example:
+``satsr train fit --config configs/s2-rgbn-x4-fast.yaml`` (resume: add ``--ckpt_path last``).
 """
 
 from __future__ import annotations
@@ -12,13 +13,16 @@ import warnings
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from satsr.data.datamodules import SRDataModule
 
 
 class SRTrainCLI(LightningCLI):
-    """LightningCLI with the fit / validate / test subcommands only."""
+    """LightningCLI with the fit / validate / test subcommands only; ``SRDataModule`` is the default data."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.set_defaults({"data": {"class_path": f"{SRDataModule.__module__}.{SRDataModule.__name__}"}})
 
     @staticmethod
     def subcommands() -> dict[str, set[str]]:
@@ -41,7 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     with warnings.catch_warnings():
         # `satsr train fit ...` passes the arguments after "train" while sys.argv still holds them all.
         warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
-        SRTrainCLI(L.LightningModule, SRDataModule, subclass_mode_model=True, **kwargs)
+        SRTrainCLI(
+            L.LightningModule,
+            L.LightningDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            **kwargs,
+        )
     return 0
 
 

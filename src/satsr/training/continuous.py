@@ -16,7 +16,7 @@ so ``round(lr_side * scale)`` is exactly the HR side. Each module exposes ``netw
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -72,10 +72,18 @@ class _ContinuousModule(L.LightningModule):
     """Shared parts: the ``ContinuousSR`` network from JSON-able arguments, band statistics from the
     datamodule when not given (stored in every checkpoint), validation metrics."""
 
-    def __init__(self, network: dict[str, Any], query_crop: int | None = None) -> None:
+    def __init__(
+        self, network: dict[str, Any], query_crop: int | None = None, init_dir: str | None = None
+    ) -> None:
         super().__init__()
+        weights = None
+        if init_dir is not None:  # continue from exported weights (its architecture, ``network`` on top)
+            config, weights = read_network(Path(init_dir), prior=network.get("prior"))
+            network = {**config, **network}
         self.network_kwargs: dict[str, Any] = dict(network)
         self.network = ContinuousSR(**self.network_kwargs)
+        if weights is not None:
+            self.network.load_state_dict(weights)
         if query_crop is not None and query_crop < 1:
             raise ValueError(f"query_crop must be a positive number of HR pixels, got {query_crop}")
         self.query_crop = query_crop
@@ -155,8 +163,9 @@ class ContinuousRegressionModule(_ContinuousModule):
         network: dict[str, Any] | None = None,  # ContinuousSR arguments (prior is forced to False)
         lr: float = 2e-4,  # AdamW learning rate
         query_crop: int | None = None,  # train on a random window of this many HR pixels (None: all)
+        init_dir: str | None = None,  # start from this exported regression model (e.g. to train longer)
     ) -> None:
-        super().__init__({**(network or {}), "prior": False}, query_crop)
+        super().__init__({**(network or {}), "prior": False}, query_crop, init_dir)
         self.save_hyperparameters()
         self.lr = lr
 
@@ -189,8 +198,9 @@ class PriorAutoencoderModule(_ContinuousModule):
         disc_lr: float = 2e-4,  # Adam learning rate of the discriminator
         disc_channels: int = 32,  # width of the patch discriminator's first layer
         query_crop: int | None = None,  # L1 and GAN on a random window of this many HR pixels (None: all)
+        init_dir: str | None = None,  # start from this exported model's stage-1 parts (e.g. to train longer)
     ) -> None:
-        super().__init__({**(network or {}), "prior": True}, query_crop)
+        super().__init__({**(network or {}), "prior": True}, query_crop, init_dir)
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.discriminator = PatchDiscriminator(self.network.in_channels, disc_channels)
@@ -241,11 +251,15 @@ class PriorAutoencoderModule(_ContinuousModule):
         return [generator, discriminator]
 
 
-def read_stage1(folder: Path) -> tuple[dict[str, Any], dict[str, Tensor]]:
-    """A stage-1 model folder's constructor arguments and weights."""
+def read_network(folder: Path, prior: bool | None = None) -> tuple[dict[str, Any], dict[str, Tensor]]:
+    """An exported ``ContinuousSR`` folder's constructor arguments and weights; ``prior``: the kind it
+    must be (with or without the differential prior), None: either."""
     config = json.loads((folder / "config.json").read_text())
-    if config.get("architecture") != "ContinuousSR" or not config.get("prior", True):
-        raise ValueError(f"{folder} does not hold a ContinuousSR with a prior")
+    kind = "with" if prior else "without"
+    if config.get("architecture") != "ContinuousSR":
+        raise ValueError(f"{folder} does not hold a ContinuousSR")
+    if prior is not None and bool(config.get("prior", True)) != prior:
+        raise ValueError(f"{folder} does not hold a ContinuousSR {kind} a prior")
     kwargs = {k: v for k, v in config.items() if k not in ("architecture", "bands", "summary")}
     return kwargs, load_file(folder / "model.safetensors")
 
@@ -261,11 +275,15 @@ class LatentPriorModule(_ContinuousModule):
         lr: float = 2e-4,  # AdamW learning rate of CondNet and the denoiser
         kd_loss: bool = True,  # the KD term L1(CondNet(LR up), z0) (Table VI: "w/o KD loss" when False)
         unrolled: bool = True,  # all T steps per example; False: one random timestep, eps loss (DDPM)
+        latent_scaling: float | None = None,  # None: 1 / std of z0, measured when fitting starts
+        scaling_batches: int = 16,  # training batches that measure it
     ) -> None:
         config: dict[str, Any] = {}
         weights: dict[str, Tensor] = {}
         if stage1_dir is not None:
-            config, weights = read_stage1(Path(stage1_dir))
+            config, weights = read_network(Path(stage1_dir), prior=True)
+        if latent_scaling is not None:
+            config["latent_scaling"] = latent_scaling
         super().__init__({**config, **(network or {}), "prior": True})
         self.save_hyperparameters()
         frozen = {k: v for k, v in weights.items() if k.split(".")[0] in STAGE1_PARTS}
@@ -279,6 +297,35 @@ class LatentPriorModule(_ContinuousModule):
         for name in STAGE1_PARTS:
             getattr(self.network, name).requires_grad_(False)
         self.lr, self.kd_loss, self.unrolled = lr, kd_loss, unrolled
+        self.measure_scaling = latent_scaling is None and "latent_scaling" not in (network or {})
+        self.scaling_batches = scaling_batches
+
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        restoring = self._trainer is not None and self.trainer.ckpt_path is not None
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if stage == "fit" and self.measure_scaling and not restoring and datamodule is not None:
+            self.set_latent_scaling(1.0 / self.latent_std(datamodule.train_dataloader()))
+
+    @torch.no_grad()
+    def latent_std(self, batches: Iterable[tuple[Tensor, Tensor]]) -> float:
+        """Std of the stage-1 prior ``z0`` (posterior mode, unscaled) over ``scaling_batches`` batches."""
+        latents = [
+            self.network.encode(lr, hr).mode().flatten()
+            for (lr, hr), _ in zip(batches, range(self.scaling_batches), strict=False)
+        ]
+        return float(torch.cat(latents).std())
+
+    def set_latent_scaling(self, scaling: float) -> None:
+        if not scaling > 0:
+            raise ValueError(f"latent_scaling must be positive, got {scaling}")
+        self.network.latent_scaling = self.network_kwargs["latent_scaling"] = float(scaling)
+        self.measure_scaling = False
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        if "latent_scaling" in checkpoint.get("network_config", {}):  # the scaling the run started with
+            self.set_latent_scaling(checkpoint["network_config"]["latent_scaling"])
 
     def target(self, lr: Tensor, hr: Tensor) -> Tensor:
         """``z0``: the frozen encoder's posterior mode, in diffusion units."""

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from satsr.diffusion.unrolled import eps_from_x0, linear_betas, q_sample, reverse_step, unrolled_reverse
+from satsr.models import implicit
 from satsr.models.continuous import ContinuousSR, ScaleCoefficients
 from satsr.models.implicit import ContinuousUpsampler, output_size, regular_grid
 
@@ -124,6 +125,23 @@ def test_level_attention_sums_to_one_over_the_levels_the_scale_needs(scale: floa
     assert upsampler.used_levels(scale) == levels
     assert float(weights.sum()) == pytest.approx(1.0) and (weights[levels:] == 0).all()
     assert (weights[:levels] > 0).all()
+
+
+def test_inference_runs_the_pixel_mlp_in_bands_of_rows_with_the_same_result(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    torch.manual_seed(0)
+    upsampler = ContinuousUpsampler(8, 3, pyramid_channels=4, hidden=8)
+    torch.nn.init.normal_(upsampler.mlp[-1].weight, std=0.3)
+    features, coords = torch.randn(2, 8, 6, 7), regular_grid((6, 7), (20, 23))[None]
+    calls: list[tuple[int, ...]] = []
+    upsampler.mlp.register_forward_hook(lambda module, args, out: calls.append(tuple(args[0].shape)))
+    whole = upsampler(features, coords, 3.3)  # with gradients: one pass over all queries
+    monkeypatch.setattr(implicit, "INFERENCE_QUERIES", 2 * 23 * 3)  # 3 rows of 2 items per pass
+    with torch.no_grad():
+        banded = upsampler(features, coords, 3.3)
+    assert calls == [(2, 8, 20, 23)] + [(2, 8, 3, 23)] * 6 + [(2, 8, 2, 23)]
+    torch.testing.assert_close(banded, whole.detach())
 
 
 def test_modulation_changes_with_the_scale() -> None:

@@ -23,6 +23,8 @@ from torch import Tensor, nn
 
 #: Negative slope of IMDN's LeakyReLU.
 IMDN_SLOPE = 0.05
+#: Queries per pass of the upsampler's pixel MLP at inference (64 hidden channels: 64 MiB per layer).
+INFERENCE_QUERIES = 2**18
 
 
 def regular_grid(
@@ -201,5 +203,11 @@ class ContinuousUpsampler(nn.Module):
         coords = coords.to(fused.dtype).expand(fused.shape[0], -1, -1, -1)
         offset = (coords - coords.floor() - 0.5).permute(0, 3, 1, 2)
         cell = offset.new_full(offset.shape, 1.0 / scale)
-        out: Tensor = self.mlp(torch.cat([fused, offset, cell], dim=1))
-        return out
+        inputs = torch.cat([fused, offset, cell], dim=1)
+        if torch.is_grad_enabled():
+            out: Tensor = self.mlp(inputs)
+            return out
+        # Inference: the MLP's hidden activations over every query dominate the memory, so the queries
+        # go through it a band of rows at a time (the result is the same: the MLP is per pixel).
+        rows = max(1, INFERENCE_QUERIES // (inputs.shape[0] * inputs.shape[-1]))
+        return torch.cat([self.mlp(part) for part in inputs.split(rows, dim=2)], dim=2)

@@ -111,8 +111,28 @@ def test_the_prior_is_fixed_by_the_seed(tmp_path: Path, rgb_tif: Path) -> None:
     assert np.array_equal(read[0], read[1]) and not np.array_equal(read[0], read[2])
 
 
-def test_upscale_dataarray_refuses_continuous_models_clearly(continuous_dir: Path) -> None:
-    xr = pytest.importorskip("xarray")
-    da = xr.DataArray(np.full((3, 8, 8), 0.5, np.float32), dims=("band", "y", "x"))
-    with pytest.raises(ValueError, match="continuous-scale model: upscale_dataarray does not take those yet"):
-        satsr.upscale_dataarray(da, model=str(continuous_dir))
+def test_upscale_dataarray_serves_a_real_scale_as_upscale_file_does(
+    continuous_dir: Path, rgb_tif: Path, tmp_path: Path
+) -> None:
+    rioxarray = pytest.importorskip("rioxarray")
+    da = rioxarray.open_rasterio(rgb_tif).astype(np.float32) / 255  # the file pipeline reads DN / 255
+    kwargs = {"scale": 2.6, "tile_size": 16, "overlap": 6, "seed": 3}
+    sr = satsr.upscale_dataarray(da, str(continuous_dir), **kwargs)  # type: ignore[arg-type]
+    out = upscale_file(rgb_tif, tmp_path / "file.tif", continuous_dir, **kwargs)  # type: ignore[arg-type]
+    with rasterio.open(out) as dst:
+        written, bounds, resolution = dst.read().astype(np.float32), dst.bounds, dst.res
+        centres_x = [dst.xy(0, col)[0] for col in range(dst.width)]
+        centres_y = [dst.xy(row, 0)[1] for row in range(dst.height)]
+    assert sr.shape == written.shape == (3, 78, 104)
+    assert np.abs(sr.values * 255 - written).max() <= 1.0  # the file holds whole DN
+    np.testing.assert_allclose(sr.rio.bounds(), tuple(bounds))
+    np.testing.assert_allclose(np.abs(sr.rio.resolution()), resolution)
+    np.testing.assert_allclose(sr["x"].values, centres_x)
+    np.testing.assert_allclose(sr["y"].values, centres_y)
+    values = da.values.copy()
+    values[:, 5, 7] = np.nan  # masked: the HR pixels whose centres fall in LR pixel (5, 7)
+    masked = satsr.upscale_dataarray(da.copy(data=values), str(continuous_dir), **kwargs)  # type: ignore[arg-type]
+    rows = np.flatnonzero((2 * np.arange(78) + 1) * 30 // (2 * 78) == 5)
+    cols = np.flatnonzero((2 * np.arange(104) + 1) * 40 // (2 * 104) == 7)
+    nan = np.isnan(masked.values).all(axis=0)
+    assert nan[np.ix_(rows, cols)].all() and nan.sum() == len(rows) * len(cols) > 0

@@ -15,8 +15,16 @@ import numpy as np
 from affine import Affine
 
 from satsr.io.bands import ReflectanceScaling, canonical_band_name
-from satsr.io.tiling import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_TILE_SIZE, Tile, upscale_stream
-from satsr.models.registry import DEFAULT_SEED, Upscaler, load, sampling_tile_fn
+from satsr.io.tiling import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_OVERLAP,
+    DEFAULT_TILE_SIZE,
+    Tile,
+    lr_pixels,
+    upscale_stream,
+)
+from satsr.models.registry import DEFAULT_SEED, SceneGrid, Upscaler, load, sampling_tile_fn
+from satsr.pipelines import output_scale
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -47,16 +55,18 @@ def _select_bands(da: xr.DataArray, band_dim: str, upscaler: Upscaler) -> xr.Dat
     return da
 
 
-def _hr_coords(coord: np.ndarray, scale: int) -> np.ndarray:
-    """Centres of the ``scale`` sub-pixels of each pixel whose centres are ``coord`` (regular spacing)."""
+def _hr_coords(coord: np.ndarray, out: int) -> np.ndarray:
+    """Centres of ``out`` pixels evenly dividing the extent of the pixels whose centres are ``coord``
+    (regular spacing): for an integer scale, the sub-pixels of each pixel."""
     step = float(coord[1] - coord[0]) if len(coord) > 1 else 1.0
-    offsets = (np.arange(scale) + 0.5) / scale - 0.5
-    return (coord[:, None] + offsets[None, :] * step).ravel()
+    first_edge = float(coord[0]) - step / 2
+    return first_edge + (np.arange(out) + 0.5) * (step * len(coord) / out)
 
 
 def upscale_dataarray(
     da: xr.DataArray,
     model: str | Path | Upscaler = "s2-rgbn-x4-fast",
+    scale: float | None = None,
     samples: int = 1,
     steps: int | None = None,
     seed: int = DEFAULT_SEED,
@@ -72,6 +82,8 @@ def upscale_dataarray(
     Float arrays are reflectance; integer arrays are DN converted with ``scaling`` (default
     Sentinel-2's DN / 10000). NaN pixels and rioxarray's nodata value are masked: NaN in the
     output. ``samples > 1`` (diffusion models) returns ``(mean, std)``, the std per pixel and band.
+    ``scale``: the model's own by default; a continuous-scale model takes any real one in [1, 10],
+    and the result has ``round(y * scale) x round(x * scale)`` pixels on the same bounds.
     """
     import xarray as xr
 
@@ -80,17 +92,12 @@ def upscale_dataarray(
         raise ValueError(f"expected dims ({band_dim!r}, 'y', 'x'), got {da.dims}")
     if samples < 1 or (samples > 1 and not upscaler.stochastic):
         raise ValueError(f"samples={samples}: needs >= 1, and > 1 only with a diffusion model")
-    if upscaler.continuous:
-        raise ValueError(
-            f"{upscaler.name} is a continuous-scale model: upscale_dataarray does not take those yet "
-            "(use satsr.upscale_file or satsr upscale --scale S)"
-        )
+    s = output_scale(upscaler, scale)
     da = _select_bands(da.transpose(band_dim, "y", "x"), band_dim, upscaler)
     integer = np.issubdtype(da.dtype, np.integer)
     scaling = scaling or (ReflectanceScaling() if integer else ReflectanceScaling.identity())
     nodata = da.rio.nodata if hasattr(da, "rio") else None
     _, height, width = da.shape
-    s = upscaler.scale
     valid_lr = np.ones((height, width), bool)
     fill = None
     if height == 0 or width == 0:
@@ -114,23 +121,25 @@ def upscale_dataarray(
         return reflectance
 
     channels = len(upscaler.bands)
-    out = np.empty(((2 if samples > 1 else 1) * channels, height * s, width * s), np.float32)
+    grid = SceneGrid((height, width), s)
+    out_h, out_w = grid.out_size
+    out = np.empty(((2 if samples > 1 else 1) * channels, out_h, out_w), np.float32)
 
     def write(row: int, col: int, block: np.ndarray) -> None:
         out[:, row : row + block.shape[1], col : col + block.shape[2]] = block
 
     upscale_stream(
-        read, write, height, width, sampling_tile_fn(upscaler, samples, steps, seed), s, tile_size, overlap,
-        out_channels=out.shape[0], batch_size=batch_size,
+        read, write, height, width,
+        sampling_tile_fn(upscaler, samples, steps, seed, grid if upscaler.continuous else None),
+        s, tile_size, overlap, out_channels=out.shape[0], batch_size=batch_size,
     )  # fmt: skip
     if not valid_lr.any():
         raise ValueError("every pixel is nodata or NaN")
-    mask = np.repeat(np.repeat(valid_lr, s, axis=0), s, axis=1)
-    out[:, ~mask] = np.nan
+    out[:, ~valid_lr[np.ix_(lr_pixels(0, out_h, height, out_h), lr_pixels(0, out_w, width, out_w))]] = np.nan
     coords: dict[str, Any] = {
         band_dim: list(upscaler.bands),
-        "y": _hr_coords(da["y"].values, s) if "y" in da.coords else np.arange(height * s),
-        "x": _hr_coords(da["x"].values, s) if "x" in da.coords else np.arange(width * s),
+        "y": _hr_coords(da["y"].values, out_h) if "y" in da.coords else np.arange(out_h),
+        "x": _hr_coords(da["x"].values, out_w) if "x" in da.coords else np.arange(out_w),
     }
     provenance = {"satsr_model": upscaler.name, "satsr_scale": s, "satsr_seed": seed}
     provenance["satsr_samples"] = samples
@@ -140,7 +149,9 @@ def upscale_dataarray(
         result = xr.DataArray(part, dims=(band_dim, "y", "x"), coords=coords, attrs=attrs)
         if hasattr(da, "rio") and da.rio.crs is not None:
             result = result.rio.write_crs(da.rio.crs)
-            result = result.rio.write_transform(da.rio.transform() @ Affine.scale(1 / s))
+            result = result.rio.write_transform(
+                da.rio.transform() @ Affine.scale(width / out_w, height / out_h)
+            )
             result = result.rio.write_nodata(np.nan)
         results.append(result)
     return (results[0], results[1]) if samples > 1 else results[0]

@@ -27,6 +27,7 @@ from satsr.io.tiling import (
     Pending,
     Tile,
     TileFn,
+    lr_pixels,
     upscale_stream,
 )
 from satsr.models.continuous import MAX_SCALE, TRAINED_MAX_SCALE
@@ -336,8 +337,7 @@ def _block_writer(
 
     def write(row: int, col: int, block: np.ndarray) -> None:
         _, h, w = block.shape
-        rows = (2 * np.arange(row, row + h) + 1) * height // (2 * out_h)  # LR pixel of each HR centre
-        cols = (2 * np.arange(col, col + w) + 1) * width // (2 * out_w)
+        rows, cols = lr_pixels(row, h, height, out_h), lr_pixels(col, w, width, out_w)
         window = Window(int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1))
         valid = reader.read_valid(window)[np.ix_(rows - rows[0], cols - cols[0])]
         for k, writer in enumerate(writers):

@@ -178,6 +178,12 @@ def hr_extent(lr_length: int, size: int, out: int) -> int:
     return -(-lr_length * out // size) + 1
 
 
+def lr_pixels(hr_start: int, count: int, size: int, out: int) -> np.ndarray:
+    """The LR pixel holding the centre of each of ``count`` HR pixels from ``hr_start`` on an axis of
+    ``size`` LR and ``out`` HR pixels (where an output pixel takes its validity from): (count,)."""
+    return (2 * np.arange(hr_start, hr_start + count) + 1) * size // (2 * out)
+
+
 def lr_coordinates(hr_start: int, count: int, size: int, out: int, lr_origin: int) -> np.ndarray:
     """LR coordinates (pixel ``i`` spans ``[i, i + 1)``), relative to ``lr_origin``, of the centres of
     ``count`` HR pixels from ``hr_start`` on an axis of ``size`` LR and ``out`` HR pixels: (count,)."""

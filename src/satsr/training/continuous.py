@@ -305,7 +305,8 @@ class LatentPriorModule(_ContinuousModule):
         restoring = self._trainer is not None and self.trainer.ckpt_path is not None
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         if stage == "fit" and self.measure_scaling and not restoring and datamodule is not None:
-            self.set_latent_scaling(1.0 / self.latent_std(datamodule.train_dataloader()))
+            scaling = 1.0 / self.latent_std(datamodule.train_dataloader())
+            self.set_latent_scaling(self.trainer.strategy.broadcast(scaling, src=0))  # DDP: rank 0's
 
     @torch.no_grad()
     def latent_std(self, batches: Iterable[tuple[Tensor, Tensor]]) -> float:

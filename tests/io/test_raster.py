@@ -8,8 +8,9 @@ import rasterio
 from rasterio.crs import CRS
 from tests.conftest import write_geotiff
 
+from satsr.io import raster
 from satsr.io.bands import S2_RGBN
-from satsr.io.raster import RasterError, read_raster, write_raster
+from satsr.io.raster import RasterError, RasterReader, read_raster, write_raster
 
 CRS_UTM33 = CRS.from_epsg(32633)
 
@@ -109,3 +110,42 @@ def test_output_gets_a_normal_file_mode(tmp_path: Path, dn: np.ndarray) -> None:
     finally:
         os.umask(old)
     assert stat.S_IMODE(out.stat().st_mode) == 0o644  # not the 0600 of a temporary file
+
+
+def test_a_decimated_read_takes_the_centre_pixel_of_each_cell(tmp_path: Path, dn: np.ndarray) -> None:
+    dn = dn.copy()
+    dn[:, 7, 12] = 0  # nodata at a picked pixel (the centre of cell (1, 2) for k = 5)
+    with RasterReader(write_geotiff(tmp_path / "in.tif", dn, nodata=0)) as reader:
+        full, full_valid = reader.read()
+        small, valid = reader.read_decimated(8)  # 40 px wide: k = 5, 5 x 8 cells, the last row clipped
+    rows, cols = np.array([2, 7, 12, 17, 22]), np.array([2, 7, 12, 17, 22, 27, 32, 37])
+    assert small.shape == (4, 5, 8) and valid.shape == (5, 8)
+    np.testing.assert_array_equal(small, full[:, rows][:, :, cols])
+    np.testing.assert_array_equal(valid, full_valid[np.ix_(rows, cols)])
+    assert not valid[1, 2] and valid.sum() == 39
+    with RasterReader(write_geotiff(tmp_path / "tall.tif", dn[:, :, :3])) as reader:  # 24 x 3: k = 3
+        small, _ = reader.read_decimated(8)
+        np.testing.assert_array_equal(small, reader.read()[0][:, [1, 4, 7, 10, 13, 16, 19, 22]][:, :, [1]])
+
+
+def test_a_decimated_read_of_a_tiled_raster_goes_block_row_by_block_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dn = np.random.default_rng(1).integers(1, 5000, size=(2, 100, 90), dtype=np.uint16)
+    profile = {"driver": "GTiff", "height": 100, "width": 90, "count": 2, "dtype": "uint16", "tiled": True,
+               "blockxsize": 16, "blockysize": 16, "compress": "deflate", "crs": CRS_UTM33,
+               "transform": rasterio.transform.from_origin(0, 0, 10, 10)}  # fmt: skip
+    with rasterio.open(tmp_path / "tiled.tif", "w", **profile) as dst:
+        dst.write(dn)
+    monkeypatch.setattr(raster, "DECIMATED_READ_WIDTH", 40)  # windows of 32 columns
+    reads: list[tuple[int, int, int, int]] = []
+    with RasterReader(tmp_path / "tiled.tif") as reader:
+        full, _ = reader.read()
+        read = reader.read
+        monkeypatch.setattr(reader, "read", lambda window: reads.append(window.flatten()) or read(window))
+        small, valid = reader.read_decimated(13)  # k = 8: rows and columns 4, 12, ..., the last clipped
+    rows, cols = np.minimum(np.arange(13) * 8 + 4, 99), np.minimum(np.arange(12) * 8 + 4, 89)
+    np.testing.assert_array_equal(small, full[:, rows][:, :, cols])
+    assert valid.all() and valid.shape == (13, 12)
+    # Rows 4 and 12 share the first row of blocks: one window of rows 4..12 per 32 columns.
+    assert reads[:3] == [(0, 4, 32, 9), (32, 4, 32, 9), (64, 4, 26, 9)] and len(reads) == 3 * 7

@@ -107,6 +107,8 @@ def _safe_descriptions(src: rasterio.io.DatasetReader) -> list[str | None]:
 
 #: Largest side of the decimated read used for per-band statistics of a whole raster.
 STATS_READ_SIDE = 1024
+#: Columns a decimated read reads at a time (a row of blocks that wide: ~40 MB for 4 bands of 256 rows).
+DECIMATED_READ_WIDTH = 4096
 
 
 class RasterReader:
@@ -245,9 +247,31 @@ class RasterReader:
         return valid & self._clear(window)
 
     def read_decimated(self, side: int) -> tuple[np.ndarray, np.ndarray]:
-        """``read()`` of the whole raster decimated by a whole factor so its longer side is <= ``side``."""
-        factor = max(1, -(-max(self.meta.height, self.meta.width) // side))
-        return self.read(out_shape=(-(-self.meta.height // factor), -(-self.meta.width // factor)))
+        """``read()`` of the whole raster decimated by a whole factor ``k`` so its longer side is <= ``side``:
+        the pixel at the centre of each k x k cell (clipped to the raster at the far edges).
+
+        Read at full resolution, one row of blocks and at most ``DECIMATED_READ_WIDTH`` columns at a
+        time, then subsampled: GDAL's decimating read (``out_shape``) of a compressed tiled GeoTIFF
+        measured about 50 times slower, and reading single rows 20 times slower.
+        """
+        height, width = self.meta.height, self.meta.width
+        factor = max(1, -(-max(height, width) // side))
+        if factor == 1:
+            return self.read()
+        rows = np.minimum(np.arange(-(-height // factor)) * factor + factor // 2, height - 1)
+        cols = np.minimum(np.arange(-(-width // factor)) * factor + factor // 2, width - 1)
+        block_h, block_w = self.src.block_shapes[0]
+        span = max(1, DECIMATED_READ_WIDTH // block_w) * block_w  # whole blocks per window
+        strips = []
+        for group in np.split(rows, np.flatnonzero(np.diff(rows // block_h)) + 1):  # by row of blocks
+            top, parts = int(group[0]), []
+            for left in range(0, width, span):
+                picked = cols[(cols >= left) & (cols < left + span)]
+                window = Window(left, top, min(span, width - left), int(group[-1]) - top + 1)
+                parts.append(tuple(a[..., picked - left] for a in self.read(window)))
+            strips.append([np.concatenate(p, axis=-1)[..., group - top, :] for p in zip(*parts, strict=True)])
+        reflectance, valid = (np.concatenate(a, axis=-2) for a in zip(*strips, strict=True))
+        return reflectance, valid
 
     def band_means(self) -> np.ndarray:
         """Per-band mean reflectance of the valid pixels, from a decimated read; float32 ``(C,)``.

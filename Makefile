@@ -38,6 +38,7 @@ bench: venv
 	$(BIN)/python scripts/bench_upscale.py 4096
 
 # Full 10980 x 10980 scene: uninterrupted, killed half-way + resumed (pixel hashes), Dask with 2 workers.
+# About 1 h 10 min on 2 cores; needs ~19 GB of free disk (one 17 GB output at a time).
 bench-scene: venv
 	cd scripts && ../$(BIN)/python bench_scene.py ../bench_out --side 10980
 

@@ -68,4 +68,4 @@ bench-fusion: venv
 # PSNR/LPIPS/FID per scale and the time per 512 x 512 x4 output against the regression and the ldm model.
 evaluate-continuous: venv
 	$(BIN)/python scripts/eval_continuous.py eval_out/continuous --images 12 \
-		--model regression=training_seeds/rgb-continuous-regression e2diffsr=training_seeds/rgb-continuous-stage2
+		--model regression=training_seeds/rgb-continuous-regression e2diffsr=rgb-continuous

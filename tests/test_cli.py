@@ -128,9 +128,10 @@ def test_processing_baseline_offset_is_applied_and_dn_convention_kept(s2_tif: Pa
         np.testing.assert_array_equal(b.read()[:, ::4, ::4], src.read())
 
 
-def test_models_lists_the_bundled_fast_model(capsys: pytest.CaptureFixture[str]) -> None:
+def test_models_lists_every_bundled_model_with_its_card_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["models"]) == 0
-    assert capsys.readouterr().out.startswith("s2-rgbn-x4-fast")
+    names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert names == ["rgb-continuous", "s2-rgbn-x4-fast", "s2-rgbn-x4-fusion", "s2-rgbn-x4-ldm"]
 
 
 def test_evaluate_writes_a_report_with_bicubic_and_the_model(

@@ -78,3 +78,25 @@ def test_fusion_model_is_bundled_time_aware_and_fuses_revisits_of_the_sample() -
     assert fused.shape == (1, 4, 64, 64) and torch.equal(fused, again)
     assert not torch.allclose(fused, other_dates)
     assert (fused[0] - hr).abs().mean() < 0.05
+
+
+def test_rgb_continuous_is_bundled_serves_real_scales_and_beats_bicubic_perceptually() -> None:
+    """The sample's B04 B03 B02 as an RGB picture (reflectance x 3): any real scale gives
+    round(side * scale) pixels, the seed fixes the prior, and LPIPS beats bicubic's at x2 and x4."""
+    from satsr.data.degradation import bicubic_degrade
+
+    assert (bundled_models()["rgb-continuous"] / "MODEL_CARD.md").is_file()
+    model = satsr.load("rgb-continuous")
+    assert model.continuous and model.stochastic and model.bands == ("red", "green", "blue")
+    reflectance, _, _ = read_raster(SAMPLE)
+    hr = (torch.from_numpy(reflectance)[list(RGB)][None, :, :128, :128] * 3).clamp(0, 1)
+    odd = model(bicubic_degrade(hr, 4.0), seeds=[1], scale=2.6)
+    assert isinstance(odd, torch.Tensor) and odd.shape == (1, 3, 83, 83)
+    torch.testing.assert_close(model(bicubic_degrade(hr, 4.0), seeds=[1], scale=2.6), odd)
+    lpips = LPIPS()
+    for scale in (2.0, 4.0):
+        lr = bicubic_degrade(hr, scale)
+        sr = model(lr, seeds=[0], scale=scale)
+        bicubic = F.interpolate(lr, size=hr.shape[-2:], mode="bicubic", align_corners=False).clamp(0, 1)
+        assert isinstance(sr, torch.Tensor) and sr.shape == hr.shape
+        assert float(lpips(sr * 2 - 1, hr * 2 - 1)) < 0.8 * float(lpips(bicubic * 2 - 1, hr * 2 - 1))

@@ -12,11 +12,11 @@ from safetensors.torch import save_file
 import satsr
 from satsr.cli import main
 from satsr.diffusion.precond import bind
-from satsr.diffusion.samplers import SeededNoise, sample_ddim
+from satsr.diffusion.samplers import SeededNoise, mix_seed, sample_ddim
 from satsr.diffusion.schedules import karras_sigmas
 from satsr.io.bands import S2_RGBN
 from satsr.models.consistency import project_to_lr, sensor_degradation
-from satsr.models.ldm import NOISE_BLOCK, LatentDiffusionSR, _mix, field_noise
+from satsr.models.ldm import NOISE_BLOCK, LatentDiffusionSR, field_noise
 from satsr.pipelines import uncertainty_path
 
 TINY = {
@@ -177,8 +177,8 @@ def test_fusion_of_one_revisit_is_plain_conditional_ddim() -> None:
     fused = model.fuse(lr, [12.0], seed=4, steps=5)
     cond, z_ref = model.condition(lr)
     sigmas = karras_sigmas(5, model.sigma_min, model.sigma_max)
-    noise = SeededNoise([_mix(4, (0, 0))])
-    x = field_noise(_mix(4, (0, 0)), (0, 0), z_ref.shape[1:])[None] * float(sigmas[0])
+    noise = SeededNoise([mix_seed(4, (0, 0))])
+    x = field_noise(mix_seed(4, (0, 0)), (0, 0), z_ref.shape[1:])[None] * float(sigmas[0])
     with torch.no_grad():
         latent = z_ref + sample_ddim(
             bind(model.precond, cond, dt_days=torch.tensor([12.0])), x, sigmas, noise=noise

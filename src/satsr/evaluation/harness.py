@@ -192,10 +192,8 @@ def _image_metrics(pair: EvalPair, sr_np: np.ndarray, scale: float, rgb: tuple[i
         "ssim": float(ssim(sr, hr)[0]) if min(hr.shape[-2:]) >= SSIM_WINDOW else math.nan,
         "sam": float(sam(sr, hr)[0]),
         "ergas": float(ergas(sr, hr, scale)[0]),
-        "lpips": math.nan,
+        "lpips": image_lpips(sr, hr, pair.bands),  # NaN without RGB bands or for small pictures
     }
-    if rgb is not None:
-        values["lpips"] = image_lpips(sr, hr, pair.bands)
     registration = rgb if rgb is not None else (0, 1, 2)  # only used with more than 3 bands
     values |= opensr_test_metrics(lr, sr, hr, scale, _border(pair), registration)
     return values

@@ -19,8 +19,7 @@ from torch import Tensor, nn
 
 from satsr.diffusion.fusion import DistanceFn, TrajectoryFusion, find_center, l2_center
 from satsr.diffusion.precond import EDMPrecond, bind
-from satsr.diffusion.samplers import SeededNoise, get_sampler, sample_ddim
-from satsr.diffusion.samplers import mix_seed as _mix
+from satsr.diffusion.samplers import SeededNoise, get_sampler, mix_seed, sample_ddim
 from satsr.diffusion.schedules import karras_sigmas
 from satsr.models.autoencoder import KLAutoencoder
 from satsr.models.consistency import DEFAULT_ITERATIONS, project_to_lr, sensor_degradation
@@ -110,7 +109,7 @@ class LatentDiffusionSR(nn.Module):
         cond, z_ref = self.condition(lr)
         sigmas = karras_sigmas(steps or self.default_steps, self.sigma_min, self.sigma_max, device=lr.device)
         noise = SeededNoise(
-            [_mix(s, o) for s, o in zip(seeds, origins or [(0, 0)] * len(seeds), strict=True)], lr.device
+            [mix_seed(s, o) for s, o in zip(seeds, origins or [(0, 0)] * len(seeds), strict=True)], lr.device
         )
         if origins is None:
             x = noise.randn(z_ref.shape, dtype=z_ref.dtype)
@@ -165,7 +164,7 @@ class LatentDiffusionSR(nn.Module):
         dt = torch.as_tensor(list(dt_days), dtype=lrs.dtype, device=lrs.device)
         kwargs = {"dt_days": dt} if self.time_conditioned else {}
         sigmas = karras_sigmas(steps, self.sigma_min, self.sigma_max, device=lrs.device).to(lrs.dtype)
-        trajectory_seeds = [_mix(seed, (i, 0)) for i in range(n)]
+        trajectory_seeds = [mix_seed(seed, (i, 0)) for i in range(n)]
         noise = SeededNoise(trajectory_seeds, lrs.device)
         x = torch.stack([field_noise(s, origin, z_ref.shape[1:]) for s in trajectory_seeds])
         x = x.to(device=lrs.device, dtype=z_ref.dtype) * float(sigmas[0])
@@ -234,7 +233,7 @@ def field_noise(seed: int, origin: tuple[int, int], shape: Sequence[int]) -> Ten
     for by in range(b0, b1 + 1):
         blocks = []
         for bx in range(c0, c1 + 1):
-            g = torch.Generator().manual_seed(_mix(seed, (by, bx)))
+            g = torch.Generator().manual_seed(mix_seed(seed, (by, bx)))
             blocks.append(torch.randn(channels, NOISE_BLOCK, NOISE_BLOCK, generator=g))
         rows.append(torch.cat(blocks, dim=2))
     field = torch.cat(rows, dim=1)

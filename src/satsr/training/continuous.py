@@ -118,11 +118,17 @@ class _ContinuousModule(L.LightningModule):
         self.network.band_mean.copy_(torch.tensor(band_mean, dtype=torch.float32).view(1, c, 1, 1))
         self.network.band_std.copy_(torch.tensor(band_std, dtype=torch.float32).view(1, c, 1, 1))
 
+    def fresh_datamodule(self) -> Any:
+        """The trainer's data module when a run starts afresh; None when it restores a checkpoint (which
+        holds what setup would measure) or without a trainer or data module."""
+        if self._trainer is None or self.trainer.ckpt_path is not None:
+            return None
+        return getattr(self.trainer, "datamodule", None)
+
     def setup(self, stage: str) -> None:
-        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        restoring = self._trainer is not None and self.trainer.ckpt_path is not None
-        if not self.has_band_statistics() and not restoring and hasattr(datamodule, "band_statistics"):
-            self.set_band_statistics(*datamodule.band_statistics())  # type: ignore[union-attr]
+        datamodule = self.fresh_datamodule()
+        if not self.has_band_statistics() and hasattr(datamodule, "band_statistics"):
+            self.set_band_statistics(*datamodule.band_statistics())
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["network_config"] = self.network_config()
@@ -302,9 +308,8 @@ class LatentPriorModule(_ContinuousModule):
 
     def setup(self, stage: str) -> None:
         super().setup(stage)
-        restoring = self._trainer is not None and self.trainer.ckpt_path is not None
-        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        if stage == "fit" and self.measure_scaling and not restoring and datamodule is not None:
+        datamodule = self.fresh_datamodule()
+        if stage == "fit" and self.measure_scaling and datamodule is not None:
             scaling = 1.0 / self.latent_std(datamodule.train_dataloader())
             self.set_latent_scaling(self.trainer.strategy.broadcast(scaling, src=0))  # DDP: rank 0's
 

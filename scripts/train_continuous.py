@@ -39,11 +39,15 @@ def build(args: argparse.Namespace) -> L.LightningModule:
     network: dict[str, Any] = {"channels": args.channels, "blocks_per_unit": args.blocks_per_unit}
     crop, init = args.query_crop or None, (str(args.init) if args.init else None)
     if args.stage == "regression":
-        return ContinuousRegressionModule(network, lr=args.lr, query_crop=crop, init_dir=init)
+        return ContinuousRegressionModule(
+            network, lr=args.lr, query_crop=crop, init_dir=init, perceptual_weight=args.perceptual_weight,
+            adv_weight=args.adv_weight if args.regression_gan else 0.0, adv_start=args.adv_start,
+        )  # fmt: skip
     if args.stage == "stage1":
         return PriorAutoencoderModule(
             network, lr=args.lr, kl_weight=args.kl_weight, adv_weight=args.adv_weight,
             adv_start=args.adv_start, query_crop=crop, init_dir=init,
+            perceptual_weight=args.perceptual_weight,
         )  # fmt: skip
     if args.stage1 is None:
         raise SystemExit("stage2 needs --stage1 (the exported stage-1 model folder)")
@@ -73,6 +77,13 @@ def main() -> None:
     parser.add_argument("--kl-weight", type=float, default=1e-4)
     parser.add_argument("--adv-weight", type=float, default=5e-3)
     parser.add_argument("--adv-start", type=int, default=2000, help="L1-only optimiser steps before the GAN")
+    parser.add_argument(
+        "--perceptual-weight", type=float, default=0.0, help="LPIPS weight (stage1, regression)"
+    )
+    parser.add_argument(
+        "--regression-gan", action="store_true", help="regression: add stage 1's adversarial term"
+    )
+    parser.add_argument("--precision", default="32-true", help="Lightning precision, e.g. bf16-mixed")
     parser.add_argument("--query-crop", type=int, default=192, help="HR window of the loss (0: whole patch)")
     parser.add_argument("--latent-scaling", type=float, default=0.0, help="stage2; 0: 1 / measured z0 std")
     parser.add_argument("--no-kd", action="store_true", help="stage2 ablation: drop the KD loss")
@@ -101,7 +112,7 @@ def main() -> None:
     if args.ema:
         callbacks.append(EMAWeightAveraging(decay=args.ema, update_starting_at_step=100))
     trainer = L.Trainer(
-        max_time=datetime.timedelta(minutes=args.minutes), max_epochs=-1, precision="32-true",
+        max_time=datetime.timedelta(minutes=args.minutes), max_epochs=-1, precision=args.precision,
         callbacks=callbacks, logger=L.pytorch.loggers.CSVLogger(args.out, name="logs"),
         val_check_interval=args.val_every, check_val_every_n_epoch=None, enable_progress_bar=False,
         log_every_n_steps=25, num_sanity_val_steps=0,

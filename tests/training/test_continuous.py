@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, TensorDataset
 import satsr
 from satsr.data.datamodules import AERIAL_RGB
 from satsr.models.continuous import ContinuousSR
+from satsr.training.adversarial import ReconstructionTerms
 from satsr.training.callbacks import ExportBundled
 from satsr.training.cli import main
 from satsr.training.continuous import (
@@ -230,7 +231,7 @@ def test_the_rgb_continuous_recipes_train_through_satsr_train(tmp_path: Path) ->
     ]  # fmt: skip
     tiny = ["--model.init_args.network", json.dumps(TINY)]
     stage1 = ["fit", "--config", str(recipe("rgb-continuous-stage1", tmp_path)), *shrink, *tiny]
-    assert main([*stage1, "--model.init_args.adv_start", "1", "--model.init_args.query_crop", "24"]) == 0
+    assert main([*stage1, "--model.init_args.adv_start", "1", "--model.init_args.query_crop", "32"]) == 0
     stage1_model = tmp_path / "runs" / "rgb-continuous-stage1" / "model"
     stage2 = ["fit", "--config", str(recipe("rgb-continuous", tmp_path)), *shrink]
     assert main([*stage2, "--model.init_args.scaling_batches", "2"]) == 0
@@ -249,3 +250,59 @@ def test_the_rgb_continuous_recipes_train_through_satsr_train(tmp_path: Path) ->
     assert main(regression) == 0
     baseline = satsr.load(tmp_path / "runs" / "rgb-continuous-regression" / "model")
     assert baseline.continuous and not baseline.stochastic
+
+
+def test_reconstruction_terms_weigh_lpips_and_the_generator_loss() -> None:
+    torch.manual_seed(0)
+    terms = ReconstructionTerms(perceptual_weight=0.5, adv_weight=0.1)
+    _, hr = batch(scale=4.0)
+    total, same = terms.generator(hr.clone(), hr, adversarial=False)
+    assert set(same) == {"lpips"} and same["lpips"].item() == pytest.approx(0.0, abs=1e-6)
+    sr = (hr + 0.1 * torch.randn_like(hr)).clamp(0, 1).requires_grad_(True)
+    total, values = terms.generator(sr, hr, adversarial=True)
+    assert set(values) == {"lpips", "g_adv"} and values["lpips"] > 0.01
+    torch.testing.assert_close(total, 0.5 * values["lpips"] + 0.1 * values["g_adv"])
+    total.backward()
+    assert sr.grad is not None and sr.grad.abs().sum() > 0
+    assert terms.discriminator_loss(sr, hr).item() > 0
+    terms.train()
+    assert terms.lpips is not None and not terms.lpips.training  # a fixed metric, never in train mode
+    assert ReconstructionTerms().lpips is None  # no perceptual weight, no LPIPS network
+    with pytest.raises(ValueError, match="RGB"):
+        ReconstructionTerms(in_channels=4, perceptual_weight=0.1)
+    with pytest.raises(ValueError, match=">= 0"):
+        ReconstructionTerms(adv_weight=-1.0)
+    with pytest.raises(ValueError, match="at least 32 px"):
+        terms.generator(hr[..., :24, :24], hr[..., :24, :24], adversarial=False)
+
+
+@pytest.mark.parametrize("adv_weight", [0.0, 1e-2])
+def test_the_regression_baseline_can_train_under_stage_1s_losses(tmp_path: Path, adv_weight: float) -> None:
+    torch.manual_seed(0)
+    module = ContinuousRegressionModule(network=TINY, lr=1e-2, perceptual_weight=0.5, adv_weight=adv_weight)
+    lr, hr = batch(scale=4.0)
+    disc_before = [p.detach().clone() for p in module.discriminator.parameters()]
+    trainer = fit(module, (lr, hr), 6, tmp_path)
+    assert "train/lpips" in trainer.callback_metrics
+    assert ("train/d_loss" in trainer.callback_metrics) == (adv_weight > 0)
+    moved = [
+        not torch.equal(a, b) for a, b in zip(disc_before, module.discriminator.parameters(), strict=True)
+    ]
+    assert any(moved) == (adv_weight > 0)  # no adversarial weight, no discriminator steps
+
+
+def test_stage1_trains_under_bf16_autocast(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    module = PriorAutoencoderModule(network=TINY, lr=1e-2, adv_start=0, perceptual_weight=0.1)
+    lr, hr = batch(scale=4.0)
+    with torch.no_grad():
+        reference = module.predict(lr, hr)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = module.predict(lr, hr)
+    assert (low.float() - reference).abs().max() < 0.05  # bf16 rounding, not another result
+    trainer = L.Trainer(
+        max_steps=4, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, limit_val_batches=0, default_root_dir=tmp_path, precision="bf16-mixed",
+    )  # fmt: skip
+    trainer.fit(module, train_dataloaders=DataLoader(TensorDataset(lr, hr), batch_size=2))
+    assert torch.isfinite(trainer.callback_metrics["train/l1"]) and "train/d_loss" in trainer.callback_metrics

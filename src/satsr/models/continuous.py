@@ -157,7 +157,8 @@ class SRBranch(nn.Module):
             alphas = self.coefficients(scale)
         for i, unit in enumerate(self.units):
             if prior is not None and alphas is not None and self.prior_convs is not None:
-                h = F.interpolate(prior[i], size=x.shape[-2:], mode="bicubic", antialias=True)
+                # float32: the antialiased kernels have no bfloat16 version (bf16 autocast on CPU)
+                h = F.interpolate(prior[i].float(), size=x.shape[-2:], mode="bicubic", antialias=True)
                 f = alphas[i, 0] * f + alphas[i, 1] * self.prior_convs[i](h)
             f = unit(f)
         out: Tensor = shallow + self.tail(f)

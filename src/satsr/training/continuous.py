@@ -2,11 +2,14 @@
 
 * ``PriorAutoencoderModule`` (stage 1): DPEncoder + DPESR (decoder, SR branch, upsampler), loss
   ``L1 + kl_weight KL + adv_weight L_adv`` (Eq. 12), the hinge adversarial term from a small patch
-  discriminator switched on after ``adv_start`` steps (the paper: L1 alone for the first 5 epochs).
+  discriminator switched on after ``adv_start`` steps (the paper: L1 alone for the first 5 epochs),
+  optionally ``+ perceptual_weight LPIPS`` as in the autoencoder of Rombach et al. that the paper follows
+  (``satsr.training.adversarial``).
 * ``LatentPriorModule`` (stage 2): CondNet + denoiser with the stage-1 parts frozen, loss
   ``L1(z0_hat, z0) + L1(CondNet(LR up), z0)`` (Eq. 13), ``z0_hat`` after all T reverse steps (Alg. 1).
   Ablations (Table VI): ``kd_loss=False``; ``unrolled=False`` trains DDPM-style at one random timestep.
-* ``ContinuousRegressionModule``: SR branch + upsampler alone under L1 (Model-I-Retrained, Table IV).
+* ``ContinuousRegressionModule``: SR branch + upsampler alone (Model-I-Retrained, Table IV), under L1 or,
+  with the same weights, under stage 1's terms ("the same training setup", Sec. IV-E).
 
 Batches are ``(lr, hr)`` sharing one scale, ``hr.shape[-1] / lr.shape[-1]`` (``satsr.data.continuous``),
 so ``round(lr_side * scale)`` is exactly the HR side. Each module exposes ``network`` and
@@ -30,11 +33,20 @@ from satsr.diffusion.unrolled import q_sample
 from satsr.evaluation.metrics import psnr
 from satsr.models.continuous import ContinuousSR
 from satsr.models.implicit import regular_grid
+from satsr.training.adversarial import PatchDiscriminator, ReconstructionTerms
 
 #: Parts trained in stage 1 and frozen in stage 2.
 STAGE1_PARTS = ("encoder", "decoder", "sr_branch", "upsampler")
 #: Seed of the validation samples of stage 2.
 VAL_SEED = 0
+
+__all__ = [
+    "ContinuousRegressionModule",
+    "LatentPriorModule",
+    "PatchDiscriminator",
+    "PriorAutoencoderModule",
+    "read_network",
+]
 
 
 def batch_scale(lr: Tensor, hr: Tensor) -> float:
@@ -47,25 +59,6 @@ def batch_scale(lr: Tensor, hr: Tensor) -> float:
 def hr_grid(lr: Tensor, hr: Tensor) -> Tensor:
     """LR coordinates of the HR pixel centres, (1, H, W, 2)."""
     return regular_grid((lr.shape[-2], lr.shape[-1]), (hr.shape[-2], hr.shape[-1]), lr.device)[None]
-
-
-class PatchDiscriminator(nn.Sequential):
-    """PatchGAN (Isola et al. 2017) as in Rombach et al.'s autoencoder, GroupNorm instead of BatchNorm:
-    4x4 convs, stride 2 for all but the last two, one logit per ~(2**layers * 3) px patch."""
-
-    def __init__(self, in_channels: int = 3, channels: int = 32, layers: int = 3) -> None:
-        modules: list[nn.Module] = [nn.Conv2d(in_channels, channels, 4, 2, 1), nn.LeakyReLU(0.2)]
-        width = channels
-        for i in range(1, layers + 1):
-            out = channels * min(2**i, 8)
-            modules += [
-                nn.Conv2d(width, out, 4, 2 if i < layers else 1, 1),
-                nn.GroupNorm(min(32, out // 4), out),
-                nn.LeakyReLU(0.2),
-            ]
-            width = out
-        modules.append(nn.Conv2d(width, 1, 4, 1, 1))
-        super().__init__(*modules)
 
 
 class _ContinuousModule(L.LightningModule):
@@ -161,8 +154,72 @@ class _ContinuousModule(L.LightningModule):
         self._evaluate(batch, "test")
 
 
-class ContinuousRegressionModule(_ContinuousModule):
-    """L1 regression of ``ContinuousSR(prior=False)``: the LIIF-like baseline (Model-I-Retrained)."""
+class _ReconstructionModule(_ContinuousModule):
+    """Stage 1 and the regression baseline: ``L1 + perceptual_weight LPIPS + adv_weight L_adv`` (plus what
+    ``reconstruct`` adds), manual optimisation: the generator and, once ``global_step >= adv_start``,
+    the discriminator step on every batch."""
+
+    def __init__(
+        self,
+        network: dict[str, Any],
+        query_crop: int | None,
+        init_dir: str | None,
+        lr: float,
+        perceptual_weight: float,
+        adv_weight: float,
+        adv_start: int,
+        disc_lr: float,
+        disc_channels: int,
+    ) -> None:
+        super().__init__(network, query_crop, init_dir)
+        self.automatic_optimization = False
+        self.terms = ReconstructionTerms(
+            self.network.in_channels, perceptual_weight, adv_weight, disc_channels
+        )
+        self.lr, self.adv_start, self.disc_lr = lr, adv_start, disc_lr
+
+    @property
+    def discriminator(self) -> PatchDiscriminator:
+        return self.terms.discriminator
+
+    def adversarial(self) -> bool:
+        return self.terms.adv_weight > 0 and self.global_step >= self.adv_start
+
+    def reconstruct(self, lr: Tensor, hr: Tensor) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        """Training output, its target and the loss terms beyond L1 (already weighted), by name."""
+        raise NotImplementedError
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        opt_g, opt_d = self.optimizers()  # type: ignore[attr-defined]  # two optimisers: a list
+        sr, hr, extra = self.reconstruct(*batch)
+        l1 = F.l1_loss(sr.float(), hr)
+        adversarial = self.adversarial()
+        weighted, terms = self.terms.generator(sr, hr, adversarial)
+        loss = l1 + weighted + sum(extra.values())
+        opt_g.zero_grad()
+        self.manual_backward(loss)
+        opt_g.step()
+        logs = {"train/l1": l1, **{f"train/{k}": v for k, v in terms.items()}}
+        if adversarial:
+            d_loss = self.terms.discriminator_loss(sr, hr)
+            opt_d.zero_grad()
+            self.manual_backward(d_loss)
+            opt_d.step()
+            logs["train/d_loss"] = d_loss
+        self.log_dict(logs, prog_bar=True, batch_size=hr.shape[0])
+
+    def trained_parameters(self) -> list[nn.Parameter]:
+        return list(self.network.parameters())
+
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        generator = torch.optim.AdamW(self.trained_parameters(), lr=self.lr, weight_decay=0.0)
+        discriminator = torch.optim.Adam(self.discriminator.parameters(), lr=self.disc_lr, betas=(0.5, 0.9))
+        return [generator, discriminator]
+
+
+class ContinuousRegressionModule(_ReconstructionModule):
+    """``ContinuousSR(prior=False)``: the LIIF-like baseline (Model-I-Retrained), under L1 alone by default
+    or, with the weights of stage 1, under stage 1's losses (the paper's "same training setup")."""
 
     def __init__(
         self,
@@ -170,29 +227,29 @@ class ContinuousRegressionModule(_ContinuousModule):
         lr: float = 2e-4,  # AdamW learning rate
         query_crop: int | None = None,  # train on a random window of this many HR pixels (None: all)
         init_dir: str | None = None,  # start from this exported regression model (e.g. to train longer)
+        perceptual_weight: float = 0.0,  # weight of LPIPS on the RGB output
+        adv_weight: float = 0.0,  # weight of the hinge generator loss -D(SR) (0: no discriminator)
+        adv_start: int = 0,  # optimiser steps without the adversarial terms
+        disc_lr: float = 2e-4,  # Adam learning rate of the discriminator
+        disc_channels: int = 32,  # width of the patch discriminator's first layer
     ) -> None:
-        super().__init__({**(network or {}), "prior": False}, query_crop, init_dir)
+        super().__init__(
+            {**(network or {}), "prior": False}, query_crop, init_dir, lr, perceptual_weight, adv_weight,
+            adv_start, disc_lr, disc_channels,
+        )  # fmt: skip
         self.save_hyperparameters()
-        self.lr = lr
 
     def predict(self, lr: Tensor, hr: Tensor) -> Tensor:
         return self.network.render(lr, batch_scale(lr, hr), hr_grid(lr, hr))
 
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        lr, hr = batch
+    def reconstruct(self, lr: Tensor, hr: Tensor) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         coords, target = self.query_window(lr, hr)
-        loss = F.l1_loss(self.network.render(lr, batch_scale(lr, hr), coords), target)
-        self.log("train/l1", loss, prog_bar=True, batch_size=lr.shape[0])
-        return loss
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.AdamW(self.network.parameters(), lr=self.lr, weight_decay=0.0)
+        return self.network.render(lr, batch_scale(lr, hr), coords), target, {}
 
 
-class PriorAutoencoderModule(_ContinuousModule):
+class PriorAutoencoderModule(_ReconstructionModule):
     """Stage 1 (Eq. 12): DPEncoder + DPESR reconstruct the HR from the LR and the encoded differential
-    prior (a posterior sample in training, its mode in validation). Manual optimisation: the generator
-    and, once ``global_step >= adv_start``, the discriminator step on every batch."""
+    prior (a posterior sample in training, its mode in validation); the loss adds ``kl_weight * KL``."""
 
     def __init__(
         self,
@@ -205,56 +262,30 @@ class PriorAutoencoderModule(_ContinuousModule):
         disc_channels: int = 32,  # width of the patch discriminator's first layer
         query_crop: int | None = None,  # L1 and GAN on a random window of this many HR pixels (None: all)
         init_dir: str | None = None,  # start from this exported model's stage-1 parts (e.g. to train longer)
+        perceptual_weight: float = 0.0,  # weight of LPIPS on the RGB output (Rombach et al.'s autoencoder)
     ) -> None:
-        super().__init__({**(network or {}), "prior": True}, query_crop, init_dir)
+        super().__init__(
+            {**(network or {}), "prior": True}, query_crop, init_dir, lr, perceptual_weight, adv_weight,
+            adv_start, disc_lr, disc_channels,
+        )  # fmt: skip
         self.save_hyperparameters()
-        self.automatic_optimization = False
-        self.discriminator = PatchDiscriminator(self.network.in_channels, disc_channels)
-        self.lr, self.kl_weight, self.adv_weight, self.adv_start = lr, kl_weight, adv_weight, adv_start
-        self.disc_lr = disc_lr
+        self.kl_weight = kl_weight
 
     def predict(self, lr: Tensor, hr: Tensor) -> Tensor:
         z = self.network.encode(lr, hr).mode()
         return self.network.render(lr, batch_scale(lr, hr), hr_grid(lr, hr), z)
 
-    def adversarial(self) -> bool:
-        return self.adv_weight > 0 and self.global_step >= self.adv_start
-
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        lr, hr = batch
-        opt_g, opt_d = self.optimizers()  # type: ignore[attr-defined]  # two optimisers: a list
+    def reconstruct(self, lr: Tensor, hr: Tensor) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         posterior = self.network.encode(lr, hr)
         z = posterior.sample()
-        coords, hr = self.query_window(lr, hr)
-        sr = self.network.render(lr, batch_scale(lr, batch[1]), coords, z)
-        l1 = F.l1_loss(sr, hr)
-        kl = posterior.kl().mean() / z[0].numel()
-        loss = l1 + self.kl_weight * kl
-        logs = {"train/l1": l1, "train/kl": kl}
-        adversarial = self.adversarial()
-        if adversarial:
-            g_adv = -self.discriminator(sr * 2 - 1).mean()
-            loss = loss + self.adv_weight * g_adv
-            logs["train/g_adv"] = g_adv
-        opt_g.zero_grad()
-        self.manual_backward(loss)
-        opt_g.step()
-        if adversarial:
-            real, fake = self.discriminator(hr * 2 - 1), self.discriminator(sr.detach() * 2 - 1)
-            d_loss = F.relu(1 - real).mean() + F.relu(1 + fake).mean()
-            opt_d.zero_grad()
-            self.manual_backward(d_loss)
-            opt_d.step()
-            logs["train/d_loss"] = d_loss
-        self.log_dict(logs, prog_bar=True, batch_size=lr.shape[0])
+        coords, target = self.query_window(lr, hr)
+        sr = self.network.render(lr, batch_scale(lr, hr), coords, z)
+        kl = posterior.kl().float().mean() / z[0].numel()
+        self.log("train/kl", kl.detach(), batch_size=lr.shape[0])
+        return sr, target, {"kl": self.kl_weight * kl}
 
-    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
-        parts = [getattr(self.network, name) for name in STAGE1_PARTS]
-        generator = torch.optim.AdamW(
-            [p for m in parts for p in m.parameters()], lr=self.lr, weight_decay=0.0
-        )
-        discriminator = torch.optim.Adam(self.discriminator.parameters(), lr=self.disc_lr, betas=(0.5, 0.9))
-        return [generator, discriminator]
+    def trained_parameters(self) -> list[nn.Parameter]:
+        return [p for name in STAGE1_PARTS for p in getattr(self.network, name).parameters()]
 
 
 def read_network(folder: Path, prior: bool | None = None) -> tuple[dict[str, Any], dict[str, Tensor]]:

@@ -306,3 +306,14 @@ def test_stage1_trains_under_bf16_autocast(tmp_path: Path) -> None:
     )  # fmt: skip
     trainer.fit(module, train_dataloaders=DataLoader(TensorDataset(lr, hr), batch_size=2))
     assert torch.isfinite(trainer.callback_metrics["train/l1"]) and "train/d_loss" in trainer.callback_metrics
+
+
+def test_validation_scores_lpips_where_alexnet_can(tmp_path: Path) -> None:
+    module = ContinuousRegressionModule(network=TINY)
+    trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
+    for scale, scored in ((4.0, True), (2.5, False)):  # 32 px HR, then 20 px (too small for AlexNet)
+        lr, hr = batch(scale=scale)
+        metrics = trainer.validate(module, DataLoader(TensorDataset(lr, hr), batch_size=2), verbose=False)[0]
+        assert ("val/lpips" in metrics) == scored and "val/psnr" in metrics
+        if scored:
+            assert 0 < metrics["val/lpips"] < 1 and 0 < metrics["val/lpips_bicubic"] < 1

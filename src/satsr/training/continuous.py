@@ -30,10 +30,11 @@ from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from satsr.diffusion.unrolled import q_sample
+from satsr.evaluation.lpips import lpips
 from satsr.evaluation.metrics import psnr
 from satsr.models.continuous import ContinuousSR
 from satsr.models.implicit import regular_grid
-from satsr.training.adversarial import PatchDiscriminator, ReconstructionTerms
+from satsr.training.adversarial import LPIPS_MIN_SIDE, PatchDiscriminator, ReconstructionTerms
 
 #: Parts trained in stage 1 and frozen in stage 2.
 STAGE1_PARTS = ("encoder", "decoder", "sr_branch", "upsampler")
@@ -145,6 +146,9 @@ class _ContinuousModule(L.LightningModule):
             f"{prefix}/psnr": psnr(sr, hr).mean(),
             f"{prefix}/psnr_bicubic": psnr(bicubic, hr).mean(),
         }
+        if hr.shape[1] == 3 and min(hr.shape[-2:]) >= LPIPS_MIN_SIDE:  # what AlexNet-LPIPS can score
+            metrics[f"{prefix}/lpips"] = lpips(sr, hr, normalize=True).mean()
+            metrics[f"{prefix}/lpips_bicubic"] = lpips(bicubic, hr, normalize=True).mean()
         self.log_dict(metrics, prog_bar=prefix == "val", batch_size=lr.shape[0])
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:

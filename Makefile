@@ -64,8 +64,10 @@ evaluate-fusion: venv
 bench-fusion: venv
 	$(BIN)/python scripts/bench_fusion.py
 
-# Continuous-scale SR on aerial test pictures at x2 ... x10 (bicubic, the regression baseline, E2DiffSR):
-# PSNR/LPIPS/FID per scale and the time per 512 x 512 x4 output against the regression and the ldm model.
+# Continuous-scale SR on aerial test pictures at x2 ... x10 (bicubic, the L1 regression baseline, the same
+# network under E2DiffSR's stage-1 losses = Model-I-Retrained, E2DiffSR): PSNR/LPIPS/FID per scale and the
+# time per 512 x 512 x4 output against the regressions and the ldm model.
 evaluate-continuous: venv
 	$(BIN)/python scripts/eval_continuous.py eval_out/continuous --images 12 \
-		--model regression=training_seeds/rgb-continuous-regression e2diffsr=rgb-continuous
+		--model regression=training_seeds/rgb-continuous-regression \
+		model-i-retrained=training_seeds/rgb-continuous-regression-gan e2diffsr=rgb-continuous

@@ -35,6 +35,15 @@ SUMMARIES = {
 }
 
 
+def summary(args: argparse.Namespace) -> str:
+    """The exported model's one-line card, naming the losses of a regression that is not plain L1."""
+    if args.stage != "regression" or not (args.perceptual_weight or args.regression_gan):
+        return SUMMARIES[args.stage]
+    terms = ["L1"] + [f"{args.perceptual_weight:g} LPIPS"] * bool(args.perceptual_weight)
+    terms += [f"{args.adv_weight:g} GAN"] * args.regression_gan
+    return f"{SUMMARIES[args.stage].split(' under ')[0]} under {' + '.join(terms)} (Model-I-Retrained)"
+
+
 def build(args: argparse.Namespace) -> L.LightningModule:
     network: dict[str, Any] = {"channels": args.channels, "blocks_per_unit": args.blocks_per_unit}
     crop, init = args.query_crop or None, (str(args.init) if args.init else None)
@@ -107,7 +116,7 @@ def main() -> None:
     module = build(args)
     callbacks: list[L.Callback] = [
         ModelCheckpoint(dirpath=args.out / "checkpoints", save_last=True, every_n_train_steps=200),
-        ExportBundled(args.out / "model", summary=SUMMARIES[args.stage], every_validation=True),
+        ExportBundled(args.out / "model", summary=summary(args), every_validation=True),
     ]
     if args.ema:
         callbacks.append(EMAWeightAveraging(decay=args.ema, update_starting_at_step=100))

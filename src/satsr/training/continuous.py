@@ -41,14 +41,6 @@ STAGE1_PARTS = ("encoder", "decoder", "sr_branch", "upsampler")
 #: Seed of the validation samples of stage 2.
 VAL_SEED = 0
 
-__all__ = [
-    "ContinuousRegressionModule",
-    "LatentPriorModule",
-    "PatchDiscriminator",
-    "PriorAutoencoderModule",
-    "read_network",
-]
-
 
 def batch_scale(lr: Tensor, hr: Tensor) -> float:
     """The batch's scale ``hr / lr`` (square patches, one scale per batch)."""
@@ -223,7 +215,7 @@ class _ReconstructionModule(_ContinuousModule):
 
 class ContinuousRegressionModule(_ReconstructionModule):
     """``ContinuousSR(prior=False)``: the LIIF-like baseline (Model-I-Retrained), under L1 alone by default
-    or, with the weights of stage 1, under stage 1's losses (the paper's "same training setup")."""
+    or, given stage 1's loss weights, under stage 1's losses (the paper's "same training setup")."""
 
     def __init__(
         self,

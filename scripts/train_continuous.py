@@ -28,10 +28,12 @@ from satsr.training.continuous import (
     PriorAutoencoderModule,
 )
 
+#: What the regression baseline is, before the losses it was trained under.
+REGRESSION = "Continuous-scale RGB SR (x1-x8), SR branch + implicit upsampler"
 SUMMARIES = {
     "stage1": "E2DiffSR stage 1: differential-prior autoencoder + continuous-scale SR branch (RGB, x1-x8)",
     "stage2": "E2DiffSR: continuous-scale RGB SR (x1-x8) guided by a 4-step latent-diffusion prior",
-    "regression": "Continuous-scale RGB SR (x1-x8), SR branch + implicit upsampler under L1 (LIIF-like)",
+    "regression": f"{REGRESSION} under L1 (LIIF-like)",
 }
 
 
@@ -41,7 +43,7 @@ def summary(args: argparse.Namespace) -> str:
         return SUMMARIES[args.stage]
     terms = ["L1"] + [f"{args.perceptual_weight:g} LPIPS"] * bool(args.perceptual_weight)
     terms += [f"{args.adv_weight:g} GAN"] * args.regression_gan
-    return f"{SUMMARIES[args.stage].split(' under ')[0]} under {' + '.join(terms)} (Model-I-Retrained)"
+    return f"{REGRESSION} under {' + '.join(terms)} (Model-I-Retrained)"
 
 
 def build(args: argparse.Namespace) -> L.LightningModule:

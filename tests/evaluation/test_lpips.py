@@ -90,3 +90,15 @@ def test_rgb_from_s2_selects_red_green_blue() -> None:
         rgb_from_s2(x, bands=("B05", "B06", "B07", "B08"))
     with pytest.raises(ValueError, match="bands"):
         rgb_from_s2(x[:, :3])
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_reference_distances_hold_under_bf16_autocast_and_bf16_inputs(name: str) -> None:
+    reference = _load_minus_one_to_one(DATA / "ex_ref.png")
+    distorted = _load_minus_one_to_one(DATA / name)
+    net = LPIPS()
+    expected = net(reference, distorted)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = net(reference.bfloat16(), distorted.bfloat16())
+    assert low.dtype == torch.float32 and round(low.item(), 3) == EXPECTED[name]
+    torch.testing.assert_close(low, expected, rtol=0, atol=5e-3)  # only the inputs' bf16 rounding

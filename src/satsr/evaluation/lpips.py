@@ -154,17 +154,23 @@ class LPIPS(nn.Module):
         return self.compare(self.features(x, normalize), self.features(y, normalize))
 
     def features(self, x: Tensor, normalize: bool = False) -> list[Tensor]:
-        """Unit-normalised AlexNet features of an RGB batch, to ``compare`` (reusable across calls)."""
+        """Unit-normalised AlexNet features of an RGB batch, to ``compare`` (reusable across calls).
+
+        Always float32, also under autocast: the unit-normalised feature differences that LPIPS sums
+        lose too much in bfloat16's 8 mantissa bits."""
         _check_rgb(x)
-        if normalize:
-            x = 2 * x - 1
-        return [_unit_normalize(f) for f in self.net(self.scaling_layer(x))]
+        with torch.autocast(x.device.type, enabled=False):
+            x = x.float()
+            if normalize:
+                x = 2 * x - 1
+            return [_unit_normalize(f) for f in self.net(self.scaling_layer(x))]
 
     def compare(self, feats_x: Sequence[Tensor], feats_y: Sequence[Tensor]) -> Tensor:
         """LPIPS from ``features`` of two batches (equal sizes, or one of them a single image): (B,)."""
         distance: Tensor | float = 0.0
-        for lin, fx, fy in zip(self.lins, feats_x, feats_y, strict=True):
-            distance = distance + lin((fx - fy) ** 2).mean(dim=(1, 2, 3))
+        with torch.autocast(feats_x[0].device.type, enabled=False):  # float32, as ``features``
+            for lin, fx, fy in zip(self.lins, feats_x, feats_y, strict=True):
+                distance = distance + lin((fx.float() - fy.float()) ** 2).mean(dim=(1, 2, 3))
         assert isinstance(distance, Tensor)
         return distance
 

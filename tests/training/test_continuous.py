@@ -77,14 +77,16 @@ def test_the_regression_baseline_learns_and_exports_a_rebuildable_model(tmp_path
 
 def test_stage1_reduces_l1_and_switches_the_discriminator_on_after_the_warm_up(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    module = PriorAutoencoderModule(network=TINY, lr=1e-2, adv_start=50, adv_weight=1e-2)
+    module = PriorAutoencoderModule(network=TINY, lr=1e-2, adv_start=90, adv_weight=1e-2)
     lr, hr = batch(scale=4.0)  # 32 px: room for the discriminator's three stride-2 layers
     before = F.l1_loss(module.predict(lr, hr), hr).item()
     disc_before = [p.detach().clone() for p in module.discriminator.parameters()]
     condnet_before = {k: v.clone() for k, v in module.network.condnet.state_dict().items()}  # type: ignore[union-attr]
-    trainer = fit(module, (lr, hr), 60, tmp_path)
-    # 50 generator-only steps, then 5 batches stepping both optimisers (2 steps each).
-    assert trainer.global_step == 60
+    # 60 steps left L1 at 0.91-0.97x its start for two of three seeds on an AMD EPYC (0.35x for the
+    # third): too close to the bound to say anything; 100 steps give 0.20-0.27x for all three.
+    trainer = fit(module, (lr, hr), 100, tmp_path)
+    # 90 generator-only steps, then 5 batches stepping both optimisers (2 steps each).
+    assert trainer.global_step == 100
     assert "train/d_loss" in trainer.callback_metrics and "train/g_adv" in trainer.callback_metrics
     assert any(
         not torch.equal(a, b) for a, b in zip(disc_before, module.discriminator.parameters(), strict=True)

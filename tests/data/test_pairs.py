@@ -5,8 +5,8 @@ import pytest
 import torch
 from PIL import Image
 
-from satsr.data.degradation import bicubic_degrade
-from satsr.data.pairs import AerialPatches, WaldPatches, dihedral
+from satsr.data.degradation import bicubic_degrade, wald_degrade
+from satsr.data.pairs import AerialPatches, PlacePatches, WaldPatches, dihedral
 from satsr.data.sources import Scene
 from satsr.io.bands import S2_RGBN
 
@@ -41,6 +41,38 @@ def test_too_small_scenes_are_refused() -> None:
     tiny = Scene("tiny", np.zeros((4, 20, 20), np.float32), S2_RGBN)
     with pytest.raises(ValueError, match="no scene is large enough"):
         WaldPatches([tiny], scale=4, lr_patch=8)
+
+
+def test_place_patches_are_aligned_cuts_of_the_whole_degraded_scene(scene: Scene) -> None:
+    data = PlacePatches([scene], scale=4, lr_patch=8, length=50, augment=False, seed=1)
+    whole_lr = wald_degrade(torch.from_numpy(scene.pixels)[None], 4, S2_RGBN)[0]
+    for index in range(50):
+        lr, hr = data[index]
+        assert lr.shape == (4, 8, 8) and hr.shape == (4, 32, 32)
+        # Find the HR window in the scene; the LR must be the same window of the degraded scene.
+        hits = np.argwhere(scene.pixels[0] == hr[0, 0, 0].item())  # random values: one hit
+        top, left = (int(v) for v in hits[0])
+        assert top % 4 == 0 and left % 4 == 0
+        torch.testing.assert_close(hr, torch.from_numpy(scene.pixels[:, top : top + 32, left : left + 32]))
+        torch.testing.assert_close(lr, whole_lr[:, top // 4 : top // 4 + 8, left // 4 : left // 4 + 8])
+    torch.testing.assert_close(data[7][0], PlacePatches([scene], 4, 8, 50, False, seed=1)[7][0])
+
+
+def test_place_patches_draw_every_source_equally_and_use_small_tiles_whole() -> None:
+    rng = np.random.default_rng(0)
+    big = Scene("big", rng.random((4, 400, 400), dtype=np.float32), S2_RGBN, source="a")
+    tiles = [
+        Scene(f"t{i}", rng.random((4, 32, 32), dtype=np.float32) + 2 + i, S2_RGBN, source="b")
+        for i in range(3)
+    ]
+    data = PlacePatches([big, *tiles], scale=4, lr_patch=8, length=600, augment=True, seed=0)
+    picks = [float(data[i][1].mean()) for i in range(600)]
+    from_tiles = [p for p in picks if p > 1.5]
+    # Half of the draws from the 3 small tiles (one source), each used whole: its mean is its own.
+    assert 240 < len(from_tiles) < 360
+    assert {int(p) for p in from_tiles} == {2, 3, 4}
+    with pytest.raises(ValueError, match="no scene is large enough"):
+        PlacePatches(tiles, scale=4, lr_patch=16)
 
 
 def test_dihedral_group_has_eight_distinct_elements() -> None:

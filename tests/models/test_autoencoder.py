@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from satsr.models.autoencoder import DiagonalGaussian, KLAutoencoder
+from satsr.models.autoencoder import DiagonalGaussian, KLAutoencoder, SpaceToDepth, build_first_stage
 
 TINY = {"channels": (8, 16, 16), "num_res_blocks": 1}
 
@@ -172,3 +172,20 @@ def test_shortcut_autoencoder_starts_as_a_block_average_codec() -> None:
 def test_shortcut_needs_channel_groups_that_divide() -> None:
     with pytest.raises(ValueError, match="multiple of latent_channels"):
         KLAutoencoder(3, 5, (8, 8, 8), 1, 4, shortcut=True)
+
+
+def test_space_to_depth_is_lossless_and_keeps_the_latent_at_the_lr_grid() -> None:
+    codec = build_first_stage(
+        {"architecture": "SpaceToDepth", "in_channels": 4, "band_mean": [0.1] * 4, "band_std": [0.05] * 4}
+    )
+    assert isinstance(codec, SpaceToDepth)
+    x = torch.rand(2, 4, 32, 48, generator=torch.Generator().manual_seed(0)) * 0.4
+    z = codec.encode_latent(x)
+    assert z.shape == (2, 64, 8, 12)
+    torch.testing.assert_close(codec.decode_latent(z), x)
+    # Channel group k of latent pixel (i, j) is HR pixel (4 i + k // 4, 4 j + k % 4) of band 0, standardised.
+    torch.testing.assert_close(z[:, 5, 2, 3], (x[:, 0, 9, 13] - 0.1) / 0.05)
+    with pytest.raises(ValueError, match="multiples"):
+        codec.encode_latent(x[..., :30])
+    with pytest.raises(ValueError, match="unknown first stage"):
+        build_first_stage({"architecture": "VQGAN"})

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from satsr.models.fast import ResidualSR
+from satsr.nn.blocks import BicubicPhases
 
 
 @pytest.mark.parametrize("scale", [2, 3, 4])
@@ -40,3 +41,14 @@ def test_channels_last_matches_contiguous() -> None:
 def test_bad_normalisation_length_is_rejected() -> None:
     with pytest.raises(ValueError, match="one value per input channel"):
         ResidualSR(in_channels=4, band_mean=[0.0, 0.0])
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_bicubic_phases_shuffle_into_torch_bicubic(scale: int) -> None:
+    x = torch.rand(2, 3, 7, 10, generator=torch.Generator().manual_seed(0))
+    phases = BicubicPhases(3, scale)(x)
+    assert phases.shape == (2, 3 * scale**2, 7, 10)
+    expected = torch.nn.functional.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False)
+    torch.testing.assert_close(
+        torch.nn.functional.pixel_shuffle(phases, scale), expected, rtol=1e-5, atol=1e-6
+    )

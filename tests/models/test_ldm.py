@@ -195,3 +195,43 @@ def test_fusion_refuses_mismatched_dates() -> None:
 def test_fusion_pads_and_crops_lr_sides_the_unet_cannot_halve() -> None:
     lrs = torch.rand(2, 4, 10, 13) * 0.3
     assert time_conditioned_ldm().fuse(lrs, [0.0, 5.0], seed=0, steps=2).shape == (1, 4, 40, 52)
+
+
+SPACE_TO_DEPTH = {
+    "autoencoder": {"architecture": "SpaceToDepth", "in_channels": 4, "downsampling_factor": 4},
+    "unet": {"latent_channels": 64, "cond_channels": 68, "channels": [8, 16], "num_res_blocks": 1,
+             "noise_features": 8},
+}  # fmt: skip
+
+
+def test_a_lossless_first_stage_serves_the_same_sampler() -> None:
+    model, lr = tiny_ldm(**SPACE_TO_DEPTH), lr_batch()
+    sr = model.sample(lr, seeds=[0, 1])
+    assert sr.shape == (2, 4, 64, 64) and torch.isfinite(sr).all()
+    torch.testing.assert_close(model.sample(lr, seeds=[0, 1]), sr)
+
+
+@pytest.mark.parametrize("sampler", ["dpmpp_2m", "euler", "heun", "ddim"])
+def test_detail_zero_gives_the_posterior_mean_and_one_the_sample(sampler: str) -> None:
+    lr = lr_batch()
+    full = tiny_ldm(sampler=sampler, lr_consistency=False).sample(lr, seeds=[0, 1])
+    model = tiny_ldm(sampler=sampler, lr_consistency=False, detail=0.0)
+    mean = model.sample(lr, seeds=[0, 1])
+    # The mean: the UNet's denoised estimate at sigma_max of the same starting noise, decoded.
+    cond, z_ref = model.condition(lr)
+    noise = SeededNoise([mix_seed(s, (0, 0)) for s in (0, 1)], lr.device)
+    x = noise.randn(z_ref.shape, dtype=z_ref.dtype) * model.sigma_max
+    expected = model.autoencoder.decode_latent(
+        z_ref + bind(model.precond, cond)(x, torch.full((2,), model.sigma_max))
+    )
+    torch.testing.assert_close(mean, expected, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(mean, full, atol=1e-3)
+    model.detail = 0.5  # halfway, in the latent (the decoder is the same affine map for every sample)
+    half = model.sample(lr, seeds=[0, 1])
+    assert float((half - mean).abs().mean()) < float((full - mean).abs().mean())
+    assert float((half - full).abs().mean()) < float((full - mean).abs().mean())
+
+
+def test_detail_outside_zero_to_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="detail must be in"):
+        tiny_ldm(detail=1.5)

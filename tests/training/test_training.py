@@ -345,3 +345,44 @@ def test_the_fusion_recipe_fine_tunes_a_saved_model_into_a_time_aware_one(tmp_pa
     lrs = 0.1 + 0.05 * torch.rand(2, 4, 8, 8)
     fused = model.network.fuse(lrs, [0.0, 12.0], seed=0, steps=2)  # type: ignore[operator]
     assert fused.shape == (1, 4, 32, 32) and torch.isfinite(fused).all()
+
+
+def test_a_lossless_first_stage_needs_no_autoencoder_training(tmp_path: Path, tiny_model_dir: Path) -> None:
+    from tests.models.test_ldm import SPACE_TO_DEPTH
+
+    from satsr.training.ldm import LatentDiffusionModule
+
+    reference = json.loads((tiny_model_dir / "config.json").read_text())
+    reference |= {"band_mean": [0.1, 0.09, 0.08, 0.2], "band_std": [0.03, 0.03, 0.04, 0.1]}
+    (tiny_model_dir / "config.json").write_text(json.dumps(reference))
+    module = LatentDiffusionModule(
+        None, SPACE_TO_DEPTH["unet"], str(tiny_model_dir), first_stage={"architecture": "SpaceToDepth"},
+        default_steps=2, default_detail=0.5, sampler="euler",
+    )  # fmt: skip
+    codec = module.model.autoencoder
+    # The first stage standardises with the reference's band statistics.
+    assert module.config["autoencoder"]["band_std"] == reference["band_std"]
+    torch.testing.assert_close(codec.band_mean.flatten(), torch.tensor(reference["band_mean"]))
+    assert module.model.detail == 0.5 and module.model.sampler == "euler"
+    hr = 0.1 + 0.2 * torch.rand(2, 4, 32, 32)
+    torch.testing.assert_close(codec.decode_latent(codec.encode_latent(hr)), hr)
+    lr = 0.1 + 0.05 * torch.rand(2, 4, 8, 8)
+    loss = module.training_step((lr, hr), 0)
+    loss.backward()
+    assert loss.item() > 0 and all(p.grad is None for p in module.model.reference.parameters())  # type: ignore[union-attr]
+    with pytest.raises(ValueError, match="give autoencoder_dir"):
+        LatentDiffusionModule(None, SPACE_TO_DEPTH["unet"], str(tiny_model_dir))
+
+
+def test_regression_continues_from_exported_weights(tmp_path: Path, tiny_model_dir: Path) -> None:
+    config = json.loads((tiny_model_dir / "config.json").read_text())
+    config |= {"band_mean": [0.1, 0.09, 0.08, 0.2], "band_std": [0.03, 0.03, 0.04, 0.1]}
+    (tiny_model_dir / "config.json").write_text(json.dumps(config))
+    shape = {k: config[k] for k in ("in_channels", "scale", "channels", "num_blocks")}
+    module = SRRegression(**shape, init_dir=str(tiny_model_dir))
+    lr = 0.1 + 0.05 * torch.rand(1, 4, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(module(lr), satsr.load(tiny_model_dir).network(lr))
+    assert module.has_band_statistics() and module.hparams["band_std"] == config["band_std"]
+    with pytest.raises(ValueError, match="not of the model arguments"):
+        SRRegression(**{**shape, "num_blocks": 2}, init_dir=str(tiny_model_dir))

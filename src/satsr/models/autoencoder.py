@@ -236,3 +236,67 @@ def _check_shape(x: Tensor, channels: int, multiple: int, what: str) -> None:
             f"{what} height and width must be multiples of the downsampling factor {multiple}, "
             f"got {tuple(x.shape[-2:])}"
         )
+
+
+class SpaceToDepth(nn.Module):
+    """The lossless first stage: standardised bands, pixel-unshuffled by ``downsampling_factor``.
+
+    A (B, C, H, W) image becomes a (B, C * f^2, H / f, W / f) latent holding every pixel, and decoding
+    inverts it exactly, so the first stage caps nothing: the diffusion's output is limited by the
+    denoiser alone. It is the parameter-free shortcut of ``KLAutoencoder(shortcut=True)`` with
+    ``latent_channels = in_channels * f^2`` (Chen et al. 2024, Sec. 3.1) without the learned residual,
+    and has the same interface (``encode_latent``, ``decode_latent``, ``normalize``).
+    """
+
+    band_mean: Tensor
+    band_std: Tensor
+
+    def __init__(
+        self,
+        in_channels: int = 4,  # bands of the image
+        downsampling_factor: int = 4,  # spatial factor image -> latent
+        band_mean: Sequence[float] | None = None,  # per-band mean used to standardise the input
+        band_std: Sequence[float] | None = None,  # per-band std used to standardise the input
+        scaling_factor: float = 1.0,  # multiplies latents in encode_latent (diffusion sees ~unit variance)
+    ) -> None:
+        super().__init__()
+        if downsampling_factor < 1:
+            raise ValueError(f"downsampling_factor must be >= 1, got {downsampling_factor}")
+        if scaling_factor <= 0:
+            raise ValueError(f"scaling_factor must be positive, got {scaling_factor}")
+        self.in_channels = in_channels
+        self.latent_channels = in_channels * downsampling_factor**2
+        self.downsampling_factor = downsampling_factor
+        self.scaling_factor = float(scaling_factor)
+        register_band_statistics(self, in_channels, band_mean, band_std)
+
+    def normalize(self, x: Tensor) -> Tensor:
+        return (x - self.band_mean) / self.band_std
+
+    def denormalize(self, x: Tensor) -> Tensor:
+        return x * self.band_std + self.band_mean
+
+    def encode_latent(self, x: Tensor) -> Tensor:
+        """(B, C * f^2, H / f, W / f) latent of a (B, C, H, W) image, H and W multiples of f."""
+        _check_shape(x, self.in_channels, self.downsampling_factor, "image")
+        return F.pixel_unshuffle(self.normalize(x), self.downsampling_factor) * self.scaling_factor
+
+    def decode_latent(self, z_scaled: Tensor) -> Tensor:
+        """The image of a latent: the exact inverse of ``encode_latent``."""
+        _check_shape(z_scaled, self.latent_channels, 1, "latent")
+        return self.denormalize(F.pixel_shuffle(z_scaled / self.scaling_factor, self.downsampling_factor))
+
+
+#: First stages by the ``architecture`` key of their config (absent: a trained ``KLAutoencoder``).
+FIRST_STAGES: dict[str, type[KLAutoencoder] | type[SpaceToDepth]] = {
+    "KLAutoencoder": KLAutoencoder, "SpaceToDepth": SpaceToDepth,
+}  # fmt: skip
+
+
+def build_first_stage(config: dict) -> KLAutoencoder | SpaceToDepth:
+    """The first stage a config describes: ``{"architecture": name, **constructor arguments}``."""
+    kwargs = dict(config)
+    name = kwargs.pop("architecture", "KLAutoencoder")
+    if name not in FIRST_STAGES:
+        raise ValueError(f"unknown first stage {name!r}; known: {', '.join(FIRST_STAGES)}")
+    return FIRST_STAGES[name](**kwargs)

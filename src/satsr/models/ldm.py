@@ -1,11 +1,18 @@
 """Single-image latent diffusion super-resolution (as ESA OpenSR's LDSR-S2), assembled from shared parts.
 
-A frozen ``KLAutoencoder`` maps HR images to latents at the LR grid (factor 4 = scale 4). The
+A frozen first stage (a trained ``KLAutoencoder``, or the lossless ``SpaceToDepth``) maps HR images to
+latents at the LR grid (factor 4 = scale 4). The
 denoiser is an EDM-preconditioned ``ConditionalUNet`` that sees the noisy latent concatenated
 with the condition: the standardised LR image and the latent of a reference upsampling of it
 (the fast CNN when bundled, else bicubic). It diffuses the latent *residual* to that reference,
 so it spends its capacity on the detail the reference lacks. After sampling, the decoded image
 is back-projected onto the LR (``satsr.models.consistency``) unless ``lr_consistency`` is off.
+
+``detail`` scales how far a sample departs from the posterior mean: the sampler's first denoised
+estimate, made at ``sigma_max`` where the noisy input says almost nothing, is the network's minimum-
+mean-square-error prediction E[z | LR]; the output is ``mean + detail * (sample - mean)``. 1 is a plain
+sample, 0 the mean (what a regression network would give), values between trade the texture a sample
+draws against the error it costs where the LR cannot tell it (perception-distortion, Blau & Michaeli 2018).
 """
 
 from __future__ import annotations
@@ -19,9 +26,9 @@ from torch import Tensor, nn
 
 from satsr.diffusion.fusion import DistanceFn, TrajectoryFusion, find_center, l2_center
 from satsr.diffusion.precond import EDMPrecond, bind
-from satsr.diffusion.samplers import SeededNoise, get_sampler, mix_seed, sample_ddim
+from satsr.diffusion.samplers import SeededNoise, StepInfo, get_sampler, mix_seed, sample_ddim
 from satsr.diffusion.schedules import karras_sigmas
-from satsr.models.autoencoder import KLAutoencoder
+from satsr.models.autoencoder import build_first_stage
 from satsr.models.consistency import DEFAULT_ITERATIONS, project_to_lr, sensor_degradation
 from satsr.models.denoiser import ConditionalUNet
 from satsr.models.fast import ResidualSR
@@ -42,7 +49,9 @@ class LatentDiffusionSR(nn.Module):
 
     def __init__(
         self,
-        autoencoder: dict[str, Any],  # KLAutoencoder constructor arguments
+        autoencoder: dict[
+            str, Any
+        ],  # first-stage config (``build_first_stage``): a KLAutoencoder's by default
         unet: dict[str, Any],  # ConditionalUNet arguments; cond_channels = bands + latent channels
         reference: dict[str, Any] | None = None,  # ResidualSR arguments; None: bicubic reference
         bands: Sequence[str] = ("B02", "B03", "B04", "B08"),  # band names, for the sensor model
@@ -53,9 +62,10 @@ class LatentDiffusionSR(nn.Module):
         default_steps: int = 20,  # sampler steps when not given
         sampler: str = "dpmpp_2m",  # name in satsr.diffusion.SAMPLERS
         lr_consistency: bool = True,  # back-project every sample onto its LR input
+        detail: float = 1.0,  # sample = mean + detail * (sample - mean); see the module docstring
     ) -> None:
         super().__init__()
-        self.autoencoder = KLAutoencoder(**autoencoder)
+        self.autoencoder = build_first_stage(autoencoder)
         if self.autoencoder.downsampling_factor != scale:
             raise ValueError(f"autoencoder factor {self.autoencoder.downsampling_factor} != scale {scale}")
         self.reference = ResidualSR(**reference) if reference is not None else None
@@ -65,6 +75,9 @@ class LatentDiffusionSR(nn.Module):
         self.bands, self.scale = tuple(bands), scale
         self.sigma_min, self.sigma_max, self.default_steps = sigma_min, sigma_max, default_steps
         self.sampler, self.lr_consistency = sampler, lr_consistency
+        if not 0.0 <= detail <= 1.0:
+            raise ValueError(f"detail must be in [0, 1], got {detail}")
+        self.detail = float(detail)
         get_sampler(sampler)  # fail at load time on an unknown name
         self._aux: dict[str, nn.Module] = {}  # helpers loaded on first use (not part of the weights)
 
@@ -119,7 +132,15 @@ class LatentDiffusionSR(nn.Module):
         # A time-conditioned (fusion) model upscaling one image: the target date is its own (dt = 0).
         kwargs = {"dt_days": lr.new_zeros(len(lr))} if self.time_conditioned else {}
         denoise = bind(self.precond, cond, **kwargs)
-        residual = get_sampler(self.sampler)(denoise, x, sigmas.to(x.dtype), noise=noise)
+        first: list[Tensor] = []  # the denoised estimate at sigma_max: the posterior mean
+
+        def keep_first(step: StepInfo) -> None:
+            if not first:
+                first.append(step.denoised)
+
+        residual = get_sampler(self.sampler)(denoise, x, sigmas.to(x.dtype), noise=noise, callback=keep_first)
+        if self.detail != 1.0:
+            residual = first[0] + self.detail * (residual - first[0])
         sr = self.autoencoder.decode_latent(z_ref + residual)
         if self.lr_consistency:
             sr = project_to_lr(sr, lr, sensor_degradation(self.scale, self.bands), DEFAULT_ITERATIONS)

@@ -33,7 +33,9 @@ class LatentDiffusionModule(L.LightningModule):
     """Fits the denoiser of a ``LatentDiffusionSR`` with the EDM loss on (lr, hr) pairs.
 
     The autoencoder (``autoencoder_dir``) and the reference regressor (``reference_dir``, optional)
-    were trained before and stay frozen; only the UNet learns. Validation draws one sample with the
+    were trained before and stay frozen; only the UNet learns. ``first_stage`` instead of
+    ``autoencoder_dir`` names a parameter-free first stage, e.g. ``{"architecture": "SpaceToDepth"}``
+    (lossless); its band statistics default to the reference's. Validation draws one sample with the
     default sampler and reports its PSNR, so the curve shows what users get.
 
     Fine-tuning: ``init_dir`` (a saved ``LatentDiffusionSR``, e.g. the bundled s2-rgbn-x4-ldm) supplies
@@ -60,26 +62,38 @@ class LatentDiffusionModule(L.LightningModule):
         P_std: float = EDM_P_STD,
         lr: float = 2e-4,  # AdamW learning rate
         init_dir: str | None = None,  # saved LatentDiffusionSR to fine-tune (see above)
+        first_stage: dict[str, Any] | None = None,  # parameter-free first stage instead of autoencoder_dir
+        default_detail: float = 1.0,  # LatentDiffusionSR.detail of the exported model
+        sampler: str = "dpmpp_2m",  # LatentDiffusionSR.sampler of the exported model
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         init: dict[str, Tensor] = {}
         if init_dir is not None:
-            if autoencoder_dir is not None or reference_dir is not None:
+            if autoencoder_dir is not None or reference_dir is not None or first_stage is not None:
                 raise ValueError("init_dir supplies the autoencoder and reference: leave their folders unset")
             saved, init = load_part(init_dir)
             ae_config, ref_config = saved["autoencoder"], saved["reference"]
             ae_state = _prefixed(init, "autoencoder.")
             ref_state = _prefixed(init, "reference.")
-        elif autoencoder_dir is None:
-            raise ValueError("give autoencoder_dir (a trained KLAutoencoder) or init_dir (a saved model)")
+        elif (autoencoder_dir is None) == (first_stage is None):
+            raise ValueError(
+                "give autoencoder_dir (a trained KLAutoencoder), first_stage (a parameter-free one) "
+                "or init_dir (a saved model)"
+            )
         else:
-            ae_config, ae_state = load_part(autoencoder_dir)
             ref_config, ref_state = load_part(reference_dir) if reference_dir else (None, {})
+            if autoencoder_dir is not None:
+                ae_config, ae_state = load_part(autoencoder_dir)
+            else:
+                assert first_stage is not None
+                statistics = {k: (ref_config or {}).get(k) for k in ("band_mean", "band_std")}
+                ae_config, ae_state = {"in_channels": len(bands), **statistics, **first_stage}, {}
         self.config: dict[str, Any] = {
             "autoencoder": ae_config, "unet": dict(unet), "reference": ref_config, "bands": list(bands),
             "scale": ae_config.get("downsampling_factor", 4), "sigma_data": sigma_data,
             "sigma_min": sigma_min, "sigma_max": sigma_max, "default_steps": default_steps,
+            "detail": default_detail, "sampler": sampler,
         }  # fmt: skip
         self.model = LatentDiffusionSR(**self.config)
         self.model.autoencoder.load_state_dict(ae_state)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 import lightning as L
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
 from torch import Tensor
 
 from satsr.evaluation.metrics import psnr
@@ -39,6 +42,7 @@ class SRRegression(L.LightningModule):
         weight_decay: float = 0.0,  # AdamW decoupled weight decay
         schedule: Schedule = "constant",  # learning-rate schedule over trainer.estimated_stepping_batches
         data_range: float = 1.0,  # peak value for PSNR (reflectance 1.0, pictures in [0, 1])
+        init_dir: str | None = None,  # start from this exported ResidualSR (its weights and band statistics)
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -52,7 +56,19 @@ class SRRegression(L.LightningModule):
             "band_std": list(band_std) if band_std is not None else None,
             "progressive_upsampling": progressive_upsampling,
         }
+        if init_dir is not None:
+            config = json.loads((Path(init_dir) / "config.json").read_text())
+            shape = {k: config.get(k) for k in ("in_channels", "scale", "channels", "num_blocks")}
+            if shape != {k: self.network_kwargs[k] for k in shape}:
+                raise ValueError(f"{init_dir}: a ResidualSR of {shape}, not of the model arguments")
+            self.network_kwargs["band_mean"], self.network_kwargs["band_std"] = (
+                config["band_mean"],
+                config["band_std"],
+            )
+            self.hparams.update(band_mean=config["band_mean"], band_std=config["band_std"])
         self.network = self._build_network()
+        if init_dir is not None:
+            self.network.load_state_dict(load_file(Path(init_dir) / "model.safetensors"))
 
     def _build_network(self) -> ResidualSR:
         network = ResidualSR(**self.network_kwargs)

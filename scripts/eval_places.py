@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 from pathlib import Path
 
 import torch
 
-from satsr.data.sources import HELD_APART
+from satsr.data.sources import HELD_APART, shared_data_dir
 from satsr.evaluation.harness import Method, evaluate, upscaler_method
 from satsr.evaluation.places import place_pairs
+from satsr.evaluation.revisits import deimos_pair
 from satsr.models.registry import load, set_lr_consistency
 
 #: Pairs shown as comparison crops: fields, water, bright roofs, a town, forest, a river, a T33UUB tile.
@@ -65,6 +67,11 @@ def main() -> None:
     parser.add_argument("--no-fid", action="store_true")
     parser.add_argument("--crops", nargs="*", default=None, help="pair names shown as crops (test split)")
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument(
+        "--deimos",
+        action="store_true",
+        help="also score the S2 date nearest to the real Deimos-2 2.5 m image against it",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -79,6 +86,15 @@ def main() -> None:
                for name in result["results"]}  # fmt: skip
     print(json.dumps(summary, indent=1))
     print(f"{args.out / 'report.md'} ({len(pairs)} pairs)")
+    if args.deimos:
+        # The real target: another sensor at 2.5 m, radiometry matched to the S2 median (deimos_pair);
+        # the input is one real S2 acquisition, the one nearest in time. LPIPS is the telling figure here.
+        pair = deimos_pair(sorted((shared_data_dir() / "pairs/deimos").glob("data_eopatch-*.npz"))[0])
+        pair = dataclasses.replace(pair, lr=pair.revisits[0], revisits=None, dt_days=(), kind="Deimos-2")
+        title = f"Nearest S2 date x4 against a real Deimos-2 2.5 m image ({pair.name})"
+        real = evaluate(methods, [pair], args.out / "deimos", 4, fid=False, crops=1, title=title)
+        print(json.dumps({name: {k: real["results"][name][k] for k in ("psnr", "lpips")}
+                          for name in real["results"]}, indent=1))  # fmt: skip
 
 
 if __name__ == "__main__":

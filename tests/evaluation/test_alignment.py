@@ -53,7 +53,9 @@ def test_phase_correlation_recovers_subpixel_shifts(scene: np.ndarray, shift: tu
     np.testing.assert_allclose(estimate, -np.array(shift), atol=0.05)
 
 
-def test_registration_layer_uses_rgb_bands_only_beyond_three(scene: np.ndarray) -> None:
+def test_registration_layer_is_the_mean_of_all_bands_unless_bands_are_named(scene: np.ndarray) -> None:
+    # opensr-test registers on satalign's default layer, the mean of every band (NIR included).
+    np.testing.assert_allclose(registration_layer(scene), scene.mean(axis=0))
     np.testing.assert_allclose(registration_layer(scene, RGBN_RGB_CHANNELS), scene[:3].mean(axis=0))
     np.testing.assert_allclose(registration_layer(scene[:2], RGBN_RGB_CHANNELS), scene[:2].mean(axis=0))
 

@@ -51,11 +51,12 @@ def _match_band(source: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return matched[src_index].reshape(source.shape)
 
 
-def registration_layer(image: np.ndarray, rgb: Sequence[int]) -> np.ndarray:
-    """The single band used for registration: mean of the RGB bands (of all bands if C <= 3)."""
+def registration_layer(image: np.ndarray, rgb: Sequence[int] | None = None) -> np.ndarray:
+    """The single band used for registration: the mean of all bands (satalign's PCC default, which
+    opensr-test uses), or of the bands ``rgb`` when given and the image has more than that many."""
     if image.ndim == 2:
         return image
-    layer = image[list(rgb)] if image.shape[0] > len(rgb) else image
+    layer = image[list(rgb)] if rgb is not None and image.shape[0] > len(rgb) else image
     return layer.mean(axis=0)
 
 
@@ -110,7 +111,7 @@ def apply_shift(image: np.ndarray, shift: np.ndarray) -> np.ndarray:
 def harmonize(
     sr: np.ndarray,
     hr: np.ndarray,
-    rgb: Sequence[int],
+    rgb: Sequence[int] | None = None,
     max_shift: float = DEFAULT_MAX_SHIFT,
     upsample_factor: int = DEFAULT_UPSAMPLE_FACTOR,
 ) -> np.ndarray:

@@ -185,7 +185,7 @@ def image_lpips(sr: Tensor, hr: Tensor, bands: Sequence[str]) -> float:
     return float(lpips(_display_rgb(sr, rgb, white), _display_rgb(hr, rgb, white), normalize=True)[0])
 
 
-def _image_metrics(pair: EvalPair, sr_np: np.ndarray, scale: float, rgb: tuple[int, int, int] | None) -> dict:
+def _image_metrics(pair: EvalPair, sr_np: np.ndarray, scale: float) -> dict:
     """All per-image measures of one SR against its pair."""
     lr, sr, hr = (torch.from_numpy(x)[None] for x in (pair.lr, sr_np, pair.hr))
     values = {
@@ -195,8 +195,7 @@ def _image_metrics(pair: EvalPair, sr_np: np.ndarray, scale: float, rgb: tuple[i
         "ergas": float(ergas(sr, hr, scale)[0]),
         "lpips": image_lpips(sr, hr, pair.bands),  # NaN without RGB bands or for small pictures
     }
-    registration = rgb if rgb is not None else (0, 1, 2)  # only used with more than 3 bands
-    values |= opensr_test_metrics(lr, sr, hr, scale, _border(pair), registration)
+    values |= opensr_test_metrics(lr, sr, hr, scale, _border(pair))  # registered on all bands, as opensr-test
     return values
 
 
@@ -255,7 +254,7 @@ def _score_method(
         sr = _run(method, pair, name)
         seconds.append(time.perf_counter() - start)
         megapixels.append(sr.shape[-2] * sr.shape[-1] / 1e6)
-        rows.append({"name": pair.name, **_image_metrics(pair, sr, scale, context.rgb)})
+        rows.append({"name": pair.name, **_image_metrics(pair, sr, scale)})
         if context.fid_patch is not None and context.rgb is not None:
             patches = _fid_patches(sr, context.rgb, context.white, context.fid_patch)
             features.append(inception_features(patches))

@@ -319,9 +319,8 @@ def _filled_reader(reader: RasterReader, fill: np.ndarray) -> Callable[[Tile], n
     """
 
     def read(tile: Tile) -> np.ndarray:
-        reflectance, valid = reader.read(Window(tile.col, tile.row, tile.width, tile.height))
-        reflectance[:, ~valid] = fill[:, None]
-        return reflectance
+        reflectance, usable = reader.read_bands(Window(tile.col, tile.row, tile.width, tile.height))
+        return np.where(usable, reflectance, fill[:, None, None])
 
     return read
 
@@ -329,8 +328,8 @@ def _filled_reader(reader: RasterReader, fill: np.ndarray) -> Callable[[Tile], n
 def _block_writer(
     reader: RasterReader, writers: list[RasterWriter], out_size: tuple[int, int]
 ) -> Callable[[int, int, np.ndarray], None]:
-    """Writes final HR blocks (channels split across ``writers``) masked by the LR validity: an HR
-    pixel is valid when the LR pixel holding its centre is."""
+    """Writes final HR blocks (channels split across ``writers``) masked by the LR validity, band by
+    band: an HR pixel's band is valid when that band of the LR pixel holding its centre is."""
     channels = len(reader.meta.band_names)
     height, width = reader.meta.height, reader.meta.width
     out_h, out_w = out_size
@@ -339,7 +338,7 @@ def _block_writer(
         _, h, w = block.shape
         rows, cols = lr_pixels(row, h, height, out_h), lr_pixels(col, w, width, out_w)
         window = Window(int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1))
-        valid = reader.read_valid(window)[np.ix_(rows - rows[0], cols - cols[0])]
+        valid = reader.read_usable(window)[:, rows - rows[0]][:, :, cols - cols[0]]
         for k, writer in enumerate(writers):
             writer.write(row, col, block[k * channels : (k + 1) * channels], valid)
 

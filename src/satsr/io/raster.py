@@ -3,6 +3,12 @@
 Any raster GDAL reads (GeoTIFF, JP2, VRT) works. Bands are picked by name (from the band
 descriptions) or by 1-based index. Nodata and NaN never become numbers: they are returned as
 a mask, and written back as the output's nodata value.
+
+The nodata rule (rasterio's ``dataset_mask``, GDAL's ``UNIFIED_SRC_NODATA``): a pixel is nodata only
+where every band is nodata (or NaN, or masked by GDAL). A band that is nodata where the others are
+not (an 8-bit picture's saturated 255 when its nodata is 255, a Sentinel-2 band's 0 at a swath edge)
+keeps that per-band validity: ``read_bands`` gives it as a ``(C, h, w)`` mask, and ``RasterWriter``
+writes nodata in that band only. No valid output value ever equals the nodata value.
 """
 
 from __future__ import annotations
@@ -216,21 +222,31 @@ class RasterReader:
         if self.scl is not None:
             self.scl.close()
 
-    def read(
+    def read_bands(
         self, window: Window | None = None, out_shape: tuple[int, int] | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Reflectance ``(C, h, w)`` (0 where invalid) and validity ``(h, w)`` of a window (default: all)."""
+        """Reflectance ``(C, h, w)`` (0 where not usable) and per-band validity ``(C, h, w)`` of a window
+        (default: all): False where that band is nodata, NaN or masked by GDAL, or the pixel is cloud."""
         shape = None if out_shape is None else (len(self.indexes), *out_shape)
         try:
             dn = self.src.read(self.indexes, window=window, out_shape=shape)
             masks = self.src.read_masks(self.indexes, window=window, out_shape=shape)
         except rasterio.errors.RasterioIOError as err:
             raise RasterError(f"{self.path}: cannot read pixels ({err})") from err
-        valid = np.all(masks > 0, axis=0)
+        usable = masks > 0
         if np.issubdtype(dn.dtype, np.floating):
-            valid &= np.all(np.isfinite(dn), axis=0)
-        valid &= self._clear(window, out_shape)
-        return self.meta.scaling.to_reflectance(np.where(valid, dn, 0)), valid
+            usable &= np.isfinite(dn)
+        usable &= self._clear(window, out_shape)
+        return self.meta.scaling.to_reflectance(np.where(usable, dn, 0)), usable
+
+    def read(
+        self, window: Window | None = None, out_shape: tuple[int, int] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Reflectance ``(C, h, w)`` (0 where invalid) and ``(h, w)``: True where every band is usable
+        (complete pixels, what training and evaluation pairs need); ``read_bands`` keeps each band's."""
+        reflectance, usable = self.read_bands(window, out_shape)
+        complete = usable.all(axis=0)
+        return np.where(complete, reflectance, np.float32(0)), complete
 
     def _clear(self, window: Window | None, out_shape: tuple[int, int] | None = None) -> np.ndarray | bool:
         """Where the scene classification shows no cloud, shadow or cirrus (True without masking)."""
@@ -239,16 +255,22 @@ class RasterReader:
         scl = self.scl.read(1, window=window, out_shape=out_shape)
         return ~np.isin(scl, SCL_MASKED_CLASSES)
 
-    def read_valid(self, window: Window) -> np.ndarray:
-        """The validity mask ``(h, w)`` of a window (pixel values are read only for float rasters)."""
-        valid = np.all(self.src.read_masks(self.indexes, window=window) > 0, axis=0)
+    def read_usable(self, window: Window) -> np.ndarray:
+        """Per-band validity ``(C, h, w)`` of a window, as ``read_bands`` gives it (pixel values are read
+        only for float rasters)."""
+        usable = self.src.read_masks(self.indexes, window=window) > 0
         if np.issubdtype(self.meta.dtype, np.floating):
-            valid &= np.all(np.isfinite(self.src.read(self.indexes, window=window)), axis=0)
-        return valid & self._clear(window)
+            usable &= np.isfinite(self.src.read(self.indexes, window=window))
+        return usable & self._clear(window)
 
-    def read_decimated(self, side: int) -> tuple[np.ndarray, np.ndarray]:
+    def read_valid(self, window: Window) -> np.ndarray:
+        """``(h, w)``: True where every band of the window is usable (``read``'s mask)."""
+        return np.asarray(self.read_usable(window).all(axis=0))
+
+    def read_decimated(self, side: int, per_band: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """``read()`` of the whole raster decimated by a whole factor ``k`` so its longer side is <= ``side``:
-        the pixel at the centre of each k x k cell (clipped to the raster at the far edges).
+        the pixel at the centre of each k x k cell (clipped to the raster at the far edges);
+        ``per_band``: ``read_bands()`` instead, with its ``(C, h, w)`` validity.
 
         Read at full resolution, one row of blocks and at most ``DECIMATED_READ_WIDTH`` columns at a
         time, then subsampled: GDAL's decimating read (``out_shape``) of a compressed tiled GeoTIFF
@@ -256,8 +278,9 @@ class RasterReader:
         """
         height, width = self.meta.height, self.meta.width
         factor = max(1, -(-max(height, width) // side))
+        read = self.read_bands if per_band else self.read
         if factor == 1:
-            return self.read()
+            return read()
         rows = np.minimum(np.arange(-(-height // factor)) * factor + factor // 2, height - 1)
         cols = np.minimum(np.arange(-(-width // factor)) * factor + factor // 2, width - 1)
         block_h, block_w = self.src.block_shapes[0]
@@ -268,26 +291,30 @@ class RasterReader:
             for left in range(0, width, span):
                 picked = cols[(cols >= left) & (cols < left + span)]
                 window = Window(left, top, min(span, width - left), int(group[-1]) - top + 1)
-                parts.append(tuple(a[..., picked - left] for a in self.read(window)))
+                parts.append(tuple(a[..., picked - left] for a in read(window)))
             strips.append([np.concatenate(p, axis=-1)[..., group - top, :] for p in zip(*parts, strict=True)])
         reflectance, valid = (np.concatenate(a, axis=-2) for a in zip(*strips, strict=True))
         return reflectance, valid
 
     def band_means(self) -> np.ndarray:
-        """Per-band mean reflectance of the valid pixels, from a decimated read; float32 ``(C,)``.
+        """Per-band mean reflectance of each band's valid values, from a decimated read; float32 ``(C,)``
+        (0 for a band with none seen).
 
         Raises ``RasterError`` when no pixel is valid (checked window by window if the decimated
         read sees none, so a small valid patch is never missed).
         """
-        reflectance, valid = self.read_decimated(STATS_READ_SIDE)
-        if not valid.any():
+        reflectance, usable = self.read_decimated(STATS_READ_SIDE, per_band=True)
+        if not usable.any():
             for _, window in self.src.block_windows(1):
-                reflectance, valid = self.read(window)
-                if valid.any():
+                reflectance, usable = self.read_bands(window)
+                if usable.any():
                     break
             else:
                 raise RasterError(f"{self.path}: every pixel is nodata or NaN")
-        return np.array([band[valid].mean() for band in reflectance], dtype=np.float32)
+        return np.array(
+            [band[ok].mean() if ok.any() else 0.0 for band, ok in zip(reflectance, usable, strict=True)],
+            dtype=np.float32,
+        )
 
 
 def read_raster(
@@ -404,14 +431,15 @@ class RasterWriter:
         return self
 
     def write(self, row: int, col: int, reflectance: np.ndarray, valid: np.ndarray) -> None:
-        """Write a block ``(C, h, w)`` of reflectance with its validity ``(h, w)`` at ``(row, col)``."""
+        """Write a block ``(C, h, w)`` of reflectance at ``(row, col)`` with its validity: ``(h, w)`` for
+        whole pixels or ``(C, h, w)`` per band. Invalid values become nodata; a valid value that would
+        read back as nodata is moved to the nearest other value (one DN, or the next float)."""
         data = self.meta.scaling.to_dn(reflectance, self.meta.dtype)
-        nodata = self.nodata
-        if np.issubdtype(self.meta.dtype, np.integer):
-            # A valid pixel must never read back as nodata: nudge it one DN away.
-            nudge = 1 if nodata < np.iinfo(self.meta.dtype).max else -1
-            data[(data == nodata) & valid[None]] = np.array(nodata + nudge).astype(self.meta.dtype)
-        data[:, ~valid] = np.array(nodata).astype(self.meta.dtype)
+        valid = np.broadcast_to(valid if valid.ndim == data.ndim else valid[None], data.shape)
+        nodata = np.array(self.nodata).astype(self.meta.dtype)
+        if not np.isnan(nodata):
+            data[(data == nodata) & valid] = _nearest_other(nodata, self.meta.dtype)
+        data[~valid] = nodata
         _, h, w = data.shape
         self.dst.write(data, window=Window(col, row, w, h))
 
@@ -484,6 +512,15 @@ def write_raster(
     with RasterWriter(path, meta, scale, height, width, tags, overwrite, cog) as writer:
         writer.write(0, 0, reflectance, valid)
     return writer.path
+
+
+def _nearest_other(nodata: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """The value of ``dtype`` nearest to ``nodata`` that is not ``nodata`` (upwards unless at the top)."""
+    if np.issubdtype(dtype, np.integer):
+        step = 1 if nodata < np.iinfo(dtype).max else -1
+        return np.array(int(nodata) + step).astype(dtype)
+    up = np.nextafter(nodata, np.array(np.inf, dtype))
+    return up if np.isfinite(up) else np.nextafter(nodata, np.array(-np.inf, dtype))
 
 
 def _umask() -> int:

@@ -29,7 +29,7 @@ from rasterio.shutil import copy as rio_copy
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
-from satsr.io.bands import ReflectanceScaling, canonical_band_name
+from satsr.io.bands import ReflectanceScaling, canonical_band_name, dn_scaling
 from satsr.io.safe import SCL_MASKED_CLASSES, SafeError, is_safe, read_safe
 from satsr.io.stac import StacInputError, is_stac_item, read_item_input
 
@@ -245,7 +245,7 @@ class RasterReader:
         """Reflectance ``(C, h, w)`` (0 where invalid) and ``(h, w)``: True where every band is usable
         (complete pixels, what training and evaluation pairs need); ``read_bands`` keeps each band's."""
         reflectance, usable = self.read_bands(window, out_shape)
-        complete = usable.all(axis=0)
+        complete = np.asarray(usable.all(axis=0))
         return np.where(complete, reflectance, np.float32(0)), complete
 
     def _clear(self, window: Window | None, out_shape: tuple[int, int] | None = None) -> np.ndarray | bool:
@@ -328,23 +328,14 @@ def read_raster(
     return reflectance, valid, reader.meta
 
 
-#: 8-bit pictures are read as values in [0, 1]: DN / 255.
-PICTURE_WHITE = 255.0
-
-
 def _file_scaling(src: rasterio.io.DatasetReader, indexes: list[int], dtype: np.dtype) -> ReflectanceScaling:
-    """The DN scaling a file declares (GDAL band scale/offset), else DN / 255 for 8-bit pictures (aerial
-    RGB, S2 true-colour images) and S2's DN / 10000 for other integers."""
+    """The DN scaling of ``satsr.io.bands.dn_scaling``: the GDAL band scale/offset the file declares (one
+    for all selected bands), else the convention of its dtype."""
     scales = {src.scales[i - 1] for i in indexes}
     offsets = {src.offsets[i - 1] for i in indexes}
-    if len(scales) == 1 and len(offsets) == 1 and (scales, offsets) != ({1.0}, {0.0}):
-        scale, offset = scales.pop(), offsets.pop()
-        if scale > 0:
-            return ReflectanceScaling(quantification=1 / scale, offset=offset / scale)
-    if dtype == np.uint8:
-        return ReflectanceScaling(quantification=PICTURE_WHITE)
-    integer = np.issubdtype(dtype, np.integer)
-    return ReflectanceScaling() if integer else ReflectanceScaling.identity()
+    if len(scales) == 1 and len(offsets) == 1:
+        return dn_scaling(dtype, scales.pop(), offsets.pop())
+    return dn_scaling(dtype)
 
 
 def resumable_temp_path(path: str | Path) -> Path:

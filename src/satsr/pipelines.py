@@ -16,6 +16,7 @@ import rasterio
 from rasterio.windows import Window
 
 from satsr import __version__
+from satsr.evaluation.quicklook import rgb_channels
 from satsr.evaluation.report import render_crops
 from satsr.io.bands import ReflectanceScaling, processing_baseline_offset
 from satsr.io.raster import RasterError, RasterMeta, RasterReader, RasterWriter, resumable_temp_path
@@ -208,7 +209,7 @@ def upscale_file(
         if job is not None:
             job.discard()
         if quicklook is not None:
-            _write_quicklook(reader, output, upscaler.name, quicklook)
+            _write_quicklook(reader, output, upscaler, quicklook)
         _write_stac(output, outputs, quicklook, input, reader, upscaler, s, seed, samples, steps)
     return output
 
@@ -345,9 +346,16 @@ def _block_writer(
     return write
 
 
-def _write_quicklook(reader: RasterReader, output: Path, model_name: str, quicklook: str | Path) -> None:
+def quicklook_channels(upscaler: Upscaler) -> tuple[int, int, int]:
+    """The (red, green, blue) channels of a quick-look: where the model's bands have them (the input's
+    channels are the model's bands, in its order), else the first band as grey."""
+    return rgb_channels(upscaler.bands) or (0, 0, 0)
+
+
+def _write_quicklook(reader: RasterReader, output: Path, upscaler: Upscaler, quicklook: str | Path) -> None:
     """Input and result side by side, both read decimated so the PNG stays small for any scene."""
     lr, _ = reader.read_decimated(QUICKLOOK_SIDE)
     with RasterReader(output, scaling=reader.meta.scaling) as sr_reader:
         sr, _ = sr_reader.read_decimated(QUICKLOOK_SIDE)
-    render_crops({"LR (input)": lr, f"SR {model_name}": sr}).save(quicklook)
+    panels = {"LR (input)": lr, f"SR {upscaler.name}": sr}
+    render_crops(panels, rgb=quicklook_channels(upscaler)).save(quicklook)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime
 import logging
-import re
 import warnings
 from collections.abc import Sequence
 from contextlib import ExitStack
@@ -25,8 +24,9 @@ import torch
 from rasterio.windows import Window
 
 from satsr import __version__
+from satsr.io.dates import Acquired, acquisition_time
 from satsr.io.raster import Grid, RasterError, RasterReader, RasterWriter
-from satsr.io.stac import acquisition_datetime, build_item, stac_path, write_item
+from satsr.io.stac import build_item, stac_path, write_item
 from satsr.io.tiling import DEFAULT_OVERLAP, DEFAULT_TILE_SIZE, Tile, upscale_stream
 from satsr.models.registry import DEFAULT_SEED, Upscaler, load, sample_seed
 from satsr.pipelines import GDAL_CACHE_MB
@@ -39,7 +39,6 @@ DEFAULT_FUSION_STEPS = 50
 DEFAULT_MIN_CLEAR = 0.5
 #: Longest side of the decimated read that measures a revisit's clear share.
 CLEAR_SHARE_SIDE = 512
-_DATE_IN_NAME = re.compile(r"(?<!\d)(\d{4})-?(\d{2})-?(\d{2})(?!\d)")
 
 
 def parse_date(text: str) -> datetime.date:
@@ -64,18 +63,34 @@ def fill_masked(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
 
 
 def revisit_date(path: Path, tags: dict[str, str]) -> datetime.date | None:
-    """The acquisition date from the raster's tags, else the first plausible YYYYMMDD in its name."""
-    when = acquisition_datetime(tags)
-    if when is not None:
-        return datetime.date.fromisoformat(when[:10])
-    for match in _DATE_IN_NAME.finditer(path.name):
-        try:
-            day = datetime.date(*(int(g) for g in match.groups()))
-        except ValueError:
-            continue
-        if 1980 <= day.year <= 2100:
-            return day
-    return None
+    """The acquisition date from the raster's tags, else from a date in its name (``satsr.io.dates``)."""
+    acquired = acquisition_time(tags, path.name)
+    return acquired.when.date() if acquired is not None else None
+
+
+def target_time(
+    target: datetime.date | None,
+    given: bool,
+    paths: Sequence[Path],
+    when: Sequence[datetime.date | None],
+    acquired: Sequence[Acquired | None],
+) -> Acquired | None:
+    """The fused image's acquisition time (its STAC ``datetime``) and where it came from: ``--target-date``
+    (a day), else the latest input's time (as that input's tags, name or ``--dates`` give it)."""
+    if target is None:
+        return None
+    midnight = datetime.datetime.combine(target, datetime.time(), tzinfo=datetime.UTC)
+    if given:
+        return Acquired(midnight, "fuse target date (--target-date)", date_only=True)
+    latest = max(k for k, day in enumerate(when) if day == target)
+    source = acquired[latest]
+    if source is None:  # the date came from --dates
+        return Acquired(midnight, f"fuse target date: the latest input, {paths[latest].name} (--dates)", True)
+    return Acquired(
+        source.when,
+        f"fuse target date: the latest input, {paths[latest].name} ({source.source})",
+        source.date_only,
+    )
 
 
 def _clear_share(reader: RasterReader) -> float:
@@ -132,8 +147,11 @@ def fuse_files(
                     f"{path}: model {upscaler.name} needs {len(upscaler.bands)} bands "
                     f"({', '.join(upscaler.bands)}), the input has {len(reader.meta.band_names)}; use --bands"
                 )
+        acquired = [
+            None if dates else acquisition_time(r.tags(), p.name) for p, r in zip(paths, readers, strict=True)
+        ]
         when = [parse_date(d) for d in dates] if dates is not None else [
-            revisit_date(p, r.tags()) for p, r in zip(paths, readers, strict=True)
+            a.when.date() if a is not None else None for a in acquired
         ]  # fmt: skip
         undated = [p.name for p, d in zip(paths, when, strict=True) if d is None]
         if undated and time_aware:
@@ -160,12 +178,17 @@ def fuse_files(
                     100 * min_clear,
                 )
             else:
-                keep.append((reader, dt))
+                keep.append((path, reader, dt))
         if not keep:
             raise RasterError(f"no revisit has at least {100 * min_clear:.0f}% clear pixels; nothing to fuse")
-        log.info("fusing %d revisit(s), dt = %s days", len(keep), ", ".join(f"{dt:+.0f}" for _, dt in keep))
+        log.info("fusing %d revisit(s), dt = %s days", len(keep), ", ".join(f"{dt:+.0f}" for *_, dt in keep))
         channels, s = len(upscaler.bands), upscaler.scale
-        kept_readers, kept_dts = [r for r, _ in keep], [dt for _, dt in keep]
+        kept_paths, kept_readers, kept_dts = (
+            [p for p, *_ in keep],
+            [r for _, r, _ in keep],
+            [dt for *_, dt in keep],
+        )
+        fused_time = target_time(target, bool(target_date), paths, when, acquired)
 
         def read(tile: Tile) -> np.ndarray:
             window = Window(tile.col, tile.row, tile.width, tile.height)
@@ -193,6 +216,7 @@ def fuse_files(
             "SATSR_STEPS": str(steps), "SATSR_INPUTS": ",".join(p.name for p in paths),
             "SATSR_DT_DAYS": ",".join(f"{dt:g}" for dt in kept_dts),
             "SATSR_TARGET_DATE": target.isoformat() if target else "unknown",
+            **(fused_time.tags() if fused_time is not None else {}),
         }  # fmt: skip
         meta = first.meta
         with RasterWriter(output, meta, s, meta.height * s, meta.width * s, tags, overwrite, cog) as writer:
@@ -212,9 +236,10 @@ def fuse_files(
             "version": __version__, "model": upscaler.name, "weights_sha256": upscaler.weights_sha256,
             "scale": s, "seed": seed, "steps": steps, "revisits": len(kept_readers),
             "dt_days": kept_dts, "target_date": tags["SATSR_TARGET_DATE"],
+            "dropped_inputs": [str(p.resolve()) for p in paths if p not in kept_paths] or None,
         }  # fmt: skip
         item = build_item(
-            output, meta.refined(s), paths[0], first.tags(), provenance,
+            output, meta.refined(s), kept_paths, fused_time, provenance,
             {"data": (output, f"{upscaler.name} fusion of {len(kept_readers)} revisits x{s}", ["data"])},
         )  # fmt: skip
         write_item(stac_path(output), item)

@@ -19,6 +19,7 @@ from satsr import __version__
 from satsr.evaluation.quicklook import rgb_channels
 from satsr.evaluation.report import render_crops
 from satsr.io.bands import ReflectanceScaling, processing_baseline_offset
+from satsr.io.dates import Acquired, acquisition_time
 from satsr.io.raster import RasterError, RasterMeta, RasterReader, RasterWriter, resumable_temp_path
 from satsr.io.stac import build_item, stac_path, write_item
 from satsr.io.tiling import (
@@ -156,6 +157,8 @@ def upscale_file(
                 f"({', '.join(upscaler.bands)}), the input has {len(meta.band_names)}; "
                 "select them with --bands"
             )
+        acquired = acquisition_time(reader.tags(), Path(input).name)
+        tags.update(acquired.tags() if acquired is not None else {})
         fill = reader.band_means()  # also refuses an all-nodata raster before anything is written
         out_h, out_w = round(meta.height * s), round(meta.width * s)
         grid = SceneGrid((meta.height, meta.width), s) if upscaler.continuous else None
@@ -210,7 +213,7 @@ def upscale_file(
             job.discard()
         if quicklook is not None:
             _write_quicklook(reader, output, upscaler, quicklook)
-        _write_stac(output, outputs, quicklook, input, reader, upscaler, s, seed, samples, steps)
+        _write_stac(output, outputs, quicklook, input, acquired, reader, upscaler, s, seed, samples, steps)
     return output
 
 
@@ -219,6 +222,7 @@ def _write_stac(
     outputs: list[Path],
     quicklook: str | Path | None,
     input: str | Path,
+    acquired: Acquired | None,
     reader: RasterReader,
     upscaler: Upscaler,
     s: float,
@@ -239,7 +243,7 @@ def _write_stac(
         "steps": (steps or upscaler.default_steps) if upscaler.stochastic else None,
         "lr_consistency": getattr(upscaler.network, "lr_consistency", None), "bands": list(meta.band_names),
     }  # fmt: skip
-    item = build_item(output, meta.refined(s), Path(input), reader.tags(), provenance, assets)
+    item = build_item(output, meta.refined(s), [Path(input)], acquired, provenance, assets)
     write_item(stac_path(output), item)
 
 

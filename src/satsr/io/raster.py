@@ -30,6 +30,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from satsr.io.bands import ReflectanceScaling, canonical_band_name, dn_scaling
+from satsr.io.dates import DATE_SOURCE_TAG
 from satsr.io.safe import SCL_MASKED_CLASSES, SafeError, is_safe, read_safe
 from satsr.io.stac import StacInputError, is_stac_item, read_item_input
 
@@ -161,6 +162,7 @@ class RasterReader:
             }
             if product.start_time:
                 self.extra_tags["ACQUISITION_DATE"] = product.start_time
+                self.extra_tags[DATE_SOURCE_TAG] = f"SAFE metadata PRODUCT_START_TIME of {self.path.name}"
         elif is_stac_item(self.path):  # a STAC Item: its band assets through a VRT
             requested = [b for b in bands or () if isinstance(b, str) and not b.isdigit()]
             try:

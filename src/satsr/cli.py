@@ -1,4 +1,8 @@
-"""The ``satsr`` command: thin argument parsing over ``satsr.pipelines``."""
+"""The ``satsr`` command: thin argument parsing over ``satsr.pipelines``.
+
+Only light modules are imported at the top: torch and the models load when a command runs, so
+``satsr --help`` and ``satsr --version`` answer at once.
+"""
 
 from __future__ import annotations
 
@@ -9,24 +13,35 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from satsr import __version__
+from satsr.defaults import (
+    DEFAULT_FUSION_MODEL,
+    DEFAULT_FUSION_STEPS,
+    DEFAULT_MIN_CLEAR,
+    DEFAULT_MODEL,
+    DEFAULT_SEED,
+)
 from satsr.io.raster import RasterError
 from satsr.io.safe import is_safe, output_name
 from satsr.io.tiling import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_TILE_SIZE
-from satsr.models.registry import (
-    DEFAULT_SEED,
-    UnknownModelError,
-    bundled_models,
-    load,
-    read_config,
-    resolve_device,
-    set_lr_consistency,
-)
-from satsr.pipelines import upscale_file
 
-DEFAULT_MODEL = "s2-rgbn-x4-fast"
+#: Exit status of a command stopped by Ctrl-C (128 + SIGINT), as shells report it.
+EXIT_INTERRUPTED = 130
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default in ``--help`` where it has one worth showing."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in text:
+            return text
+        return super()._get_help_string(action)
 
 
 def _models(_: argparse.Namespace) -> int:
+    from satsr.models.registry import bundled_models, read_config
+
     models = bundled_models()
     if not models:
         print("no bundled models")
@@ -50,13 +65,16 @@ def _upscale(args: argparse.Namespace) -> int:
         inputs = [(f, args.output / output_name(f)) for f in files]
     else:
         inputs = [(args.input, args.output)]
+    from satsr.models.registry import load, resolve_device, set_lr_consistency
+    from satsr.pipelines import upscale_file
+
     upscaler = load(args.model, device=resolve_device(args.device))
     if args.no_lr_consistency:
         set_lr_consistency(upscaler, False)
     for src, dst in inputs:
         out = upscale_file(
             src, dst, upscaler, args.scale, args.bands, args.tile_size, args.overlap,
-            overwrite=args.overwrite, progress=sys.stderr.isatty(),
+            overwrite=args.overwrite, progress=True,
             quicklook=args.quicklook if len(inputs) == 1 else None,
             processing_baseline=args.processing_baseline, samples=args.samples, steps=args.steps,
             seed=args.seed, cog=args.cog, batch_size=args.batch_size, scheduler=args.scheduler,
@@ -68,8 +86,8 @@ def _upscale(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from satsr.evaluation.harness import evaluate, load_pairs, upscaler_method
+    from satsr.models.registry import load, resolve_device, set_lr_consistency
 
-    logging.basicConfig(level=logging.INFO, format="satsr: %(message)s")
     upscalers = [load(name, device=resolve_device(args.device)) for name in args.model]
     scale = args.scale if args.scale is not None else upscalers[0].scale
     pairs = load_pairs(
@@ -105,14 +123,14 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _fuse(args: argparse.Namespace) -> int:
     from satsr.fusion import fuse_files
+    from satsr.models.registry import load, resolve_device
 
-    logging.basicConfig(level=logging.INFO, format="satsr: %(message)s")
     out = fuse_files(
         args.inputs, args.output, load(args.model, device=resolve_device(args.device)),
         dates=args.dates.split(",") if args.dates else None, target_date=args.target_date, bands=args.bands,
         steps=args.steps, seed=args.seed, tile_size=args.tile_size, overlap=args.overlap,
         min_clear=args.min_clear, mask_clouds=args.mask_clouds, overwrite=args.overwrite, cog=args.cog,
-        progress=sys.stderr.isatty(),
+        progress=True,
     )  # fmt: skip
     print(out)
     return 0
@@ -125,10 +143,15 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="satsr", description="Super-resolution of satellite imagery")
+    parser = argparse.ArgumentParser(
+        prog="satsr", description="Super-resolution of satellite imagery", formatter_class=_HelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"satsr {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("models", help="list bundled models").set_defaults(func=_models)
-    up = sub.add_parser("upscale", help="super-resolve a raster or a folder of rasters")
+    up = sub.add_parser(
+        "upscale", help="super-resolve a raster or a folder of rasters", formatter_class=_HelpFormatter
+    )
     up.add_argument("input", type=Path)
     up.add_argument("output", type=Path)
     up.add_argument("--model", default=DEFAULT_MODEL, help="bundled model name or model folder")
@@ -166,7 +189,10 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     up.set_defaults(func=_upscale)
 
-    fu = sub.add_parser("fuse", help="fuse several revisits of one place into one super-resolved image")
+    fu = sub.add_parser(
+        "fuse", help="fuse several revisits of one place into one super-resolved image",
+        formatter_class=_HelpFormatter,
+    )  # fmt: skip
     fu.add_argument(
         "inputs", nargs="+", type=Path, help="rasters of the same place (any grids; the first sets it)"
     )
@@ -175,19 +201,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--dates", default=None, help="D1,D2,... (YYYY-MM-DD), one per input; default: tags or names"
     )
     fu.add_argument("--target-date", default=None, help="date to reconstruct (default: the latest input)")
-    fu.add_argument("--model", default="s2-rgbn-x4-fusion", help="bundled model name or folder")
+    fu.add_argument("--model", default=DEFAULT_FUSION_MODEL, help="bundled model name or folder")
     fu.add_argument("--bands", nargs="+", default=None, help="band names or 1-based indexes")
-    fu.add_argument("--steps", type=int, default=50, help="DDIM steps")
-    fu.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    fu.add_argument("--tile-size", type=int, default=DEFAULT_TILE_SIZE)
-    fu.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP)
-    fu.add_argument("--min-clear", type=float, default=0.5, help="drop revisits with a smaller clear share")
+    fu.add_argument("--steps", type=int, default=DEFAULT_FUSION_STEPS, help="DDIM steps")
+    fu.add_argument("--seed", type=int, default=DEFAULT_SEED, help="fixes the result")
+    fu.add_argument("--tile-size", type=int, default=DEFAULT_TILE_SIZE, help="LR tile side, pixels")
+    fu.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP, help="LR tile overlap, pixels")
+    fu.add_argument(
+        "--min-clear", type=float, default=DEFAULT_MIN_CLEAR, help="drop revisits with a smaller clear share"
+    )
     fu.add_argument("--mask-clouds", action="store_true", help="S2 L2A products: mask clouds from the SCL")
     fu.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     fu.add_argument("--overwrite", action="store_true")
     fu.add_argument("--cog", action="store_true")
     fu.set_defaults(func=_fuse)
-    ev = sub.add_parser("evaluate", help="score models against bicubic on HR images or LR/HR pairs")
+    ev = sub.add_parser(
+        "evaluate",
+        help="score models against bicubic on HR images or LR/HR pairs",
+        formatter_class=_HelpFormatter,
+    )
     ev.add_argument("--model", nargs="+", default=[DEFAULT_MODEL], help="bundled model names or folders")
     ev.add_argument("--data", type=Path, required=True, help="HR rasters (degraded on the fly) or hr/ + lr/")
     ev.add_argument("--scale", type=float, default=None, help="SR factor (default: the model's)")
@@ -207,13 +239,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument(
         "--steps", type=int, nargs="+", default=None, help="diffusion models: steps (one row each)"
     )
-    ev.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    ev.add_argument("--seed", type=int, default=DEFAULT_SEED, help="fixes every sample")
     ev.add_argument(
         "--lr-consistency", default="on", choices=["on", "off", "both"],
         help="diffusion models: LR-consistency projection on, off, or one row each",
     )  # fmt: skip
-    ev.add_argument("--tile-size", type=int, default=DEFAULT_TILE_SIZE)
-    ev.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP)
+    ev.add_argument("--tile-size", type=int, default=DEFAULT_TILE_SIZE, help="LR tile side, pixels")
+    ev.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP, help="LR tile overlap, pixels")
     ev.add_argument("--no-fid", action="store_true", help="skip FID (the slowest metric)")
     ev.add_argument("--title", default=None)
     ev.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -232,9 +264,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["train"]:  # everything after ``train`` belongs to LightningCLI, --help included
         return _train(argparse.Namespace(lightning_args=argv[1:]))
     args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="satsr: %(message)s")
     try:
         return int(args.func(args))
-    except (RasterError, UnknownModelError, ValueError, ConnectionError) as err:
+    except (RasterError, ValueError, ConnectionError) as err:  # UnknownModelError is a ValueError
         print(f"satsr: error: {err}", file=sys.stderr)
         return 2
 

@@ -24,6 +24,7 @@ import torch
 from rasterio.windows import Window
 
 from satsr import __version__
+from satsr.defaults import DEFAULT_FUSION_MODEL, DEFAULT_FUSION_STEPS, DEFAULT_MIN_CLEAR
 from satsr.io.dates import Acquired, acquisition_time
 from satsr.io.raster import Grid, RasterError, RasterReader, RasterWriter
 from satsr.io.stac import build_item, stac_path, write_item
@@ -33,10 +34,6 @@ from satsr.pipelines import GDAL_CACHE_MB
 
 log = logging.getLogger(__name__)
 
-DEFAULT_FUSION_MODEL = "s2-rgbn-x4-fusion"
-DEFAULT_FUSION_STEPS = 50
-#: Revisits with a smaller clear (not cloud, not nodata) share are dropped.
-DEFAULT_MIN_CLEAR = 0.5
 #: Longest side of the decimated read that measures a revisit's clear share.
 CLEAR_SHARE_SIDE = 512
 

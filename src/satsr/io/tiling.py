@@ -14,7 +14,8 @@ from itertools import pairwise
 from typing import Literal, Protocol
 
 import numpy as np
-from tqdm import tqdm
+
+from satsr.io.progress import progress as make_progress
 
 Ramp = Literal["cosine", "linear"]
 """Shape of the blending ramp across an overlap."""
@@ -368,6 +369,9 @@ def upscale_stream(
     ahead and submitted; results are taken in order, so blending, writing and checkpoints happen
     exactly as in a single process.
 
+    ``progress``: a bar on a terminal, a line every few percent (tiles, elapsed and remaining time) when
+    stderr is a pipe or a log file.
+
     With an HR ``region``, only the windows it is blended from run, and only the blocks meeting it are
     written (whole, so the caller crops them): the region's pixels equal those of a whole run.
     """
@@ -392,9 +396,7 @@ def upscale_stream(
         tiles = [t for _, _, t in chunk]
         return np.stack([_pad_to(np.asarray(read(t), dtype=np.float32), tile_size) for t in tiles]), tiles
 
-    with tqdm(
-        total=len(grid), initial=len(grid) - len(todo), disable=not progress, desc="tiles", unit="tile"
-    ) as bar:
+    with make_progress(len(grid), len(grid) - len(todo), progress) as bar:
         in_flight: deque[tuple[list[tuple[int, int, Tile]], np.ndarray, BatchFuture]] = deque()
         for index, chunk in enumerate(chunks):
             if executor is None:

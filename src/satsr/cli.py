@@ -39,6 +39,28 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a message comes (not the one at set-up)."""
+
+    @property
+    def stream(self) -> object:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: object) -> None:
+        pass
+
+
+def _log_to_stderr() -> None:
+    """satsr's messages (info and up) on stderr as ``satsr: message``, once per process."""
+    logger = logging.getLogger("satsr")
+    logger.setLevel(logging.INFO)
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("satsr: %(message)s"))
+        logger.addHandler(handler)
+
+
 def _models(_: argparse.Namespace) -> int:
     from satsr.models.registry import bundled_models, read_config
 
@@ -264,12 +286,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["train"]:  # everything after ``train`` belongs to LightningCLI, --help included
         return _train(argparse.Namespace(lightning_args=argv[1:]))
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="satsr: %(message)s")
+    _log_to_stderr()
     try:
         return int(args.func(args))
     except (RasterError, ValueError, ConnectionError) as err:  # UnknownModelError is a ValueError
         print(f"satsr: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as interrupt:  # one line, no traceback: what was kept, how to go on
+        print(f"satsr: {interrupt}" if str(interrupt) else "satsr: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

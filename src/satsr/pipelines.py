@@ -6,7 +6,6 @@ import dataclasses
 import json
 import logging
 import math
-import os
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from pathlib import Path
@@ -20,13 +19,12 @@ from satsr.evaluation.quicklook import rgb_channels
 from satsr.evaluation.report import render_crops
 from satsr.io.bands import ReflectanceScaling, processing_baseline_offset
 from satsr.io.dates import Acquired, acquisition_time
-from satsr.io.raster import RasterError, RasterMeta, RasterReader, RasterWriter, resumable_temp_path
+from satsr.io.raster import RasterError, RasterMeta, RasterReader, RasterWriter
 from satsr.io.stac import build_item, stac_path, write_item
 from satsr.io.tiling import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_OVERLAP,
     DEFAULT_TILE_SIZE,
-    Pending,
     Tile,
     TileFn,
     lr_pixels,
@@ -34,6 +32,7 @@ from satsr.io.tiling import (
 )
 from satsr.models.continuous import MAX_SCALE, TRAINED_MAX_SCALE
 from satsr.models.registry import DEFAULT_SEED, SceneGrid, Upscaler, load, sampling_tile_fn
+from satsr.resume import Interrupted, JobState
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +201,9 @@ def upscale_file(
                     prefetch=prefetch,
                 )  # fmt: skip
         except KeyboardInterrupt:
-            raise  # the temporary files and the state stay for a rerun
+            # The temporary files and the state stay for a rerun; one line says so (``satsr.cli``).
+            message = job.interrupted() if job is not None else f"interrupted: {output} was not written"
+            raise Interrupted(message) from None
         except BaseException:
             if job is not None:
                 job.discard()
@@ -245,59 +246,6 @@ def _write_stac(
     }  # fmt: skip
     item = build_item(output, meta.refined(s), [Path(input)], acquired, provenance, assets)
     write_item(stac_path(output), item)
-
-
-class JobState:
-    """Progress of one resumable ``upscale_file`` call (a ``satsr.io.tiling.Checkpoint``).
-
-    ``.OUTPUT.state.npz`` holds the next tile row, the pending blended sums and a fingerprint of the
-    job (input, model weights, options); a rerun resumes only when the fingerprint and the temporary
-    outputs match, otherwise it starts afresh.
-    """
-
-    def __init__(self, output: Path, outputs: list[Path], fingerprint: str) -> None:
-        self.path = output.with_name(f".{output.name}.state.npz")
-        self.outputs, self.fingerprint = outputs, fingerprint
-        self.writers: list[RasterWriter] = []
-        self.resuming = False
-        if self.path.exists():
-            try:
-                with np.load(self.path) as state:
-                    same = str(state["fingerprint"]) == fingerprint
-            except (OSError, ValueError, KeyError):
-                same = False
-            self.resuming = same and all(resumable_temp_path(p).exists() for p in outputs)
-            if self.resuming:
-                log.info("%s: resuming an interrupted run", output)
-            else:
-                log.info("%s: an earlier run's state does not match this job; starting afresh", output)
-
-    def load(self) -> tuple[int, Pending] | None:
-        if not self.resuming:
-            return None
-        with np.load(self.path) as state:
-            pending = {
-                tuple(int(v) for v in key.split("_")[1:]): state[key]
-                for key in state.files
-                if key.startswith("c_")
-            }
-            return int(state["next_row"]), pending  # type: ignore[return-value]
-
-    def save(self, next_row: int, rows: int, pending: Pending) -> None:
-        for writer in self.writers:
-            writer.flush()
-        tmp = self.path.with_name(self.path.name + ".part")
-        with open(tmp, "wb") as f:
-            arrays = {f"c_{a}_{b}": v for (a, b), v in pending.items()}
-            np.savez(f, next_row=next_row, rows=rows, fingerprint=self.fingerprint, **arrays)  # type: ignore[arg-type]
-        os.replace(tmp, self.path)
-
-    def discard(self) -> None:
-        """Forget the job (after it finished, or failed for a reason a rerun would not fix)."""
-        self.path.unlink(missing_ok=True)
-        self.path.with_name(self.path.name + ".part").unlink(missing_ok=True)
-        for p in self.outputs:
-            resumable_temp_path(p).unlink(missing_ok=True)
 
 
 def _output_specs(

@@ -442,7 +442,7 @@ class RasterWriter:
         self.dst = rasterio.open(self.tmp, "r+")
 
     def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
-        if exc_type is KeyboardInterrupt and self.resumable:  # keep the work for a rerun to continue
+        if exc_type is not None and issubclass(exc_type, KeyboardInterrupt) and self.resumable:  # for a rerun
             self.dst.close()
             return
         try:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import logging
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,32 +45,56 @@ from satsr.pipelines import output_scale
 if TYPE_CHECKING:
     import xarray as xr
 
+log = logging.getLogger(__name__)
+
 #: Attributes of a DN array that the reflectance output must not carry over.
 DN_ATTRS = ("scale_factor", "add_offset", "_FillValue", "units")
 
 
-def _select_bands(da: xr.DataArray, band_dim: str, upscaler: Upscaler) -> xr.DataArray:
-    """The model's bands, by name when the band coordinate holds names, else by count."""
+def _band_names(da: xr.DataArray, band_dim: str) -> list[str] | None:
+    """The bands' names: the band coordinate when it holds names, else rioxarray's ``long_name``
+    attribute (the file's band descriptions) when it has one per band."""
     names = da.coords[band_dim].values.tolist() if band_dim in da.coords else None
     if names and all(isinstance(n, str) for n in names):
-        canonical = {}
-        for n in names:
-            try:
-                canonical[canonical_band_name(n)] = n
-            except ValueError:
-                canonical[n] = n
-        missing = [b for b in upscaler.bands if b not in canonical]
+        return names
+    long_name = da.attrs.get("long_name")
+    if not isinstance(long_name, list | tuple) or len(long_name) != da.sizes[band_dim]:
+        return None
+    return [str(n) for n in long_name] if all(isinstance(n, str) and n for n in long_name) else None
+
+
+def _canonical(name: str) -> str:
+    """A Sentinel-2 band name for any spelling of one ("red", "b4"), else the name itself."""
+    try:
+        return canonical_band_name(name)
+    except ValueError:
+        return name
+
+
+def _select_bands(da: xr.DataArray, band_dim: str, upscaler: Upscaler) -> xr.DataArray:
+    """The model's bands, by name when the array names them (``_band_names``), else by count, with a
+    warning that they are taken as the model's bands in order."""
+    names = _band_names(da, band_dim)
+    if names is not None and band_dim in da.coords and names != da.coords[band_dim].values.tolist():
+        da = da.assign_coords({band_dim: names})
+    if names:
+        canonical = {_canonical(n): n for n in names}
+        missing = [b for b in upscaler.bands if _canonical(b) not in canonical]
         if missing:
             raise ValueError(
                 f"model {upscaler.name} needs bands {', '.join(upscaler.bands)}; the array lacks "
                 f"{', '.join(missing)} (has {', '.join(map(str, names))})"
             )
-        return da.sel({band_dim: [canonical[b] for b in upscaler.bands]})
+        return da.sel({band_dim: [canonical[_canonical(b)] for b in upscaler.bands]})
     if da.sizes[band_dim] != len(upscaler.bands):
         raise ValueError(
             f"model {upscaler.name} needs {len(upscaler.bands)} bands ({', '.join(upscaler.bands)}), "
             f"the array has {da.sizes[band_dim]} along {band_dim!r}"
         )
+    log.warning(
+        "the array's bands have no names (no band names along %r, no long_name); taken as %s, the bands of "
+        "model %s, in order", band_dim, ", ".join(upscaler.bands), upscaler.name,
+    )  # fmt: skip
     return da
 
 

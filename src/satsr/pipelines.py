@@ -17,7 +17,7 @@ from rasterio.windows import Window
 from satsr import __version__
 from satsr.evaluation.quicklook import rgb_channels
 from satsr.evaluation.report import render_crops
-from satsr.io.bands import ReflectanceScaling, processing_baseline_offset
+from satsr.io.bands import ReflectanceScaling, canonical_band_name, processing_baseline_offset
 from satsr.io.dates import Acquired, acquisition_time
 from satsr.io.raster import RasterError, RasterMeta, RasterReader, RasterWriter
 from satsr.io.stac import build_item, stac_path, write_item
@@ -147,15 +147,9 @@ def upscale_file(
         tags["SATSR_LR_CONSISTENCY"] = "on" if consistency else "off"
     with (
         rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB),
-        RasterReader(input, bands, scaling, mask_clouds) as reader,
+        open_for_model(input, bands, upscaler, scaling, mask_clouds) as reader,
     ):
         meta = reader.meta
-        if len(meta.band_names) != len(upscaler.bands):
-            raise RasterError(
-                f"{input}: model {upscaler.name} needs {len(upscaler.bands)} bands "
-                f"({', '.join(upscaler.bands)}), the input has {len(meta.band_names)}; "
-                "select them with --bands"
-            )
         acquired = acquisition_time(reader.tags(), Path(input).name)
         tags.update(acquired.tags() if acquired is not None else {})
         fill = reader.band_means()  # also refuses an all-nodata raster before anything is written
@@ -216,6 +210,54 @@ def upscale_file(
             _write_quicklook(reader, output, upscaler, quicklook)
         _write_stac(output, outputs, quicklook, input, acquired, reader, upscaler, s, seed, samples, steps)
     return output
+
+
+def _model_band_names(upscaler: Upscaler) -> list[str] | None:
+    """The model's bands as canonical Sentinel-2 names (red, green, blue: B04, B03, B02), else None."""
+    try:
+        return [canonical_band_name(b) for b in upscaler.bands]
+    except ValueError:
+        return None
+
+
+def open_for_model(
+    input: str | Path,
+    bands: Sequence[str | int] | None,
+    upscaler: Upscaler,
+    scaling: ReflectanceScaling | None = None,
+    mask_clouds: bool = False,
+) -> RasterReader:
+    """The input's bands as the model takes them, by name where the input names them.
+
+    Without ``bands``, named inputs give the model's bands in its order (any extra bands are left out);
+    unnamed ones are taken as the model's bands in file order, with a warning saying so. Bands picked
+    by name in another order than the model's are put in its order. Refuses a band count the model
+    does not take, naming the bands.
+    """
+    reader = RasterReader(input, bands, scaling, mask_clouds)
+    names, wanted = list(reader.meta.band_names), _model_band_names(upscaler)
+    by_name = reader.named and wanted is not None and names != wanted and set(wanted) <= set(names)
+    if by_name and wanted is not None and (bands is None or sorted(names) == sorted(wanted)):
+        indexes = [reader.indexes[names.index(b)] for b in wanted]  # pick or reorder by name
+        reader.close()
+        reader, names = RasterReader(input, indexes, scaling, mask_clouds), wanted
+    if len(names) != len(upscaler.bands):
+        reader.close()
+        raise RasterError(
+            f"{input}: model {upscaler.name} needs {len(upscaler.bands)} bands "
+            f"({', '.join(upscaler.bands)}), the input has {len(names)} ({', '.join(names)}); "
+            "select them with --bands"
+        )
+    if reader.named and wanted is not None and names != wanted:
+        log.warning("%s: bands %s are given to model %s as its %s", input, ", ".join(names), upscaler.name,
+                    ", ".join(upscaler.bands))  # fmt: skip
+    elif not reader.named and bands is None:
+        log.warning(
+            "%s: its bands have no names (no band descriptions, none in the file name); taken as %s, the "
+            "bands of model %s, in file order (--bands picks others by 1-based index)",
+            input, ", ".join(upscaler.bands), upscaler.name,
+        )  # fmt: skip
+    return reader
 
 
 def _write_stac(

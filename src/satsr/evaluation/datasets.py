@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +35,7 @@ from scipy import ndimage
 
 from satsr.data.degradation import bicubic_degrade, wald_degrade
 from satsr.io.bands import S2_BANDS, S2_RGBN, ReflectanceScaling, canonical_band_name
-from satsr.io.raster import RasterError, read_raster
+from satsr.io.raster import RasterError, file_band_names, read_raster
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +50,6 @@ RGB_BAND_NAMES = ("R", "G", "B")
 #: (3 sigma of the Wald Gaussian, about 1.6 LR px; the antialiased bicubic kernel, 2 LR px) reaches there.
 NODATA_MARGIN_LR = 3
 _SQUARE = np.ones((3, 3), dtype=bool)  # 8-connected dilation: a square margin
-_S2_TOKEN = re.compile(r"^B(\d{1,2}|8A)$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -93,14 +91,10 @@ def hr_size_for(size: int, scale: float) -> tuple[int, int]:
 
 
 def _s2_names(src: rasterio.io.DatasetReader, path: Path) -> tuple[str, ...] | None:
-    """Sentinel-2 band names from the band descriptions, else from ``_B02_B03...`` in the file name."""
-    try:
-        if all(src.descriptions):
-            return tuple(canonical_band_name(d) for d in src.descriptions)
-    except ValueError:
-        pass
-    tokens = [canonical_band_name(t) for t in re.split(r"[_\-. ]", path.stem) if _S2_TOKEN.match(t)]
-    return tuple(tokens) if len(tokens) == src.count else None
+    """Sentinel-2 band names by the rule ``satsr upscale`` follows (``satsr.io.raster.file_band_names``:
+    band descriptions, else ``_B02_B03...`` in the file name), when every band has one."""
+    names = file_band_names(src, path)
+    return tuple(n for n in names if n) if all(names) else None
 
 
 def _inspect(path: Path, bands: Sequence[str] | int | None) -> _RasterKind:
@@ -116,7 +110,10 @@ def _inspect(path: Path, bands: Sequence[str] | int | None) -> _RasterKind:
         unnamed_rgbn = len(keep) == len(S2_RGBN) and np.issubdtype(dtype, np.integer) and dtype != np.uint8
         if names is None and unnamed_rgbn:
             names = S2_RGBN
-            logger.info("%s: 4 unnamed integer bands, read as %s", path, ", ".join(S2_RGBN))
+            logger.warning(
+                "%s: 4 integer bands without names (no band descriptions, none in its name), taken as %s",
+                path, ", ".join(S2_RGBN),
+            )  # fmt: skip
     integer = np.issubdtype(dtype, np.integer)
     if names is not None:
         kind = _RasterKind(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -81,7 +82,7 @@ class RasterMeta:
 
 
 def _band_indexes(
-    src: rasterio.io.DatasetReader, names: Sequence[str | None], bands: Sequence[str | int] | None
+    src: rasterio.io.DatasetReader, names: Sequence[str | None], bands: Sequence[str | int] | None, path: Path
 ) -> list[int]:
     """1-based indexes of ``bands`` (names or indexes); ``names`` are the file's canonical band names."""
     if bands is None:
@@ -91,25 +92,40 @@ def _band_indexes(
         if isinstance(band, int) or (isinstance(band, str) and band.isdigit()):
             index = int(band)
             if not 1 <= index <= src.count:
-                raise RasterError(f"{src.name}: band index {index} out of range 1..{src.count}")
+                raise RasterError(f"{path}: band index {index} out of range 1..{src.count}")
             indexes.append(index)
             continue
         wanted = canonical_band_name(str(band))
+        if not any(names):
+            raise RasterError(
+                f"{path}: its {src.count} bands have no names (no band descriptions, none in the file name); "
+                f"select them by 1-based index, e.g. --bands {' '.join(map(str, range(1, src.count + 1)))}"
+            )
         if wanted not in names:
-            raise RasterError(f"{src.name}: band {wanted} not found; the file's bands are {names}")
+            listed = ", ".join(n or f"{i} (unnamed)" for i, n in enumerate(names, start=1))
+            raise RasterError(f"{path}: band {wanted} not found; the file's bands are {listed}")
         indexes.append(names.index(wanted) + 1)
     return indexes
 
 
-def _safe_descriptions(src: rasterio.io.DatasetReader) -> list[str | None]:
-    """The file's band descriptions as canonical S2 band names, None where not an S2 band name."""
-    out: list[str | None] = []
-    for d in src.descriptions:
-        try:
-            out.append(canonical_band_name(d) if d else None)
-        except ValueError:
-            out.append(None)
-    return out
+#: A Sentinel-2 band name as a token of a file name (``..._10m_B02_B03_B04_B08.tif``).
+_BAND_TOKEN = re.compile(r"^B(\d{1,2}|8A)$", re.IGNORECASE)
+
+
+def file_band_names(src: rasterio.io.DatasetReader, path: str | Path) -> tuple[str | None, ...]:
+    """The bands' canonical Sentinel-2 names, one rule for every command: from the band descriptions
+    (None where one is not a band name), else, for a file with no descriptions at all, from the
+    ``_B02_B03_B04_B08`` tokens of its file name when there is one per band; all None otherwise."""
+    if any(src.descriptions):
+        out: list[str | None] = []
+        for d in src.descriptions:
+            try:
+                out.append(canonical_band_name(d) if d else None)
+            except ValueError:
+                out.append(None)
+        return tuple(out)
+    tokens = [canonical_band_name(t) for t in re.split(r"[_\-. ]", Path(path).name) if _BAND_TOKEN.match(t)]
+    return tuple(tokens) if len(tokens) == src.count else (None,) * src.count
 
 
 #: Largest side of the decimated read used for per-band statistics of a whole raster.
@@ -178,8 +194,9 @@ class RasterReader:
             self.src = rasterio.open(source)
         except rasterio.errors.RasterioIOError as err:
             raise RasterError(f"{self.path}: not a readable raster ({err})") from err
-        names = _safe_descriptions(self.src)
-        self.indexes = _band_indexes(self.src, names, bands)
+        names = file_band_names(self.src, self.path)
+        self.indexes = _band_indexes(self.src, names, bands, self.path)
+        self.named = all(names[i - 1] for i in self.indexes)  # every selected band has a name
         dtype = np.dtype(self.src.dtypes[self.indexes[0] - 1])
         if scaling is None:
             scaling = _file_scaling(self.src, self.indexes, dtype)

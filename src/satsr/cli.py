@@ -152,7 +152,7 @@ def _fuse(args: argparse.Namespace) -> int:
         dates=args.dates.split(",") if args.dates else None, target_date=args.target_date, bands=args.bands,
         steps=args.steps, seed=args.seed, tile_size=args.tile_size, overlap=args.overlap,
         min_clear=args.min_clear, mask_clouds=args.mask_clouds, overwrite=args.overwrite, cog=args.cog,
-        progress=True,
+        progress=True, quicklook=args.quicklook,
     )  # fmt: skip
     print(out)
     return 0
@@ -235,7 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
     fu.add_argument("--mask-clouds", action="store_true", help="S2 L2A products: mask clouds from the SCL")
     fu.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     fu.add_argument("--overwrite", action="store_true")
-    fu.add_argument("--cog", action="store_true")
+    fu.add_argument("--cog", action="store_true", help="write a Cloud-Optimized GeoTIFF (with overviews)")
+    fu.add_argument("--quicklook", type=Path, default=None, help="also write a first input | output RGB PNG")
     fu.set_defaults(func=_fuse)
     ev = sub.add_parser(
         "evaluate",

@@ -19,7 +19,7 @@ from satsr.evaluation.quicklook import rgb_channels
 from satsr.evaluation.report import render_crops
 from satsr.io.bands import ReflectanceScaling, canonical_band_name, processing_baseline_offset
 from satsr.io.dates import Acquired, acquisition_time
-from satsr.io.raster import RasterError, RasterMeta, RasterReader, RasterWriter
+from satsr.io.raster import Grid, RasterError, RasterMeta, RasterReader, RasterWriter
 from satsr.io.stac import build_item, stac_path, write_item
 from satsr.io.tiling import (
     DEFAULT_BATCH_SIZE,
@@ -27,6 +27,7 @@ from satsr.io.tiling import (
     DEFAULT_TILE_SIZE,
     Tile,
     TileFn,
+    fit_tiling,
     lr_pixels,
     upscale_stream,
 )
@@ -154,6 +155,9 @@ def upscale_file(
         tags.update(acquired.tags() if acquired is not None else {})
         fill = reader.band_means()  # also refuses an all-nodata raster before anything is written
         out_h, out_w = round(meta.height * s), round(meta.width * s)
+        tile_size, overlap = fit_tiling(
+            tile_size, overlap, meta.height, meta.width
+        )  # small inputs: one window
         grid = SceneGrid((meta.height, meta.width), s) if upscaler.continuous else None
         job = None
         if resumable:
@@ -207,7 +211,7 @@ def upscale_file(
         if job is not None:
             job.discard()
         if quicklook is not None:
-            _write_quicklook(reader, output, upscaler, quicklook)
+            write_quicklook(reader, output, upscaler, quicklook)
         _write_stac(output, outputs, quicklook, input, acquired, reader, upscaler, s, seed, samples, steps)
     return output
 
@@ -226,6 +230,7 @@ def open_for_model(
     upscaler: Upscaler,
     scaling: ReflectanceScaling | None = None,
     mask_clouds: bool = False,
+    grid: Grid | None = None,
 ) -> RasterReader:
     """The input's bands as the model takes them, by name where the input names them.
 
@@ -234,13 +239,13 @@ def open_for_model(
     by name in another order than the model's are put in its order. Refuses a band count the model
     does not take, naming the bands.
     """
-    reader = RasterReader(input, bands, scaling, mask_clouds)
+    reader = RasterReader(input, bands, scaling, mask_clouds, grid)
     names, wanted = list(reader.meta.band_names), _model_band_names(upscaler)
     by_name = reader.named and wanted is not None and names != wanted and set(wanted) <= set(names)
     if by_name and wanted is not None and (bands is None or sorted(names) == sorted(wanted)):
         indexes = [reader.indexes[names.index(b)] for b in wanted]  # pick or reorder by name
         reader.close()
-        reader, names = RasterReader(input, indexes, scaling, mask_clouds), wanted
+        reader, names = RasterReader(input, indexes, scaling, mask_clouds, grid), wanted
     if len(names) != len(upscaler.bands):
         reader.close()
         raise RasterError(
@@ -346,7 +351,7 @@ def quicklook_channels(upscaler: Upscaler) -> tuple[int, int, int]:
     return rgb_channels(upscaler.bands) or (0, 0, 0)
 
 
-def _write_quicklook(reader: RasterReader, output: Path, upscaler: Upscaler, quicklook: str | Path) -> None:
+def write_quicklook(reader: RasterReader, output: Path, upscaler: Upscaler, quicklook: str | Path) -> None:
     """Input and result side by side, both read decimated so the PNG stays small for any scene."""
     lr, _ = reader.read_decimated(QUICKLOOK_SIDE)
     with RasterReader(output, scaling=reader.meta.scaling) as sr_reader:

@@ -25,6 +25,8 @@ from satsr.io.raster import RasterError
 from satsr.io.safe import is_safe, output_name
 from satsr.io.tiling import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_TILE_SIZE
 
+#: Exit status of a command that failed with a clear error.
+EXIT_ERROR = 2
 #: Exit status of a command stopped by Ctrl-C (128 + SIGINT), as shells report it.
 EXIT_INTERRUPTED = 130
 
@@ -72,37 +74,65 @@ def _models(_: argparse.Namespace) -> int:
     return 0
 
 
-def _upscale(args: argparse.Namespace) -> int:
-    inputs: list[tuple[Path, Path]]
-    if args.input.is_dir() and not is_safe(args.input):
-        files = sorted(
-            p
-            for p in args.input.iterdir()
-            if p.suffix.lower() in {".tif", ".tiff", ".jp2", ".vrt"} or is_safe(p)
+#: Exit status of a folder run with --keep-going in which some files failed (the others are done).
+EXIT_SOME_FAILED = 1
+#: Files a folder run takes.
+RASTER_SUFFIXES = (".tif", ".tiff", ".jp2", ".vrt")
+
+
+def _folder_inputs(args: argparse.Namespace) -> list[tuple[Path, Path, Path | None]]:
+    """(input, output, quick-look) per raster of a folder (--quicklook then names a folder for the PNGs),
+    or the one input."""
+    if not (args.input.is_dir() and not is_safe(args.input)):
+        return [(args.input, args.output, args.quicklook)]
+    files = sorted(p for p in args.input.iterdir() if p.suffix.lower() in RASTER_SUFFIXES or is_safe(p))
+    if not files:
+        raise RasterError(
+            f"{args.input}: no rasters (.tif, .tiff, .jp2, .vrt, .SAFE, .SAFE.zip) in this folder"
         )
-        if not files:
-            raise RasterError(
-                f"{args.input}: no rasters (.tif, .tiff, .jp2, .vrt, .SAFE, .SAFE.zip) in this folder"
-            )
-        inputs = [(f, args.output / output_name(f)) for f in files]
-    else:
-        inputs = [(args.input, args.output)]
+    looks = args.quicklook
+    pngs = [looks / Path(output_name(f)).with_suffix(".png").name if looks else None for f in files]
+    return [(f, args.output / output_name(f), png) for f, png in zip(files, pngs, strict=True)]
+
+
+def _upscale(args: argparse.Namespace) -> int:
+    from satsr.io.stac import stac_path
     from satsr.models.registry import load, resolve_device, set_lr_consistency
     from satsr.pipelines import upscale_file
 
+    inputs = _folder_inputs(args)
+    folder = args.input.is_dir() and not is_safe(args.input)
     upscaler = load(args.model, device=resolve_device(args.device))
     if args.no_lr_consistency:
         set_lr_consistency(upscaler, False)
-    for src, dst in inputs:
-        out = upscale_file(
-            src, dst, upscaler, args.scale, args.bands, args.tile_size, args.overlap,
-            overwrite=args.overwrite, progress=True,
-            quicklook=args.quicklook if len(inputs) == 1 else None,
-            processing_baseline=args.processing_baseline, samples=args.samples, steps=args.steps,
-            seed=args.seed, cog=args.cog, batch_size=args.batch_size, scheduler=args.scheduler,
-            workers=args.workers, mask_clouds=args.mask_clouds,
-        )  # fmt: skip
+    failed: list[tuple[Path, str]] = []
+    for k, (src, dst, quicklook) in enumerate(inputs):
+        if folder and not args.overwrite and dst.exists() and stac_path(dst).exists():
+            print(f"satsr: {dst} exists (done before), skipped; --overwrite replaces it", file=sys.stderr)
+            continue  # so that the same command continues an interrupted folder run
+        try:
+            out = upscale_file(
+                src, dst, upscaler, args.scale, args.bands, args.tile_size, args.overlap,
+                overwrite=args.overwrite, progress=True, quicklook=quicklook,
+                processing_baseline=args.processing_baseline, samples=args.samples, steps=args.steps,
+                seed=args.seed, cog=args.cog, batch_size=args.batch_size, scheduler=args.scheduler,
+                workers=args.workers, mask_clouds=args.mask_clouds,
+            )  # fmt: skip
+        except (RasterError, ValueError) as err:
+            if not folder:
+                raise
+            print(f"satsr: error: {err}", file=sys.stderr)
+            if not args.keep_going:
+                print(f"satsr: stopped at {src.name} ({k} of {len(inputs)} files done before it); "
+                      "--keep-going goes on past files that fail", file=sys.stderr)  # fmt: skip
+                return EXIT_ERROR
+            failed.append((src, str(err)))
+            continue
         print(out)
+    if failed:
+        print(f"satsr: {len(failed)} of {len(inputs)} files failed: {', '.join(p.name for p, _ in failed)}",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_SOME_FAILED
     return 0
 
 
@@ -204,7 +234,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: cuda if available"
     )
     up.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    up.add_argument("--quicklook", type=Path, default=None, help="also write an input | output RGB PNG")
+    up.add_argument(
+        "--quicklook", type=Path, default=None,
+        help="also write an input | output RGB PNG (for a folder input: a folder of them)",
+    )  # fmt: skip
+    up.add_argument(
+        "--keep-going", action="store_true",
+        help="folder input: go on past files that fail, list them at the end and exit with 1",
+    )  # fmt: skip
     up.add_argument(
         "--processing-baseline", default=None,
         help="Sentinel-2 processing baseline of the input (e.g. 04.00): >= 04.00 applies the -1000 DN offset",
@@ -292,7 +329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except (RasterError, ValueError, ConnectionError) as err:  # UnknownModelError is a ValueError
         print(f"satsr: error: {err}", file=sys.stderr)
-        return 2
+        return EXIT_ERROR
     except KeyboardInterrupt as interrupt:  # one line, no traceback: what was kept, how to go on
         print(f"satsr: {interrupt}" if str(interrupt) else "satsr: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -357,4 +357,5 @@ def write_quicklook(reader: RasterReader, output: Path, upscaler: Upscaler, quic
     with RasterReader(output, scaling=reader.meta.scaling) as sr_reader:
         sr, _ = sr_reader.read_decimated(QUICKLOOK_SIDE)
     panels = {"LR (input)": lr, f"SR {upscaler.name}": sr}
+    Path(quicklook).parent.mkdir(parents=True, exist_ok=True)
     render_crops(panels, rgb=quicklook_channels(upscaler)).save(quicklook)

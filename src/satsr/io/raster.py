@@ -443,12 +443,12 @@ class RasterWriter:
     def write(self, row: int, col: int, reflectance: np.ndarray, valid: np.ndarray) -> None:
         """Write a block ``(C, h, w)`` of reflectance at ``(row, col)`` with its validity: ``(h, w)`` for
         whole pixels or ``(C, h, w)`` per band. Invalid values become nodata; a valid value that would
-        read back as nodata is moved to the nearest other value (one DN, or the next float)."""
+        read back as nodata is moved next to it (``_off_nodata``: one DN, or a tiny relative step)."""
         data = self.meta.scaling.to_dn(reflectance, self.meta.dtype)
         valid = np.broadcast_to(valid if valid.ndim == data.ndim else valid[None], data.shape)
         nodata = np.array(self.nodata).astype(self.meta.dtype)
         if not np.isnan(nodata):
-            data[(data == nodata) & valid] = _nearest_other(nodata, self.meta.dtype)
+            _off_nodata(data, valid, nodata)
         data[~valid] = nodata
         _, h, w = data.shape
         self.dst.write(data, window=Window(col, row, w, h))
@@ -524,13 +524,25 @@ def write_raster(
     return writer.path
 
 
-def _nearest_other(nodata: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """The value of ``dtype`` nearest to ``nodata`` that is not ``nodata`` (upwards unless at the top)."""
+#: Relative distance below which GDAL takes a float for the nodata value: about 4.8e-7 for float32
+#: (``ARE_REAL_EQUAL``), so a valid value there must move; 2**-19 (1.9e-6) is four times that.
+FLOAT_NODATA_STEP = 2.0**-19
+
+
+def _off_nodata(data: np.ndarray, valid: np.ndarray, nodata: np.ndarray) -> None:
+    """Move, in place, valid values that a reader would take for ``nodata``: integers equal to it by one
+    DN (down at the top of the range), floats within ``FLOAT_NODATA_STEP`` (relative; the smallest
+    normal float at 0) of it to that distance, on their side of it."""
+    dtype = data.dtype
     if np.issubdtype(dtype, np.integer):
-        step = 1 if nodata < np.iinfo(dtype).max else -1
-        return np.array(int(nodata) + step).astype(dtype)
-    up = np.nextafter(nodata, np.array(np.inf, dtype))
-    return up if np.isfinite(up) else np.nextafter(nodata, np.array(-np.inf, dtype))
+        dn_step = 1 if nodata < np.iinfo(dtype).max else -1
+        data[(data == nodata) & valid] = np.array(int(nodata) + dn_step).astype(dtype)
+        return
+    step = max(abs(float(nodata)) * FLOAT_NODATA_STEP, float(np.finfo(dtype).tiny))
+    near = valid & (np.abs(data.astype(np.float64) - float(nodata)) < step)
+    up, down = (np.array(float(nodata) + sign * step).astype(dtype) for sign in (1, -1))
+    above = (data >= nodata) & np.isfinite(up) | ~np.isfinite(down)
+    data[near & above], data[near & ~above] = up, down
 
 
 def _umask() -> int:

@@ -166,9 +166,12 @@ def _pad_to(patch: np.ndarray, tile_size: int) -> np.ndarray:
 
 
 def hr_index(lr: int, size: int, out: int) -> int:
-    """The HR pixel border at LR pixel border ``lr`` of an axis of ``size`` LR and ``out`` HR pixels:
-    ``round(lr * out / size)`` in integer arithmetic (exactly ``lr * scale`` for an integer scale)."""
-    return (2 * lr * out + size) // (2 * size)
+    """The HR pixel border at LR pixel border ``lr`` of an axis of ``size`` LR and ``out`` HR pixels: the
+    first HR pixel whose centre is at or past LR coordinate ``lr``, ``ceil(lr * out / size - 1/2)`` in
+    integer arithmetic (exactly ``lr * scale`` for an integer scale). So a window computes exactly the HR
+    pixels whose centres lie in its LR pixels, the ones ``lr_pixels`` takes their validity from (a
+    centre on an LR border belongs to the pixel after it)."""
+    return -((size - 2 * lr * out) // (2 * size))
 
 
 def hr_extent(lr_length: int, size: int, out: int) -> int:
@@ -203,6 +206,8 @@ def _check_batch(result: np.ndarray, batch: np.ndarray, extent: tuple[int, int],
     expected = (batch.shape[0], channels, *extent)
     if sr.shape != expected:
         raise ValueError(f"model returned shape {sr.shape}, expected {expected}")
+    if not np.isfinite(sr).all():  # it would be written as nodata, or as a meaningless integer
+        raise ValueError(f"model returned {int((~np.isfinite(sr)).sum())} NaN or infinite values")
     return sr
 
 

@@ -1,12 +1,15 @@
 """LR/HR evaluation pairs: real pairs from ``hr/`` + ``lr/`` folders, or HR rasters degraded on the fly.
 
-Synthetic pairs follow the two protocols of ``satsr.data.degradation``:
+Files are read as ``satsr upscale`` reads them: one rule for band names
+(``satsr.io.raster.file_band_names``) and one DN convention (``satsr.io.raster.file_scaling``: the GDAL
+scale/offset a file declares, else DN / 255 for 8-bit pictures, Sentinel-2's DN / 10000 for other
+integers). Synthetic pairs follow the two protocols of ``satsr.data.degradation``:
 
-* ``wald`` (Sentinel-2, Wald et al. 1997): reflectance = DN / 10000, per-band Gaussian blur matched to
+* ``wald`` (Sentinel-2, Wald et al. 1997): reflectance, per-band Gaussian blur matched to
   the MSI MTF, decimation by an integer scale. Chosen by ``degradation="auto"`` for rasters whose
   bands are named Sentinel-2 bands (band descriptions, else ``_B02_B03_...`` in the file name) and for
   unnamed 4-band integer rasters other than 8-bit (read as B02, B03, B04, B08).
-* ``bicubic`` (aerial RGB, as in LIIF / E2DiffSR): values in [0, 1] (DN / dtype maximum), antialiased
+* ``bicubic`` (aerial RGB, as in LIIF / E2DiffSR): values in [0, 1] for 8-bit pictures, antialiased
   bicubic downsampling to ``h = floor(H / scale)``, any scale > 1.
 
 The HR is cropped to ``H = round(h * scale)`` with ``h = floor(H0 / scale)``: divisible by an
@@ -35,7 +38,7 @@ from scipy import ndimage
 
 from satsr.data.degradation import bicubic_degrade, wald_degrade
 from satsr.io.bands import S2_BANDS, S2_RGBN, ReflectanceScaling, canonical_band_name
-from satsr.io.raster import RasterError, file_band_names, read_raster
+from satsr.io.raster import RasterError, file_band_names, file_scaling, read_raster
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +110,7 @@ def _inspect(path: Path, bands: Sequence[str] | int | None) -> _RasterKind:
         keep = [i for i in range(1, src.count + 1) if src.colorinterp[i - 1] != ColorInterp.alpha]
         dtype = np.dtype(src.dtypes[0])
         names = _s2_names(src, path)
+        scaling = file_scaling(src, keep, dtype)  # the DN convention of satsr upscale
         unnamed_rgbn = len(keep) == len(S2_RGBN) and np.issubdtype(dtype, np.integer) and dtype != np.uint8
         if names is None and unnamed_rgbn:
             names = S2_RGBN
@@ -114,15 +118,11 @@ def _inspect(path: Path, bands: Sequence[str] | int | None) -> _RasterKind:
                 "%s: 4 integer bands without names (no band descriptions, none in its name), taken as %s",
                 path, ", ".join(S2_RGBN),
             )  # fmt: skip
-    integer = np.issubdtype(dtype, np.integer)
     if names is not None:
-        kind = _RasterKind(
-            tuple(keep), names, True, ReflectanceScaling() if integer else ReflectanceScaling.identity()
-        )
+        kind = _RasterKind(tuple(keep), names, True, scaling)
     else:
-        quantification = float(np.iinfo(dtype).max) if integer else 1.0
         plain = RGB_BAND_NAMES if len(keep) == len(RGB_BAND_NAMES) else tuple(f"band{i}" for i in keep)
-        kind = _RasterKind(tuple(keep), plain, False, ReflectanceScaling(quantification=quantification))
+        kind = _RasterKind(tuple(keep), plain, False, scaling)
     return _select(kind, bands)
 
 

@@ -199,7 +199,7 @@ class RasterReader:
         self.named = all(names[i - 1] for i in self.indexes)  # every selected band has a name
         dtype = np.dtype(self.src.dtypes[self.indexes[0] - 1])
         if scaling is None:
-            scaling = _file_scaling(self.src, self.indexes, dtype)
+            scaling = file_scaling(self.src, self.indexes, dtype)
         self.source_tags = {**self.src.tags(), **self.extra_tags}
         if grid is not None and not grid.matches(self.src):  # read as if on another raster's grid
             if self.src.crs is None or grid.crs is None:
@@ -347,7 +347,7 @@ def read_raster(
     return reflectance, valid, reader.meta
 
 
-def _file_scaling(src: rasterio.io.DatasetReader, indexes: list[int], dtype: np.dtype) -> ReflectanceScaling:
+def file_scaling(src: rasterio.io.DatasetReader, indexes: list[int], dtype: np.dtype) -> ReflectanceScaling:
     """The DN scaling of ``satsr.io.bands.dn_scaling``: the GDAL band scale/offset the file declares (one
     for all selected bands), else the convention of its dtype."""
     scales = {src.scales[i - 1] for i in indexes}

@@ -303,6 +303,7 @@ def _results(
     # The input's DN scaling, fill value and statistics do not describe the output's reflectance.
     attrs = {k: v for k, v in da.attrs.items() if k not in DN_ATTRS and not k.startswith("STATISTICS_")}
     attrs.update(provenance)
+    attrs["long_name"] = tuple(upscaler.bands)  # rioxarray's band descriptions: the output's bands
     results = []
     for part in (out[:channels], out[channels:]) if samples > 1 else (out,):
         result = xr.DataArray(part, dims=(band_dim, "y", "x"), coords=coords, attrs=attrs)

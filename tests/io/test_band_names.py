@@ -111,6 +111,10 @@ def test_arrays_name_their_bands_by_rioxarray_long_name(tmp_path: Path) -> None:
     path = write_geotiff(tmp_path / "swapped.tif", pixels, names=("B04", "B03", "B02", "B08"))
     sr = satsr.upscale_dataarray(rioxarray.open_rasterio(path), ByPosition())
     np.testing.assert_allclose(sr.sel(band="B02").values, nearest(pixels[2] / 10000), rtol=1e-6)  # type: ignore[union-attr]
+    # rioxarray writes long_name as the band descriptions: it was the input's order, B04 B03 B02 B08.
+    sr.rio.to_raster(tmp_path / "sr.tif")  # type: ignore[union-attr]
+    with rasterio.open(tmp_path / "sr.tif") as written:
+        assert written.descriptions == S2_RGBN
 
 
 @pytest.mark.skipif(not DSEN2_10M.exists(), reason="needs ../shared/data/s2/dsen2_l1c")

@@ -220,3 +220,15 @@ def test_progress_is_printed_when_stderr_is_not_a_terminal(
     assert 5 <= len(lines) <= 21 and all(pattern.match(line) for line in lines)
     done, total, percent = pattern.match(lines[-1]).groups()  # type: ignore[union-attr]
     assert done == total and percent == "100"
+
+
+def test_an_output_that_is_a_folder_is_one_clear_error(
+    s2_tif: Path, tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It said 'output exists (pass --overwrite)', and with --overwrite failed in os.replace."""
+    folder = tmp_path / "out"
+    folder.mkdir()
+    for extra in ([], ["--overwrite"]):
+        assert run("upscale", s2_tif, folder, "--model", tiny_model_dir, *extra) == 2
+        assert f"{folder} is a folder: give the output's file name" in capsys.readouterr().err
+    assert list(folder.iterdir()) == []

@@ -31,7 +31,7 @@ from satsr.io.raster import Grid, RasterError, RasterMeta, RasterReader, RasterW
 from satsr.io.stac import build_item, stac_path, write_item
 from satsr.io.tiling import DEFAULT_OVERLAP, DEFAULT_TILE_SIZE, Tile, TileFn, fit_tiling, upscale_stream
 from satsr.models.registry import DEFAULT_SEED, Upscaler, load, sample_seed
-from satsr.pipelines import GDAL_CACHE_MB, open_for_model, write_quicklook
+from satsr.pipelines import GDAL_CACHE_MB, check_output_name, open_for_model, write_quicklook
 from satsr.resume import Interrupted
 
 log = logging.getLogger(__name__)
@@ -225,7 +225,7 @@ def fuse_files(
         raise ValueError(f"{len(paths)} inputs but {len(dates)} dates")
     if steps < 1:
         raise ValueError(f"--steps must be >= 1, got {steps}")
-    output = Path(output)
+    output = check_output_name(output)
     for path in (output, stac_path(output)):
         if path.exists() and not overwrite:
             raise RasterError(f"{path}: output exists (pass --overwrite to replace it)")

@@ -67,6 +67,16 @@ def output_scale(upscaler: Upscaler, scale: float | None) -> float:
     return s
 
 
+def check_output_name(output: str | Path) -> Path:
+    """The output as a path, refused when it names a folder (a file name is needed)."""
+    output = Path(output)
+    if output.is_dir():
+        raise RasterError(
+            f"{output} is a folder: give the output's file name (only a folder input takes a folder)"
+        )
+    return output
+
+
 def _check_request(upscaler: Upscaler, scale: float | None, samples: int, steps: int | None) -> float:
     """Refuse a request the model cannot serve; return the scale it runs at (``output_scale``)."""
     s = output_scale(upscaler, scale)
@@ -127,7 +137,7 @@ def upscale_file(
     """
     upscaler = model if isinstance(model, Upscaler) else load(model, device=device)
     s = _check_request(upscaler, scale, samples, steps)
-    output = Path(output)
+    output = check_output_name(output)
     outputs = [output] + ([uncertainty_path(output)] if samples > 1 else [])
     for path in [*outputs, stac_path(output)]:
         if path.exists() and not overwrite:

@@ -117,3 +117,15 @@ def test_real_8_bit_picture_reads_as_dn_over_255() -> None:
     assert isinstance(sr, xr.DataArray)
     assert 0.9 < float(np.nanmax(sr.values)) <= 1.0  # it was 0.0255: DN / 10000
     assert int(np.isnan(sr.values).all(axis=0).sum()) == 461 * 4
+
+
+def test_a_lazy_result_of_a_real_network_matches_the_eager_one_with_single_window_batches(
+    tiny_model_dir: Path, smooth_tif: Path
+) -> None:
+    """With batch_size=1 no window's output can depend on its batch: then lazy is eager bit for bit."""
+    model = satsr.load(tiny_model_dir)
+    kwargs = {"tile_size": 16, "overlap": 4, "batch_size": 1}
+    eager = satsr.upscale_dataarray(rioxarray.open_rasterio(smooth_tif), model, **kwargs)  # type: ignore[arg-type]
+    lazy = satsr.upscale_dataarray(open_lazy(smooth_tif), model, **kwargs)  # type: ignore[arg-type]
+    assert isinstance(eager, xr.DataArray) and isinstance(lazy, xr.DataArray)
+    np.testing.assert_array_equal(lazy.values, eager.values)

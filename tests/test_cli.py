@@ -1,4 +1,7 @@
 import json
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -172,3 +175,60 @@ def test_train_hands_its_arguments_to_lightning(capsys: pytest.CaptureFixture[st
         main(["train", "fit", "--help"])
     assert exit_info.value.code == 0
     assert "--trainer.max_steps" in capsys.readouterr().out
+
+
+def test_help_and_version_do_not_import_torch() -> None:
+    """``satsr --help`` took 7-9 s, most of it importing torch; parsing help must not import it."""
+    code = (
+        "import sys\nfrom satsr.cli import main\n"
+        "for argv in (['--help'], ['upscale', '--help'], ['fuse', '--help'], ['--version']):\n"
+        "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+        "print('torch imported:', 'torch' in sys.modules, file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "torch imported: False" in done.stderr
+    assert f"satsr {satsr.__version__}" in done.stdout
+
+
+def test_help_shows_the_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["upscale", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "LR tile side, pixels (default: 128)" in text and "(default: s2-rgbn-x4-fast)" in text
+    with pytest.raises(SystemExit):
+        main(["fuse", "--help"])
+    assert "(default: 50)" in " ".join(capsys.readouterr().out.split())
+
+
+def test_progress_is_printed_when_stderr_is_not_a_terminal(
+    s2_tif: Path, tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = [
+        "upscale",
+        s2_tif,
+        tmp_path / "o.tif",
+        "--model",
+        tiny_model_dir,
+        "--tile-size",
+        "8",
+        "--overlap",
+        "2",
+    ]
+    assert run(*args) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if "tiles" in line]
+    pattern = re.compile(r"^satsr: tiles (\d+)/(\d+) \((\d+)%\), \d+:\d\d:\d\d elapsed, \d+:\d\d:\d\d left$")
+    assert 5 <= len(lines) <= 21 and all(pattern.match(line) for line in lines)
+    done, total, percent = pattern.match(lines[-1]).groups()  # type: ignore[union-attr]
+    assert done == total and percent == "100"
+
+
+def test_an_output_that_is_a_folder_is_one_clear_error(
+    s2_tif: Path, tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It said 'output exists (pass --overwrite)', and with --overwrite failed in os.replace."""
+    folder = tmp_path / "out"
+    folder.mkdir()
+    for extra in ([], ["--overwrite"]):
+        assert run("upscale", s2_tif, folder, "--model", tiny_model_dir, *extra) == 2
+        assert f"{folder} is a folder: give the output's file name" in capsys.readouterr().err
+    assert list(folder.iterdir()) == []

@@ -135,3 +135,47 @@ def test_pixels_one_revisit_misses_are_seen_through_the_others(
     )
     with rasterio.open(out) as sr:
         assert (sr.read_masks(1) > 0).all() and sr.tags()["SATSR_DT_DAYS"] == "14,7,0"
+
+
+def test_small_inputs_run_as_one_window_of_their_own_size(tmp_path: Path, fusion_model_dir: Path) -> None:
+    """A 24 px input was padded to the 128 px default tile (3x the time for 48 px inputs)."""
+    from satsr.fusion import fuse_files
+    from satsr.models.registry import load
+
+    upscaler = load(fusion_model_dir)
+    fuse, sides = upscaler.network.fuse, []
+
+    def recording(lrs, *args, **kwargs):  # type: ignore[no-untyped-def]
+        sides.append(tuple(lrs.shape[-2:]))
+        return fuse(lrs, *args, **kwargs)
+
+    upscaler.network.fuse = recording  # type: ignore[method-assign]
+    fuse_files(revisits(tmp_path), tmp_path / "fused.tif", upscaler, steps=1)
+    assert sides == [(24, 24)]
+
+
+def test_fuse_shows_progress_writes_a_quicklook_and_says_ctrl_c_leaves_nothing(
+    tmp_path: Path,
+    fusion_model_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    paths = revisits(tmp_path)
+    out, png = tmp_path / "fused.tif", tmp_path / "fused.png"
+    args = ["fuse", *map(str, paths), "--output", str(out), "--model", str(fusion_model_dir), "--steps", "1"]
+    assert main([*args, "--quicklook", str(png), "--tile-size", "16", "--overlap", "4"]) == 0
+    assert "satsr: tiles 4/4 (100%)" in capsys.readouterr().err
+    assert (
+        png.is_file() and json.loads(stac_path(out).read_text())["assets"]["overview"]["href"] == "fused.png"
+    )
+
+    def interrupt(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("satsr.fusion._fusion_fn", lambda *a, **k: interrupt)
+    again = tmp_path / "again.tif"
+    assert main([*args[:-4], "--output", str(again), "--model", str(fusion_model_dir)]) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"satsr: interrupted: {again} was not written (a fusion does not resume)"
+    )
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith((".again", "again"))]

@@ -256,3 +256,16 @@ def test_failed_job_leaves_no_state(smooth_tif: Path, tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="model failed"):
         upscale_file(smooth_tif, tmp_path / "out.tif", Broken(), **JOB)  # type: ignore[arg-type]
     assert list(tmp_path.iterdir()) == [smooth_tif]
+
+
+def test_an_input_smaller_than_the_tile_runs_as_one_window_of_its_size(s2_tif: Path, tmp_path: Path) -> None:
+    shapes: list[tuple[int, ...]] = []
+
+    class Recording(Replicate):
+        def __call__(self, lr, seeds=None, steps=None, origins=None):  # type: ignore[no-untyped-def]
+            shapes.append(np.asarray(lr).shape)
+            return super().__call__(lr)
+
+    out = upscale_file(s2_tif, tmp_path / "o.tif", Recording())  # 40 x 52 px, default tile 128
+    assert shapes == [(1, 4, 52, 52)]
+    np.testing.assert_array_equal(read(out), nearest(read(s2_tif)).astype(np.uint16))

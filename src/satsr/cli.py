@@ -1,4 +1,8 @@
-"""The ``satsr`` command: thin argument parsing over ``satsr.pipelines``."""
+"""The ``satsr`` command: thin argument parsing over ``satsr.pipelines``.
+
+Only light modules are imported at the top: torch and the models load when a command runs, so
+``satsr --help`` and ``satsr --version`` answer at once.
+"""
 
 from __future__ import annotations
 
@@ -9,24 +13,59 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from satsr import __version__
+from satsr.defaults import (
+    DEFAULT_FUSION_MODEL,
+    DEFAULT_FUSION_STEPS,
+    DEFAULT_MIN_CLEAR,
+    DEFAULT_MODEL,
+    DEFAULT_SEED,
+)
 from satsr.io.raster import RasterError
 from satsr.io.safe import is_safe, output_name
 from satsr.io.tiling import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_TILE_SIZE
-from satsr.models.registry import (
-    DEFAULT_SEED,
-    UnknownModelError,
-    bundled_models,
-    load,
-    read_config,
-    resolve_device,
-    set_lr_consistency,
-)
-from satsr.pipelines import upscale_file
 
-DEFAULT_MODEL = "s2-rgbn-x4-fast"
+#: Exit status of a command that failed with a clear error.
+EXIT_ERROR = 2
+#: Exit status of a command stopped by Ctrl-C (128 + SIGINT), as shells report it.
+EXIT_INTERRUPTED = 130
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default in ``--help`` where it has one worth showing."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in text:
+            return text
+        return super()._get_help_string(action)
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a message comes (not the one at set-up)."""
+
+    @property
+    def stream(self) -> object:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: object) -> None:
+        pass
+
+
+def _log_to_stderr() -> None:
+    """satsr's messages (info and up) on stderr as ``satsr: message``, once per process."""
+    logger = logging.getLogger("satsr")
+    logger.setLevel(logging.INFO)
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("satsr: %(message)s"))
+        logger.addHandler(handler)
 
 
 def _models(_: argparse.Namespace) -> int:
+    from satsr.models.registry import bundled_models, read_config
+
     models = bundled_models()
     if not models:
         print("no bundled models")
@@ -35,41 +74,72 @@ def _models(_: argparse.Namespace) -> int:
     return 0
 
 
-def _upscale(args: argparse.Namespace) -> int:
-    inputs: list[tuple[Path, Path]]
-    if args.input.is_dir() and not is_safe(args.input):
-        files = sorted(
-            p
-            for p in args.input.iterdir()
-            if p.suffix.lower() in {".tif", ".tiff", ".jp2", ".vrt"} or is_safe(p)
+#: Exit status of a folder run with --keep-going in which some files failed (the others are done).
+EXIT_SOME_FAILED = 1
+#: Files a folder run takes.
+RASTER_SUFFIXES = (".tif", ".tiff", ".jp2", ".vrt")
+
+
+def _folder_inputs(args: argparse.Namespace) -> list[tuple[Path, Path, Path | None]]:
+    """(input, output, quick-look) per raster of a folder (--quicklook then names a folder for the PNGs),
+    or the one input."""
+    if not (args.input.is_dir() and not is_safe(args.input)):
+        return [(args.input, args.output, args.quicklook)]
+    files = sorted(p for p in args.input.iterdir() if p.suffix.lower() in RASTER_SUFFIXES or is_safe(p))
+    if not files:
+        raise RasterError(
+            f"{args.input}: no rasters (.tif, .tiff, .jp2, .vrt, .SAFE, .SAFE.zip) in this folder"
         )
-        if not files:
-            raise RasterError(
-                f"{args.input}: no rasters (.tif, .tiff, .jp2, .vrt, .SAFE, .SAFE.zip) in this folder"
-            )
-        inputs = [(f, args.output / output_name(f)) for f in files]
-    else:
-        inputs = [(args.input, args.output)]
+    looks = args.quicklook
+    pngs = [looks / Path(output_name(f)).with_suffix(".png").name if looks else None for f in files]
+    return [(f, args.output / output_name(f), png) for f, png in zip(files, pngs, strict=True)]
+
+
+def _upscale(args: argparse.Namespace) -> int:
+    from satsr.io.stac import stac_path
+    from satsr.models.registry import load, resolve_device, set_lr_consistency
+    from satsr.pipelines import upscale_file
+
+    inputs = _folder_inputs(args)
+    folder = args.input.is_dir() and not is_safe(args.input)
     upscaler = load(args.model, device=resolve_device(args.device))
     if args.no_lr_consistency:
         set_lr_consistency(upscaler, False)
-    for src, dst in inputs:
-        out = upscale_file(
-            src, dst, upscaler, args.scale, args.bands, args.tile_size, args.overlap,
-            overwrite=args.overwrite, progress=sys.stderr.isatty(),
-            quicklook=args.quicklook if len(inputs) == 1 else None,
-            processing_baseline=args.processing_baseline, samples=args.samples, steps=args.steps,
-            seed=args.seed, cog=args.cog, batch_size=args.batch_size, scheduler=args.scheduler,
-            workers=args.workers, mask_clouds=args.mask_clouds,
-        )  # fmt: skip
+    failed: list[tuple[Path, str]] = []
+    for k, (src, dst, quicklook) in enumerate(inputs):
+        if folder and not args.overwrite and dst.exists() and stac_path(dst).exists():
+            print(f"satsr: {dst} exists (done before), skipped; --overwrite replaces it", file=sys.stderr)
+            continue  # so that the same command continues an interrupted folder run
+        try:
+            out = upscale_file(
+                src, dst, upscaler, args.scale, args.bands, args.tile_size, args.overlap,
+                overwrite=args.overwrite, progress=True, quicklook=quicklook,
+                processing_baseline=args.processing_baseline, samples=args.samples, steps=args.steps,
+                seed=args.seed, cog=args.cog, batch_size=args.batch_size, scheduler=args.scheduler,
+                workers=args.workers, mask_clouds=args.mask_clouds,
+            )  # fmt: skip
+        except (RasterError, ValueError) as err:
+            if not folder:
+                raise
+            print(f"satsr: error: {err}", file=sys.stderr)
+            if not args.keep_going:
+                print(f"satsr: stopped at {src.name} ({k} of {len(inputs)} files done before it); "
+                      "--keep-going goes on past files that fail", file=sys.stderr)  # fmt: skip
+                return EXIT_ERROR
+            failed.append((src, str(err)))
+            continue
         print(out)
+    if failed:
+        print(f"satsr: {len(failed)} of {len(inputs)} files failed: {', '.join(p.name for p, _ in failed)}",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_SOME_FAILED
     return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
     from satsr.evaluation.harness import evaluate, load_pairs, upscaler_method
+    from satsr.models.registry import load, resolve_device, set_lr_consistency
 
-    logging.basicConfig(level=logging.INFO, format="satsr: %(message)s")
     upscalers = [load(name, device=resolve_device(args.device)) for name in args.model]
     scale = args.scale if args.scale is not None else upscalers[0].scale
     pairs = load_pairs(
@@ -105,14 +175,14 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _fuse(args: argparse.Namespace) -> int:
     from satsr.fusion import fuse_files
+    from satsr.models.registry import load, resolve_device
 
-    logging.basicConfig(level=logging.INFO, format="satsr: %(message)s")
     out = fuse_files(
         args.inputs, args.output, load(args.model, device=resolve_device(args.device)),
         dates=args.dates.split(",") if args.dates else None, target_date=args.target_date, bands=args.bands,
         steps=args.steps, seed=args.seed, tile_size=args.tile_size, overlap=args.overlap,
         min_clear=args.min_clear, mask_clouds=args.mask_clouds, overwrite=args.overwrite, cog=args.cog,
-        progress=sys.stderr.isatty(),
+        progress=True, quicklook=args.quicklook,
     )  # fmt: skip
     print(out)
     return 0
@@ -125,10 +195,15 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="satsr", description="Super-resolution of satellite imagery")
+    parser = argparse.ArgumentParser(
+        prog="satsr", description="Super-resolution of satellite imagery", formatter_class=_HelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"satsr {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("models", help="list bundled models").set_defaults(func=_models)
-    up = sub.add_parser("upscale", help="super-resolve a raster or a folder of rasters")
+    up = sub.add_parser(
+        "upscale", help="super-resolve a raster or a folder of rasters", formatter_class=_HelpFormatter
+    )
     up.add_argument("input", type=Path)
     up.add_argument("output", type=Path)
     up.add_argument("--model", default=DEFAULT_MODEL, help="bundled model name or model folder")
@@ -159,14 +234,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: cuda if available"
     )
     up.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    up.add_argument("--quicklook", type=Path, default=None, help="also write an input | output RGB PNG")
+    up.add_argument(
+        "--quicklook", type=Path, default=None,
+        help="also write an input | output RGB PNG (for a folder input: a folder of them)",
+    )  # fmt: skip
+    up.add_argument(
+        "--keep-going", action="store_true",
+        help="folder input: go on past files that fail, list them at the end and exit with 1",
+    )  # fmt: skip
     up.add_argument(
         "--processing-baseline", default=None,
         help="Sentinel-2 processing baseline of the input (e.g. 04.00): >= 04.00 applies the -1000 DN offset",
     )  # fmt: skip
     up.set_defaults(func=_upscale)
 
-    fu = sub.add_parser("fuse", help="fuse several revisits of one place into one super-resolved image")
+    fu = sub.add_parser(
+        "fuse", help="fuse several revisits of one place into one super-resolved image",
+        formatter_class=_HelpFormatter,
+    )  # fmt: skip
     fu.add_argument(
         "inputs", nargs="+", type=Path, help="rasters of the same place (any grids; the first sets it)"
     )
@@ -175,19 +260,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--dates", default=None, help="D1,D2,... (YYYY-MM-DD), one per input; default: tags or names"
     )
     fu.add_argument("--target-date", default=None, help="date to reconstruct (default: the latest input)")
-    fu.add_argument("--model", default="s2-rgbn-x4-fusion", help="bundled model name or folder")
+    fu.add_argument("--model", default=DEFAULT_FUSION_MODEL, help="bundled model name or folder")
     fu.add_argument("--bands", nargs="+", default=None, help="band names or 1-based indexes")
-    fu.add_argument("--steps", type=int, default=50, help="DDIM steps")
-    fu.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    fu.add_argument("--tile-size", type=int, default=DEFAULT_TILE_SIZE)
-    fu.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP)
-    fu.add_argument("--min-clear", type=float, default=0.5, help="drop revisits with a smaller clear share")
+    fu.add_argument("--steps", type=int, default=DEFAULT_FUSION_STEPS, help="DDIM steps")
+    fu.add_argument("--seed", type=int, default=DEFAULT_SEED, help="fixes the result")
+    fu.add_argument("--tile-size", type=int, default=DEFAULT_TILE_SIZE, help="LR tile side, pixels")
+    fu.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP, help="LR tile overlap, pixels")
+    fu.add_argument(
+        "--min-clear", type=float, default=DEFAULT_MIN_CLEAR, help="drop revisits with a smaller clear share"
+    )
     fu.add_argument("--mask-clouds", action="store_true", help="S2 L2A products: mask clouds from the SCL")
     fu.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     fu.add_argument("--overwrite", action="store_true")
-    fu.add_argument("--cog", action="store_true")
+    fu.add_argument("--cog", action="store_true", help="write a Cloud-Optimized GeoTIFF (with overviews)")
+    fu.add_argument("--quicklook", type=Path, default=None, help="also write a first input | output RGB PNG")
     fu.set_defaults(func=_fuse)
-    ev = sub.add_parser("evaluate", help="score models against bicubic on HR images or LR/HR pairs")
+    ev = sub.add_parser(
+        "evaluate",
+        help="score models against bicubic on HR images or LR/HR pairs",
+        formatter_class=_HelpFormatter,
+    )
     ev.add_argument("--model", nargs="+", default=[DEFAULT_MODEL], help="bundled model names or folders")
     ev.add_argument("--data", type=Path, required=True, help="HR rasters (degraded on the fly) or hr/ + lr/")
     ev.add_argument("--scale", type=float, default=None, help="SR factor (default: the model's)")
@@ -207,13 +299,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument(
         "--steps", type=int, nargs="+", default=None, help="diffusion models: steps (one row each)"
     )
-    ev.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    ev.add_argument("--seed", type=int, default=DEFAULT_SEED, help="fixes every sample")
     ev.add_argument(
         "--lr-consistency", default="on", choices=["on", "off", "both"],
         help="diffusion models: LR-consistency projection on, off, or one row each",
     )  # fmt: skip
-    ev.add_argument("--tile-size", type=int, default=DEFAULT_TILE_SIZE)
-    ev.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP)
+    ev.add_argument("--tile-size", type=int, default=DEFAULT_TILE_SIZE, help="LR tile side, pixels")
+    ev.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP, help="LR tile overlap, pixels")
     ev.add_argument("--no-fid", action="store_true", help="skip FID (the slowest metric)")
     ev.add_argument("--title", default=None)
     ev.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -232,11 +324,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["train"]:  # everything after ``train`` belongs to LightningCLI, --help included
         return _train(argparse.Namespace(lightning_args=argv[1:]))
     args = build_parser().parse_args(argv)
+    _log_to_stderr()
     try:
         return int(args.func(args))
-    except (RasterError, UnknownModelError, ValueError, ConnectionError) as err:
+    except (RasterError, ValueError, ConnectionError) as err:  # UnknownModelError is a ValueError
         print(f"satsr: error: {err}", file=sys.stderr)
-        return 2
+        return EXIT_ERROR
+    except KeyboardInterrupt as interrupt:  # one line, no traceback: what was kept, how to go on
+        print(f"satsr: {interrupt}" if str(interrupt) else "satsr: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

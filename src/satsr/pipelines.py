@@ -6,7 +6,6 @@ import dataclasses
 import json
 import logging
 import math
-import os
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from pathlib import Path
@@ -16,22 +15,25 @@ import rasterio
 from rasterio.windows import Window
 
 from satsr import __version__
+from satsr.evaluation.quicklook import rgb_channels
 from satsr.evaluation.report import render_crops
-from satsr.io.bands import ReflectanceScaling, processing_baseline_offset
-from satsr.io.raster import RasterError, RasterMeta, RasterReader, RasterWriter, resumable_temp_path
+from satsr.io.bands import ReflectanceScaling, canonical_band_name, processing_baseline_offset
+from satsr.io.dates import Acquired, acquisition_time
+from satsr.io.raster import Grid, RasterError, RasterMeta, RasterReader, RasterWriter
 from satsr.io.stac import build_item, stac_path, write_item
 from satsr.io.tiling import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_OVERLAP,
     DEFAULT_TILE_SIZE,
-    Pending,
     Tile,
     TileFn,
+    fit_tiling,
     lr_pixels,
     upscale_stream,
 )
 from satsr.models.continuous import MAX_SCALE, TRAINED_MAX_SCALE
 from satsr.models.registry import DEFAULT_SEED, SceneGrid, Upscaler, load, sampling_tile_fn
+from satsr.resume import Interrupted, JobState
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,16 @@ def output_scale(upscaler: Upscaler, scale: float | None) -> float:
             "%s was trained up to x%g; x%g extrapolates beyond that", upscaler.name, TRAINED_MAX_SCALE, s
         )
     return s
+
+
+def check_output_name(output: str | Path) -> Path:
+    """The output as a path, refused when it names a folder (a file name is needed)."""
+    output = Path(output)
+    if output.is_dir():
+        raise RasterError(
+            f"{output} is a folder: give the output's file name (only a folder input takes a folder)"
+        )
+    return output
 
 
 def _check_request(upscaler: Upscaler, scale: float | None, samples: int, steps: int | None) -> float:
@@ -125,7 +137,7 @@ def upscale_file(
     """
     upscaler = model if isinstance(model, Upscaler) else load(model, device=device)
     s = _check_request(upscaler, scale, samples, steps)
-    output = Path(output)
+    output = check_output_name(output)
     outputs = [output] + ([uncertainty_path(output)] if samples > 1 else [])
     for path in [*outputs, stac_path(output)]:
         if path.exists() and not overwrite:
@@ -146,17 +158,16 @@ def upscale_file(
         tags["SATSR_LR_CONSISTENCY"] = "on" if consistency else "off"
     with (
         rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB),
-        RasterReader(input, bands, scaling, mask_clouds) as reader,
+        open_for_model(input, bands, upscaler, scaling, mask_clouds) as reader,
     ):
         meta = reader.meta
-        if len(meta.band_names) != len(upscaler.bands):
-            raise RasterError(
-                f"{input}: model {upscaler.name} needs {len(upscaler.bands)} bands "
-                f"({', '.join(upscaler.bands)}), the input has {len(meta.band_names)}; "
-                "select them with --bands"
-            )
+        acquired = acquisition_time(reader.tags(), Path(input).name)
+        tags.update(acquired.tags() if acquired is not None else {})
         fill = reader.band_means()  # also refuses an all-nodata raster before anything is written
         out_h, out_w = round(meta.height * s), round(meta.width * s)
+        tile_size, overlap = fit_tiling(
+            tile_size, overlap, meta.height, meta.width
+        )  # small inputs: one window
         grid = SceneGrid((meta.height, meta.width), s) if upscaler.continuous else None
         job = None
         if resumable:
@@ -198,7 +209,9 @@ def upscale_file(
                     prefetch=prefetch,
                 )  # fmt: skip
         except KeyboardInterrupt:
-            raise  # the temporary files and the state stay for a rerun
+            # The temporary files and the state stay for a rerun; one line says so (``satsr.cli``).
+            message = job.interrupted() if job is not None else f"interrupted: {output} was not written"
+            raise Interrupted(message) from None
         except BaseException:
             if job is not None:
                 job.discard()
@@ -208,9 +221,58 @@ def upscale_file(
         if job is not None:
             job.discard()
         if quicklook is not None:
-            _write_quicklook(reader, output, upscaler.name, quicklook)
-        _write_stac(output, outputs, quicklook, input, reader, upscaler, s, seed, samples, steps)
+            write_quicklook(reader, output, upscaler, quicklook)
+        _write_stac(output, outputs, quicklook, input, acquired, reader, upscaler, s, seed, samples, steps)
     return output
+
+
+def _model_band_names(upscaler: Upscaler) -> list[str] | None:
+    """The model's bands as canonical Sentinel-2 names (red, green, blue: B04, B03, B02), else None."""
+    try:
+        return [canonical_band_name(b) for b in upscaler.bands]
+    except ValueError:
+        return None
+
+
+def open_for_model(
+    input: str | Path,
+    bands: Sequence[str | int] | None,
+    upscaler: Upscaler,
+    scaling: ReflectanceScaling | None = None,
+    mask_clouds: bool = False,
+    grid: Grid | None = None,
+) -> RasterReader:
+    """The input's bands as the model takes them, by name where the input names them.
+
+    Without ``bands``, named inputs give the model's bands in its order (any extra bands are left out);
+    unnamed ones are taken as the model's bands in file order, with a warning saying so. Bands picked
+    by name in another order than the model's are put in its order. Refuses a band count the model
+    does not take, naming the bands.
+    """
+    reader = RasterReader(input, bands, scaling, mask_clouds, grid)
+    names, wanted = list(reader.meta.band_names), _model_band_names(upscaler)
+    by_name = reader.named and wanted is not None and names != wanted and set(wanted) <= set(names)
+    if by_name and wanted is not None and (bands is None or sorted(names) == sorted(wanted)):
+        indexes = [reader.indexes[names.index(b)] for b in wanted]  # pick or reorder by name
+        reader.close()
+        reader, names = RasterReader(input, indexes, scaling, mask_clouds, grid), wanted
+    if len(names) != len(upscaler.bands):
+        reader.close()
+        raise RasterError(
+            f"{input}: model {upscaler.name} needs {len(upscaler.bands)} bands "
+            f"({', '.join(upscaler.bands)}), the input has {len(names)} ({', '.join(names)}); "
+            "select them with --bands"
+        )
+    if reader.named and wanted is not None and names != wanted:
+        log.warning("%s: bands %s are given to model %s as its %s", input, ", ".join(names), upscaler.name,
+                    ", ".join(upscaler.bands))  # fmt: skip
+    elif not reader.named and bands is None:
+        log.warning(
+            "%s: its bands have no names (no band descriptions, none in the file name); taken as %s, the "
+            "bands of model %s, in file order (--bands picks others by 1-based index)",
+            input, ", ".join(upscaler.bands), upscaler.name,
+        )  # fmt: skip
+    return reader
 
 
 def _write_stac(
@@ -218,6 +280,7 @@ def _write_stac(
     outputs: list[Path],
     quicklook: str | Path | None,
     input: str | Path,
+    acquired: Acquired | None,
     reader: RasterReader,
     upscaler: Upscaler,
     s: float,
@@ -238,61 +301,8 @@ def _write_stac(
         "steps": (steps or upscaler.default_steps) if upscaler.stochastic else None,
         "lr_consistency": getattr(upscaler.network, "lr_consistency", None), "bands": list(meta.band_names),
     }  # fmt: skip
-    item = build_item(output, meta.refined(s), Path(input), reader.tags(), provenance, assets)
+    item = build_item(output, meta.refined(s), [Path(input)], acquired, provenance, assets)
     write_item(stac_path(output), item)
-
-
-class JobState:
-    """Progress of one resumable ``upscale_file`` call (a ``satsr.io.tiling.Checkpoint``).
-
-    ``.OUTPUT.state.npz`` holds the next tile row, the pending blended sums and a fingerprint of the
-    job (input, model weights, options); a rerun resumes only when the fingerprint and the temporary
-    outputs match, otherwise it starts afresh.
-    """
-
-    def __init__(self, output: Path, outputs: list[Path], fingerprint: str) -> None:
-        self.path = output.with_name(f".{output.name}.state.npz")
-        self.outputs, self.fingerprint = outputs, fingerprint
-        self.writers: list[RasterWriter] = []
-        self.resuming = False
-        if self.path.exists():
-            try:
-                with np.load(self.path) as state:
-                    same = str(state["fingerprint"]) == fingerprint
-            except (OSError, ValueError, KeyError):
-                same = False
-            self.resuming = same and all(resumable_temp_path(p).exists() for p in outputs)
-            if self.resuming:
-                log.info("%s: resuming an interrupted run", output)
-            else:
-                log.info("%s: an earlier run's state does not match this job; starting afresh", output)
-
-    def load(self) -> tuple[int, Pending] | None:
-        if not self.resuming:
-            return None
-        with np.load(self.path) as state:
-            pending = {
-                tuple(int(v) for v in key.split("_")[1:]): state[key]
-                for key in state.files
-                if key.startswith("c_")
-            }
-            return int(state["next_row"]), pending  # type: ignore[return-value]
-
-    def save(self, next_row: int, rows: int, pending: Pending) -> None:
-        for writer in self.writers:
-            writer.flush()
-        tmp = self.path.with_name(self.path.name + ".part")
-        with open(tmp, "wb") as f:
-            arrays = {f"c_{a}_{b}": v for (a, b), v in pending.items()}
-            np.savez(f, next_row=next_row, rows=rows, fingerprint=self.fingerprint, **arrays)  # type: ignore[arg-type]
-        os.replace(tmp, self.path)
-
-    def discard(self) -> None:
-        """Forget the job (after it finished, or failed for a reason a rerun would not fix)."""
-        self.path.unlink(missing_ok=True)
-        self.path.with_name(self.path.name + ".part").unlink(missing_ok=True)
-        for p in self.outputs:
-            resumable_temp_path(p).unlink(missing_ok=True)
 
 
 def _output_specs(
@@ -319,9 +329,8 @@ def _filled_reader(reader: RasterReader, fill: np.ndarray) -> Callable[[Tile], n
     """
 
     def read(tile: Tile) -> np.ndarray:
-        reflectance, valid = reader.read(Window(tile.col, tile.row, tile.width, tile.height))
-        reflectance[:, ~valid] = fill[:, None]
-        return reflectance
+        reflectance, usable = reader.read_bands(Window(tile.col, tile.row, tile.width, tile.height))
+        return np.where(usable, reflectance, fill[:, None, None])
 
     return read
 
@@ -329,8 +338,8 @@ def _filled_reader(reader: RasterReader, fill: np.ndarray) -> Callable[[Tile], n
 def _block_writer(
     reader: RasterReader, writers: list[RasterWriter], out_size: tuple[int, int]
 ) -> Callable[[int, int, np.ndarray], None]:
-    """Writes final HR blocks (channels split across ``writers``) masked by the LR validity: an HR
-    pixel is valid when the LR pixel holding its centre is."""
+    """Writes final HR blocks (channels split across ``writers``) masked by the LR validity, band by
+    band: an HR pixel's band is valid when that band of the LR pixel holding its centre is."""
     channels = len(reader.meta.band_names)
     height, width = reader.meta.height, reader.meta.width
     out_h, out_w = out_size
@@ -339,16 +348,24 @@ def _block_writer(
         _, h, w = block.shape
         rows, cols = lr_pixels(row, h, height, out_h), lr_pixels(col, w, width, out_w)
         window = Window(int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1))
-        valid = reader.read_valid(window)[np.ix_(rows - rows[0], cols - cols[0])]
+        valid = reader.read_usable(window)[:, rows - rows[0]][:, :, cols - cols[0]]
         for k, writer in enumerate(writers):
             writer.write(row, col, block[k * channels : (k + 1) * channels], valid)
 
     return write
 
 
-def _write_quicklook(reader: RasterReader, output: Path, model_name: str, quicklook: str | Path) -> None:
+def quicklook_channels(upscaler: Upscaler) -> tuple[int, int, int]:
+    """The (red, green, blue) channels of a quick-look: where the model's bands have them (the input's
+    channels are the model's bands, in its order), else the first band as grey."""
+    return rgb_channels(upscaler.bands) or (0, 0, 0)
+
+
+def write_quicklook(reader: RasterReader, output: Path, upscaler: Upscaler, quicklook: str | Path) -> None:
     """Input and result side by side, both read decimated so the PNG stays small for any scene."""
     lr, _ = reader.read_decimated(QUICKLOOK_SIDE)
     with RasterReader(output, scaling=reader.meta.scaling) as sr_reader:
         sr, _ = sr_reader.read_decimated(QUICKLOOK_SIDE)
-    render_crops({"LR (input)": lr, f"SR {model_name}": sr}).save(quicklook)
+    panels = {"LR (input)": lr, f"SR {upscaler.name}": sr}
+    Path(quicklook).parent.mkdir(parents=True, exist_ok=True)
+    render_crops(panels, rgb=quicklook_channels(upscaler)).save(quicklook)

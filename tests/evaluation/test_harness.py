@@ -268,3 +268,22 @@ def test_evaluate_reports_every_kind_of_place_against_bicubic(tmp_path: Path) ->
     assert f"{names[1]}:" in report
     with pytest.raises(ValueError, match="not evaluated: nowhere"):
         evaluate({}, pairs, out, 4, fid=False, crops=["nowhere"])
+
+
+def test_evaluation_reads_dn_as_upscale_does(tmp_path: Path) -> None:
+    """A declared GDAL scale/offset (as satsr writes for baseline >= 04.00 DN) was ignored by evaluate
+    (DN / 10000, 0.1 off), and 16-bit pictures were DN / 65535 where upscale reads DN / 10000."""
+    import rasterio
+    from tests.conftest import write_geotiff
+
+    from satsr.evaluation.datasets import _inspect
+    from satsr.io.raster import RasterReader
+
+    dn = np.full((4, 8, 8), 2000, np.uint16)
+    scaled = write_geotiff(tmp_path / "scaled.tif", dn)
+    with rasterio.open(scaled, "r+") as dst:
+        dst.scales, dst.offsets = [1e-4] * 4, [-0.1] * 4
+    picture = write_geotiff(tmp_path / "rgb16.tif", dn[:3], names=(None, None, None))
+    for path in (scaled, picture):
+        with RasterReader(path) as reader:
+            assert _inspect(path, None).scaling == reader.meta.scaling

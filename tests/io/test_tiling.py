@@ -240,3 +240,30 @@ def test_integer_scales_keep_lr_pixel_aligned_windows() -> None:
 
     assert [hr_index(r, 50, 200) for r in (0, 7, 50)] == [0, 28, 200]
     assert hr_extent(16, 50, 200) == 64 and hr_extent(16, 50, 130) == 43  # 16 x 2.6 = 41.6 -> 42 + 1
+
+
+def test_an_hr_pixel_centred_on_an_lr_border_is_computed_by_the_window_holding_that_pixel() -> None:
+    """4 LR -> 7 HR pixels: HR pixel 3's centre is LR 2.0, in LR pixel 2 (``lr_pixels``, where its validity
+    comes from); the window of LR pixels 0-1 computed it, from a pixel it does not hold."""
+    from satsr.io.tiling import hr_extent, hr_index, lr_pixels
+
+    assert lr_pixels(3, 1, 4, 7)[0] == 2 and hr_index(2, 4, 7) == 3  # it was 4: round(3.5) upwards
+    seen: dict[int, int] = {}
+
+    def model(batch: np.ndarray, tiles: list[Tile]) -> np.ndarray:  # each window's HR pixels: its LR column
+        return np.stack(
+            [np.full((1, hr_extent(2, 1, 2), hr_extent(2, 4, 7)), t.col, np.float32) for t in tiles]
+        )
+
+    def write(row: int, col: int, block: np.ndarray) -> None:
+        seen.update({col + k: int(v) for k, v in enumerate(block[0, 0])})
+
+    upscale_stream(lambda t: np.zeros((1, 1, t.width), np.float32), write, 1, 4, model, 1.75, 2, 0)
+    assert seen == {0: 0, 1: 0, 2: 0, 3: 2, 4: 2, 5: 2, 6: 2}  # HR pixel 3 from the window at LR col 2
+
+
+def test_a_model_returning_nan_is_a_clear_error() -> None:
+    """NaN would be written as nodata (a silent hole) or, in an integer file, as an arbitrary DN."""
+    image = np.zeros((1, 20, 20), dtype=np.float32)
+    with pytest.raises(ValueError, match="model returned 4 NaN or infinite values"):
+        upscale_tiled(image, lambda b: np.where(np.arange(b.size).reshape(b.shape) < 4, np.nan, b), 1, 32, 8)

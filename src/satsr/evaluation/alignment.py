@@ -5,7 +5,8 @@ match_histograms``) and sub-pixel translation registration by phase correlation 
 Thurman & Fienup 2008, "Efficient subpixel image registration algorithms", Opt. Lett. 33(2), the
 algorithm of ``skimage.registration.phase_cross_correlation``). Together they build the
 "harmonised" SR of opensr-test (Aybar et al. 2024), which is then compared to the HR so that only
-high-frequency content, not a global bias or shift, is scored.
+high-frequency content, not a global bias or shift, is scored. Adapted from scikit-image (BSD
+3-Clause): its notice ships as ``satsr/licenses/scikit-image-BSD-3-Clause.txt``.
 
 Functions work on single images as numpy arrays, (C, H, W) or (H, W), in float64.
 """

@@ -1,12 +1,15 @@
 """LR/HR evaluation pairs: real pairs from ``hr/`` + ``lr/`` folders, or HR rasters degraded on the fly.
 
-Synthetic pairs follow the two protocols of ``satsr.data.degradation``:
+Files are read as ``satsr upscale`` reads them: one rule for band names
+(``satsr.io.raster.file_band_names``) and one DN convention (``satsr.io.raster.file_scaling``: the GDAL
+scale/offset a file declares, else DN / 255 for 8-bit pictures, Sentinel-2's DN / 10000 for other
+integers). Synthetic pairs follow the two protocols of ``satsr.data.degradation``:
 
-* ``wald`` (Sentinel-2, Wald et al. 1997): reflectance = DN / 10000, per-band Gaussian blur matched to
+* ``wald`` (Sentinel-2, Wald et al. 1997): reflectance, per-band Gaussian blur matched to
   the MSI MTF, decimation by an integer scale. Chosen by ``degradation="auto"`` for rasters whose
   bands are named Sentinel-2 bands (band descriptions, else ``_B02_B03_...`` in the file name) and for
   unnamed 4-band integer rasters other than 8-bit (read as B02, B03, B04, B08).
-* ``bicubic`` (aerial RGB, as in LIIF / E2DiffSR): values in [0, 1] (DN / dtype maximum), antialiased
+* ``bicubic`` (aerial RGB, as in LIIF / E2DiffSR): values in [0, 1] for 8-bit pictures, antialiased
   bicubic downsampling to ``h = floor(H / scale)``, any scale > 1.
 
 The HR is cropped to ``H = round(h * scale)`` with ``h = floor(H0 / scale)``: divisible by an
@@ -22,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +38,7 @@ from scipy import ndimage
 
 from satsr.data.degradation import bicubic_degrade, wald_degrade
 from satsr.io.bands import S2_BANDS, S2_RGBN, ReflectanceScaling, canonical_band_name
-from satsr.io.raster import RasterError, read_raster
+from satsr.io.raster import RasterError, file_band_names, file_scaling, read_raster
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +53,6 @@ RGB_BAND_NAMES = ("R", "G", "B")
 #: (3 sigma of the Wald Gaussian, about 1.6 LR px; the antialiased bicubic kernel, 2 LR px) reaches there.
 NODATA_MARGIN_LR = 3
 _SQUARE = np.ones((3, 3), dtype=bool)  # 8-connected dilation: a square margin
-_S2_TOKEN = re.compile(r"^B(\d{1,2}|8A)$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -94,14 +95,10 @@ def hr_size_for(size: int, scale: float) -> tuple[int, int]:
 
 
 def _s2_names(src: rasterio.io.DatasetReader, path: Path) -> tuple[str, ...] | None:
-    """Sentinel-2 band names from the band descriptions, else from ``_B02_B03...`` in the file name."""
-    try:
-        if all(src.descriptions):
-            return tuple(canonical_band_name(d) for d in src.descriptions)
-    except ValueError:
-        pass
-    tokens = [canonical_band_name(t) for t in re.split(r"[_\-. ]", path.stem) if _S2_TOKEN.match(t)]
-    return tuple(tokens) if len(tokens) == src.count else None
+    """Sentinel-2 band names by the rule ``satsr upscale`` follows (``satsr.io.raster.file_band_names``:
+    band descriptions, else ``_B02_B03...`` in the file name), when every band has one."""
+    names = file_band_names(src, path)
+    return tuple(n for n in names if n) if all(names) else None
 
 
 def _inspect(path: Path, bands: Sequence[str] | int | None) -> _RasterKind:
@@ -114,19 +111,19 @@ def _inspect(path: Path, bands: Sequence[str] | int | None) -> _RasterKind:
         keep = [i for i in range(1, src.count + 1) if src.colorinterp[i - 1] != ColorInterp.alpha]
         dtype = np.dtype(src.dtypes[0])
         names = _s2_names(src, path)
+        scaling = file_scaling(src, keep, dtype)  # the DN convention of satsr upscale
         unnamed_rgbn = len(keep) == len(S2_RGBN) and np.issubdtype(dtype, np.integer) and dtype != np.uint8
         if names is None and unnamed_rgbn:
             names = S2_RGBN
-            logger.info("%s: 4 unnamed integer bands, read as %s", path, ", ".join(S2_RGBN))
-    integer = np.issubdtype(dtype, np.integer)
+            logger.warning(
+                "%s: 4 integer bands without names (no band descriptions, none in its name), taken as %s",
+                path, ", ".join(S2_RGBN),
+            )  # fmt: skip
     if names is not None:
-        kind = _RasterKind(
-            tuple(keep), names, True, ReflectanceScaling() if integer else ReflectanceScaling.identity()
-        )
+        kind = _RasterKind(tuple(keep), names, True, scaling)
     else:
-        quantification = float(np.iinfo(dtype).max) if integer else 1.0
         plain = RGB_BAND_NAMES if len(keep) == len(RGB_BAND_NAMES) else tuple(f"band{i}" for i in keep)
-        kind = _RasterKind(tuple(keep), plain, False, ReflectanceScaling(quantification=quantification))
+        kind = _RasterKind(tuple(keep), plain, False, scaling)
     return _select(kind, bands)
 
 

@@ -9,6 +9,8 @@ difference, learned non-negative 1x1 weights per layer, spatial average, sum ove
 The weights (AlexNet convolutions + the five linear heads + the scaling layer) ship with satsr as
 ``satsr/weights/lpips_alex_v0.1.safetensors``. The module keeps the reference implementation's
 parameter names (``net.sliceK.<torchvision index>``, ``linK.model.1``) so that file loads strictly.
+LPIPS is BSD 2-Clause and the AlexNet weights BSD 3-Clause (torchvision): their notices ship as
+``satsr/licenses/LPIPS-BSD-2-Clause.txt`` and ``satsr/licenses/torchvision-BSD-3-Clause.txt``.
 
 Inputs are RGB. satsr's 4-band Sentinel-2 tensors are in band order B02, B03, B04, B08 (blue,
 green, red, NIR); use :func:`satsr.evaluation.quicklook.rgb_from_s2` to get (R, G, B) first.

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 from torch import Tensor
 
-from satsr.io.bands import S2_RGBN
+from satsr.io.bands import S2_RGBN, canonical_band_name
 
 #: Channel indices of (red, green, blue) in a satsr B02, B03, B04, B08 tensor.
 RGBN_RGB_CHANNELS = (2, 1, 0)
@@ -20,6 +20,8 @@ S2_TRUE_COLOUR = ("B04", "B03", "B02")
 #: Default lower/upper percentiles of the quick-look contrast stretch.
 DEFAULT_STRETCH = (2.0, 98.0)
 _UINT8_MAX = 255
+#: Channel letters of plain RGB pictures, as the Sentinel-2 bands of the same colour.
+_PICTURE_CHANNELS = {"R": "B04", "G": "B03", "B": "B02"}
 
 
 def rgb_from_s2(x: Tensor, bands: Sequence[str] = S2_RGBN) -> Tensor:
@@ -34,6 +36,21 @@ def rgb_from_s2(x: Tensor, bands: Sequence[str] = S2_RGBN) -> Tensor:
     if missing:
         raise ValueError(f"bands {tuple(bands)} lack {missing} needed for a true-colour image")
     return x[:, [names.index(band) for band in S2_TRUE_COLOUR]]
+
+
+def rgb_channels(bands: Sequence[str]) -> tuple[int, int, int] | None:
+    """Indices of (red, green, blue) among band names (Sentinel-2 names, common names such as "red",
+    or R, G, B), whatever their order; None when they are not all there."""
+    canonical = []
+    for band in bands:
+        try:
+            canonical.append(canonical_band_name(band))
+        except ValueError:
+            canonical.append(_PICTURE_CHANNELS.get(band.strip().upper(), band))
+    if not all(name in canonical for name in S2_TRUE_COLOUR):
+        return None
+    red, green, blue = (canonical.index(name) for name in S2_TRUE_COLOUR)
+    return red, green, blue
 
 
 def stretch_limits(

@@ -17,6 +17,8 @@ import numpy as np
 S2_QUANTIFICATION_VALUE = 10000.0
 #: BOA_ADD_OFFSET / RADIO_ADD_OFFSET introduced with processing baseline 04.00 (January 2022).
 S2_BASELINE_04_OFFSET = -1000.0
+#: 8-bit pictures (aerial RGB, S2 true-colour images) are read as values in [0, 1]: DN / 255.
+PICTURE_WHITE = 255.0
 
 
 @dataclass(frozen=True)
@@ -99,3 +101,21 @@ class ReflectanceScaling:
     @classmethod
     def identity(cls) -> ReflectanceScaling:
         return cls(quantification=1.0, offset=0.0)
+
+
+def dn_scaling(
+    dtype: np.dtype | str, scale: float | None = None, offset: float | None = None
+) -> ReflectanceScaling:
+    """satsr's one DN convention, for files and arrays alike.
+
+    A declared linear scaling, reflectance = DN * ``scale`` + ``offset`` (GDAL band scale/offset, the
+    CF ``scale_factor``/``add_offset`` of an xarray array), when it is not the identity; else DN / 255
+    for 8-bit pictures, Sentinel-2's DN / 10000 for other integers, and floats as reflectance already.
+    """
+    dtype = np.dtype(dtype)
+    declared = (1.0 if scale is None else float(scale), 0.0 if offset is None else float(offset))
+    if declared != (1.0, 0.0) and declared[0] > 0:
+        return ReflectanceScaling(quantification=1 / declared[0], offset=declared[1] / declared[0])
+    if dtype == np.uint8:
+        return ReflectanceScaling(quantification=PICTURE_WHITE)
+    return ReflectanceScaling() if np.issubdtype(dtype, np.integer) else ReflectanceScaling.identity()

@@ -3,12 +3,19 @@
 Any raster GDAL reads (GeoTIFF, JP2, VRT) works. Bands are picked by name (from the band
 descriptions) or by 1-based index. Nodata and NaN never become numbers: they are returned as
 a mask, and written back as the output's nodata value.
+
+The nodata rule (rasterio's ``dataset_mask``, GDAL's ``UNIFIED_SRC_NODATA``): a pixel is nodata only
+where every band is nodata (or NaN, or masked by GDAL). A band that is nodata where the others are
+not (an 8-bit picture's saturated 255 when its nodata is 255, a Sentinel-2 band's 0 at a swath edge)
+keeps that per-band validity: ``read_bands`` gives it as a ``(C, h, w)`` mask, and ``RasterWriter``
+writes nodata in that band only. No valid output value ever equals the nodata value.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +30,8 @@ from rasterio.shutil import copy as rio_copy
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
-from satsr.io.bands import ReflectanceScaling, canonical_band_name
+from satsr.io.bands import ReflectanceScaling, canonical_band_name, dn_scaling
+from satsr.io.dates import DATE_SOURCE_TAG
 from satsr.io.safe import SCL_MASKED_CLASSES, SafeError, is_safe, read_safe
 from satsr.io.stac import StacInputError, is_stac_item, read_item_input
 
@@ -74,7 +82,7 @@ class RasterMeta:
 
 
 def _band_indexes(
-    src: rasterio.io.DatasetReader, names: Sequence[str | None], bands: Sequence[str | int] | None
+    src: rasterio.io.DatasetReader, names: Sequence[str | None], bands: Sequence[str | int] | None, path: Path
 ) -> list[int]:
     """1-based indexes of ``bands`` (names or indexes); ``names`` are the file's canonical band names."""
     if bands is None:
@@ -84,25 +92,40 @@ def _band_indexes(
         if isinstance(band, int) or (isinstance(band, str) and band.isdigit()):
             index = int(band)
             if not 1 <= index <= src.count:
-                raise RasterError(f"{src.name}: band index {index} out of range 1..{src.count}")
+                raise RasterError(f"{path}: band index {index} out of range 1..{src.count}")
             indexes.append(index)
             continue
         wanted = canonical_band_name(str(band))
+        if not any(names):
+            raise RasterError(
+                f"{path}: its {src.count} bands have no names (no band descriptions, none in the file name); "
+                f"select them by 1-based index, e.g. --bands {' '.join(map(str, range(1, src.count + 1)))}"
+            )
         if wanted not in names:
-            raise RasterError(f"{src.name}: band {wanted} not found; the file's bands are {names}")
+            listed = ", ".join(n or f"{i} (unnamed)" for i, n in enumerate(names, start=1))
+            raise RasterError(f"{path}: band {wanted} not found; the file's bands are {listed}")
         indexes.append(names.index(wanted) + 1)
     return indexes
 
 
-def _safe_descriptions(src: rasterio.io.DatasetReader) -> list[str | None]:
-    """The file's band descriptions as canonical S2 band names, None where not an S2 band name."""
-    out: list[str | None] = []
-    for d in src.descriptions:
-        try:
-            out.append(canonical_band_name(d) if d else None)
-        except ValueError:
-            out.append(None)
-    return out
+#: A Sentinel-2 band name as a token of a file name (``..._10m_B02_B03_B04_B08.tif``).
+_BAND_TOKEN = re.compile(r"^B(\d{1,2}|8A)$", re.IGNORECASE)
+
+
+def file_band_names(src: rasterio.io.DatasetReader, path: str | Path) -> tuple[str | None, ...]:
+    """The bands' canonical Sentinel-2 names, one rule for every command: from the band descriptions
+    (None where one is not a band name), else, for a file with no descriptions at all, from the
+    ``_B02_B03_B04_B08`` tokens of its file name when there is one per band; all None otherwise."""
+    if any(src.descriptions):
+        out: list[str | None] = []
+        for d in src.descriptions:
+            try:
+                out.append(canonical_band_name(d) if d else None)
+            except ValueError:
+                out.append(None)
+        return tuple(out)
+    tokens = [canonical_band_name(t) for t in re.split(r"[_\-. ]", Path(path).name) if _BAND_TOKEN.match(t)]
+    return tuple(tokens) if len(tokens) == src.count else (None,) * src.count
 
 
 #: Largest side of the decimated read used for per-band statistics of a whole raster.
@@ -155,6 +178,7 @@ class RasterReader:
             }
             if product.start_time:
                 self.extra_tags["ACQUISITION_DATE"] = product.start_time
+                self.extra_tags[DATE_SOURCE_TAG] = f"SAFE metadata PRODUCT_START_TIME of {self.path.name}"
         elif is_stac_item(self.path):  # a STAC Item: its band assets through a VRT
             requested = [b for b in bands or () if isinstance(b, str) and not b.isdigit()]
             try:
@@ -170,11 +194,12 @@ class RasterReader:
             self.src = rasterio.open(source)
         except rasterio.errors.RasterioIOError as err:
             raise RasterError(f"{self.path}: not a readable raster ({err})") from err
-        names = _safe_descriptions(self.src)
-        self.indexes = _band_indexes(self.src, names, bands)
+        names = file_band_names(self.src, self.path)
+        self.indexes = _band_indexes(self.src, names, bands, self.path)
+        self.named = all(names[i - 1] for i in self.indexes)  # every selected band has a name
         dtype = np.dtype(self.src.dtypes[self.indexes[0] - 1])
         if scaling is None:
-            scaling = _file_scaling(self.src, self.indexes, dtype)
+            scaling = file_scaling(self.src, self.indexes, dtype)
         self.source_tags = {**self.src.tags(), **self.extra_tags}
         if grid is not None and not grid.matches(self.src):  # read as if on another raster's grid
             if self.src.crs is None or grid.crs is None:
@@ -216,21 +241,31 @@ class RasterReader:
         if self.scl is not None:
             self.scl.close()
 
-    def read(
+    def read_bands(
         self, window: Window | None = None, out_shape: tuple[int, int] | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Reflectance ``(C, h, w)`` (0 where invalid) and validity ``(h, w)`` of a window (default: all)."""
+        """Reflectance ``(C, h, w)`` (0 where not usable) and per-band validity ``(C, h, w)`` of a window
+        (default: all): False where that band is nodata, NaN or masked by GDAL, or the pixel is cloud."""
         shape = None if out_shape is None else (len(self.indexes), *out_shape)
         try:
             dn = self.src.read(self.indexes, window=window, out_shape=shape)
             masks = self.src.read_masks(self.indexes, window=window, out_shape=shape)
         except rasterio.errors.RasterioIOError as err:
             raise RasterError(f"{self.path}: cannot read pixels ({err})") from err
-        valid = np.all(masks > 0, axis=0)
+        usable = masks > 0
         if np.issubdtype(dn.dtype, np.floating):
-            valid &= np.all(np.isfinite(dn), axis=0)
-        valid &= self._clear(window, out_shape)
-        return self.meta.scaling.to_reflectance(np.where(valid, dn, 0)), valid
+            usable &= np.isfinite(dn)
+        usable &= self._clear(window, out_shape)
+        return self.meta.scaling.to_reflectance(np.where(usable, dn, 0)), usable
+
+    def read(
+        self, window: Window | None = None, out_shape: tuple[int, int] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Reflectance ``(C, h, w)`` (0 where invalid) and ``(h, w)``: True where every band is usable
+        (complete pixels, what training and evaluation pairs need); ``read_bands`` keeps each band's."""
+        reflectance, usable = self.read_bands(window, out_shape)
+        complete = np.asarray(usable.all(axis=0))
+        return np.where(complete, reflectance, np.float32(0)), complete
 
     def _clear(self, window: Window | None, out_shape: tuple[int, int] | None = None) -> np.ndarray | bool:
         """Where the scene classification shows no cloud, shadow or cirrus (True without masking)."""
@@ -239,16 +274,22 @@ class RasterReader:
         scl = self.scl.read(1, window=window, out_shape=out_shape)
         return ~np.isin(scl, SCL_MASKED_CLASSES)
 
-    def read_valid(self, window: Window) -> np.ndarray:
-        """The validity mask ``(h, w)`` of a window (pixel values are read only for float rasters)."""
-        valid = np.all(self.src.read_masks(self.indexes, window=window) > 0, axis=0)
+    def read_usable(self, window: Window) -> np.ndarray:
+        """Per-band validity ``(C, h, w)`` of a window, as ``read_bands`` gives it (pixel values are read
+        only for float rasters)."""
+        usable = self.src.read_masks(self.indexes, window=window) > 0
         if np.issubdtype(self.meta.dtype, np.floating):
-            valid &= np.all(np.isfinite(self.src.read(self.indexes, window=window)), axis=0)
-        return valid & self._clear(window)
+            usable &= np.isfinite(self.src.read(self.indexes, window=window))
+        return usable & self._clear(window)
 
-    def read_decimated(self, side: int) -> tuple[np.ndarray, np.ndarray]:
+    def read_valid(self, window: Window) -> np.ndarray:
+        """``(h, w)``: True where every band of the window is usable (``read``'s mask)."""
+        return np.asarray(self.read_usable(window).all(axis=0))
+
+    def read_decimated(self, side: int, per_band: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """``read()`` of the whole raster decimated by a whole factor ``k`` so its longer side is <= ``side``:
-        the pixel at the centre of each k x k cell (clipped to the raster at the far edges).
+        the pixel at the centre of each k x k cell (clipped to the raster at the far edges);
+        ``per_band``: ``read_bands()`` instead, with its ``(C, h, w)`` validity.
 
         Read at full resolution, one row of blocks and at most ``DECIMATED_READ_WIDTH`` columns at a
         time, then subsampled: GDAL's decimating read (``out_shape``) of a compressed tiled GeoTIFF
@@ -256,8 +297,9 @@ class RasterReader:
         """
         height, width = self.meta.height, self.meta.width
         factor = max(1, -(-max(height, width) // side))
+        read = self.read_bands if per_band else self.read
         if factor == 1:
-            return self.read()
+            return read()
         rows = np.minimum(np.arange(-(-height // factor)) * factor + factor // 2, height - 1)
         cols = np.minimum(np.arange(-(-width // factor)) * factor + factor // 2, width - 1)
         block_h, block_w = self.src.block_shapes[0]
@@ -268,26 +310,30 @@ class RasterReader:
             for left in range(0, width, span):
                 picked = cols[(cols >= left) & (cols < left + span)]
                 window = Window(left, top, min(span, width - left), int(group[-1]) - top + 1)
-                parts.append(tuple(a[..., picked - left] for a in self.read(window)))
+                parts.append(tuple(a[..., picked - left] for a in read(window)))
             strips.append([np.concatenate(p, axis=-1)[..., group - top, :] for p in zip(*parts, strict=True)])
         reflectance, valid = (np.concatenate(a, axis=-2) for a in zip(*strips, strict=True))
         return reflectance, valid
 
     def band_means(self) -> np.ndarray:
-        """Per-band mean reflectance of the valid pixels, from a decimated read; float32 ``(C,)``.
+        """Per-band mean reflectance of each band's valid values, from a decimated read; float32 ``(C,)``
+        (0 for a band with none seen).
 
         Raises ``RasterError`` when no pixel is valid (checked window by window if the decimated
         read sees none, so a small valid patch is never missed).
         """
-        reflectance, valid = self.read_decimated(STATS_READ_SIDE)
-        if not valid.any():
+        reflectance, usable = self.read_decimated(STATS_READ_SIDE, per_band=True)
+        if not usable.any():
             for _, window in self.src.block_windows(1):
-                reflectance, valid = self.read(window)
-                if valid.any():
+                reflectance, usable = self.read_bands(window)
+                if usable.any():
                     break
             else:
                 raise RasterError(f"{self.path}: every pixel is nodata or NaN")
-        return np.array([band[valid].mean() for band in reflectance], dtype=np.float32)
+        return np.array(
+            [band[ok].mean() if ok.any() else 0.0 for band, ok in zip(reflectance, usable, strict=True)],
+            dtype=np.float32,
+        )
 
 
 def read_raster(
@@ -301,23 +347,14 @@ def read_raster(
     return reflectance, valid, reader.meta
 
 
-#: 8-bit pictures are read as values in [0, 1]: DN / 255.
-PICTURE_WHITE = 255.0
-
-
-def _file_scaling(src: rasterio.io.DatasetReader, indexes: list[int], dtype: np.dtype) -> ReflectanceScaling:
-    """The DN scaling a file declares (GDAL band scale/offset), else DN / 255 for 8-bit pictures (aerial
-    RGB, S2 true-colour images) and S2's DN / 10000 for other integers."""
+def file_scaling(src: rasterio.io.DatasetReader, indexes: list[int], dtype: np.dtype) -> ReflectanceScaling:
+    """The DN scaling of ``satsr.io.bands.dn_scaling``: the GDAL band scale/offset the file declares (one
+    for all selected bands), else the convention of its dtype."""
     scales = {src.scales[i - 1] for i in indexes}
     offsets = {src.offsets[i - 1] for i in indexes}
-    if len(scales) == 1 and len(offsets) == 1 and (scales, offsets) != ({1.0}, {0.0}):
-        scale, offset = scales.pop(), offsets.pop()
-        if scale > 0:
-            return ReflectanceScaling(quantification=1 / scale, offset=offset / scale)
-    if dtype == np.uint8:
-        return ReflectanceScaling(quantification=PICTURE_WHITE)
-    integer = np.issubdtype(dtype, np.integer)
-    return ReflectanceScaling() if integer else ReflectanceScaling.identity()
+    if len(scales) == 1 and len(offsets) == 1:
+        return dn_scaling(dtype, scales.pop(), offsets.pop())
+    return dn_scaling(dtype)
 
 
 def resumable_temp_path(path: str | Path) -> Path:
@@ -404,14 +441,15 @@ class RasterWriter:
         return self
 
     def write(self, row: int, col: int, reflectance: np.ndarray, valid: np.ndarray) -> None:
-        """Write a block ``(C, h, w)`` of reflectance with its validity ``(h, w)`` at ``(row, col)``."""
+        """Write a block ``(C, h, w)`` of reflectance at ``(row, col)`` with its validity: ``(h, w)`` for
+        whole pixels or ``(C, h, w)`` per band. Invalid values become nodata; a valid value that would
+        read back as nodata is moved next to it (``_off_nodata``: one DN, or a tiny relative step)."""
         data = self.meta.scaling.to_dn(reflectance, self.meta.dtype)
-        nodata = self.nodata
-        if np.issubdtype(self.meta.dtype, np.integer):
-            # A valid pixel must never read back as nodata: nudge it one DN away.
-            nudge = 1 if nodata < np.iinfo(self.meta.dtype).max else -1
-            data[(data == nodata) & valid[None]] = np.array(nodata + nudge).astype(self.meta.dtype)
-        data[:, ~valid] = np.array(nodata).astype(self.meta.dtype)
+        valid = np.broadcast_to(valid if valid.ndim == data.ndim else valid[None], data.shape)
+        nodata = np.array(self.nodata).astype(self.meta.dtype)
+        if not np.isnan(nodata):
+            _off_nodata(data, valid, nodata)
+        data[~valid] = nodata
         _, h, w = data.shape
         self.dst.write(data, window=Window(col, row, w, h))
 
@@ -421,7 +459,7 @@ class RasterWriter:
         self.dst = rasterio.open(self.tmp, "r+")
 
     def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
-        if exc_type is KeyboardInterrupt and self.resumable:  # keep the work for a rerun to continue
+        if exc_type is not None and issubclass(exc_type, KeyboardInterrupt) and self.resumable:  # for a rerun
             self.dst.close()
             return
         try:
@@ -484,6 +522,27 @@ def write_raster(
     with RasterWriter(path, meta, scale, height, width, tags, overwrite, cog) as writer:
         writer.write(0, 0, reflectance, valid)
     return writer.path
+
+
+#: Relative distance below which GDAL takes a float for the nodata value: about 4.8e-7 for float32
+#: (``ARE_REAL_EQUAL``), so a valid value there must move; 2**-19 (1.9e-6) is four times that.
+FLOAT_NODATA_STEP = 2.0**-19
+
+
+def _off_nodata(data: np.ndarray, valid: np.ndarray, nodata: np.ndarray) -> None:
+    """Move, in place, valid values that a reader would take for ``nodata``: integers equal to it by one
+    DN (down at the top of the range), floats within ``FLOAT_NODATA_STEP`` (relative; the smallest
+    normal float at 0) of it to that distance, on their side of it."""
+    dtype = data.dtype
+    if np.issubdtype(dtype, np.integer):
+        dn_step = 1 if nodata < np.iinfo(dtype).max else -1
+        data[(data == nodata) & valid] = np.array(int(nodata) + dn_step).astype(dtype)
+        return
+    step = max(abs(float(nodata)) * FLOAT_NODATA_STEP, float(np.finfo(dtype).tiny))
+    near = valid & (np.abs(data.astype(np.float64) - float(nodata)) < step)
+    up, down = (np.array(float(nodata) + sign * step).astype(dtype) for sign in (1, -1))
+    above = (data >= nodata) & np.isfinite(up) | ~np.isfinite(down)
+    data[near & above], data[near & ~above] = up, down
 
 
 def _umask() -> int:

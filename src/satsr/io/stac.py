@@ -1,8 +1,10 @@
 """A STAC Item (https://stacspec.org, v1.0.0) beside every output: where it is, how it was made.
 
-It records the footprint (WGS84 geometry and bbox), the grid (projection extension), the input it
-derives from, and the provenance a user needs to reproduce it: model name, sha256 of the weights,
-sampler steps, seed, samples and the satsr version (processing extension + ``satsr:`` fields).
+It records the footprint (WGS84 geometry and bbox), the grid (projection extension), the acquisition
+time as ``datetime`` and where it came from (``satsr:datetime_from``; the processing time is
+``created``), the inputs it derives from, and the provenance a user needs to reproduce it: model
+name, sha256 of the weights, sampler steps, seed, samples and the satsr version (processing
+extension + ``satsr:`` fields).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from rasterio.warp import transform_bounds
 
 from satsr.io.bands import S2_RGBN, ReflectanceScaling, canonical_band_name
+from satsr.io.dates import DATE_SOURCE_TAG, Acquired, rfc3339
 from satsr.io.vrt import VRTError, stack_vrt
 
 if TYPE_CHECKING:
@@ -28,36 +31,12 @@ EXTENSIONS = [
     "https://stac-extensions.github.io/projection/v1.1.0/schema.json",
     "https://stac-extensions.github.io/processing/v1.2.0/schema.json",
 ]
-#: Raster tags that may carry the acquisition date of the input, most specific first.
-DATE_TAGS = ("ACQUISITION_DATE", "DATATAKE_SENSING_START", "PRODUCT_START_TIME", "TIFFTAG_DATETIME")
 
 
 def stac_path(output: str | Path) -> Path:
     """``OUTPUT-stem.json`` beside the output."""
     output = Path(output)
     return output.with_name(f"{output.stem}.json")
-
-
-def acquisition_datetime(tags: Mapping[str, str]) -> str | None:
-    """The input's acquisition time from its tags as an RFC 3339 string (UTC), or None if absent."""
-    for key in DATE_TAGS:
-        value = tags.get(key)
-        if not value:
-            continue
-        text = value.strip().replace("Z", "+00:00")
-        for parse in (
-            datetime.datetime.fromisoformat,
-            lambda t: datetime.datetime.strptime(t, "%Y:%m:%d %H:%M:%S"),  # TIFF DateTime
-            lambda t: datetime.datetime.strptime(t, "%Y%m%d"),
-        ):
-            try:
-                moment = parse(text)
-            except ValueError:
-                continue
-            if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=datetime.UTC)
-            return moment.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z")
-    return None
 
 
 def _footprint(meta: RasterMeta) -> tuple[list[float], dict[str, Any]] | tuple[None, None]:
@@ -72,24 +51,39 @@ def _footprint(meta: RasterMeta) -> tuple[list[float], dict[str, Any]] | tuple[N
     return [west, south, east, north], {"type": "Polygon", "coordinates": [ring]}
 
 
+def _time_properties(acquired: Acquired | None, created: datetime.datetime) -> dict[str, Any]:
+    """STAC ``datetime`` (the acquisition time; the day as start/end when only the day is known), where it
+    came from, and the processing time as ``created`` and ``processing:datetime``."""
+    props: dict[str, Any] = {"created": rfc3339(created), "processing:datetime": rfc3339(created)}
+    if acquired is None:  # STAC needs a datetime; this one is marked as the processing time
+        return {
+            "datetime": rfc3339(created), "satsr:datetime_source": "processing",
+            "satsr:datetime_from": "no acquisition time in the input's tags, metadata or name", **props,
+        }  # fmt: skip
+    props.update({"datetime": acquired.rfc3339(), "satsr:datetime_source": "acquisition"})
+    props["satsr:datetime_from"] = acquired.source
+    if acquired.date_only:
+        day_end = acquired.when + datetime.timedelta(days=1, seconds=-1)
+        props.update({"start_datetime": acquired.rfc3339(), "end_datetime": rfc3339(day_end)})
+    return props
+
+
 def build_item(
     output: Path,
     out_meta: RasterMeta,
-    input_path: Path,
-    input_tags: Mapping[str, str],
+    inputs: Sequence[Path],
+    acquired: Acquired | None,
     provenance: Mapping[str, Any],
     assets: Mapping[str, tuple[Path, str, list[str]]],
 ) -> dict[str, Any]:
-    """The Item of ``output``; ``assets`` maps a key to (file, title, roles), hrefs made relative."""
+    """The Item of ``output``: ``datetime`` is the acquisition time ``acquired`` (the processing time,
+    marked so, when unknown), one ``derived_from`` link per input; ``assets`` maps a key to (file,
+    title, roles), hrefs made relative."""
     bbox, geometry = _footprint(out_meta)
-    created = datetime.datetime.now(datetime.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-    acquired = acquisition_datetime(input_tags)
+    created = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
     epsg = out_meta.crs.to_epsg() if out_meta.crs is not None else None
     properties: dict[str, Any] = {
-        # STAC needs a datetime: the input's acquisition when its tags give it, else the processing time.
-        "datetime": acquired or created,
-        "created": created,
-        "satsr:datetime_source": "acquisition" if acquired else "processing",
+        **_time_properties(acquired, created),
         "proj:epsg": epsg,
         "proj:wkt2": None if epsg is not None or out_meta.crs is None else out_meta.crs.to_wkt(),
         "proj:shape": [out_meta.height, out_meta.width],
@@ -108,6 +102,10 @@ def build_item(
         elif path.suffix.lower() == ".png":
             asset["type"] = "image/png"
         item_assets[key] = asset
+    links = [
+        {"rel": "derived_from", "href": str(Path(p).resolve()), "title": f"input raster {Path(p).name}"}
+        for p in inputs
+    ]
     return {
         "type": "Feature",
         "stac_version": STAC_VERSION,
@@ -116,7 +114,7 @@ def build_item(
         "geometry": geometry,
         **({"bbox": bbox} if bbox is not None else {}),
         "properties": properties,
-        "links": [{"rel": "derived_from", "href": str(Path(input_path).resolve()), "title": "input raster"}],
+        "links": links,
         "assets": item_assets,
     }
 
@@ -219,5 +217,5 @@ def read_item_input(path: str | Path, bands: Sequence[str] | None = None) -> Ite
     tags = {}
     when = item.get("properties", {}).get("datetime")
     if isinstance(when, str):
-        tags["ACQUISITION_DATE"] = when
+        tags.update({"ACQUISITION_DATE": when, DATE_SOURCE_TAG: f"STAC Item {path.name} datetime"})
     return ItemInput(vrt, scaling, tags)

@@ -14,7 +14,8 @@ from itertools import pairwise
 from typing import Literal, Protocol
 
 import numpy as np
-from tqdm import tqdm
+
+from satsr.io.progress import progress as make_progress
 
 Ramp = Literal["cosine", "linear"]
 """Shape of the blending ramp across an overlap."""
@@ -165,9 +166,12 @@ def _pad_to(patch: np.ndarray, tile_size: int) -> np.ndarray:
 
 
 def hr_index(lr: int, size: int, out: int) -> int:
-    """The HR pixel border at LR pixel border ``lr`` of an axis of ``size`` LR and ``out`` HR pixels:
-    ``round(lr * out / size)`` in integer arithmetic (exactly ``lr * scale`` for an integer scale)."""
-    return (2 * lr * out + size) // (2 * size)
+    """The HR pixel border at LR pixel border ``lr`` of an axis of ``size`` LR and ``out`` HR pixels: the
+    first HR pixel whose centre is at or past LR coordinate ``lr``, ``ceil(lr * out / size - 1/2)`` in
+    integer arithmetic (exactly ``lr * scale`` for an integer scale). So a window computes exactly the HR
+    pixels whose centres lie in its LR pixels, the ones ``lr_pixels`` takes their validity from (a
+    centre on an LR border belongs to the pixel after it)."""
+    return -((size - 2 * lr * out) // (2 * size))
 
 
 def hr_extent(lr_length: int, size: int, out: int) -> int:
@@ -202,6 +206,8 @@ def _check_batch(result: np.ndarray, batch: np.ndarray, extent: tuple[int, int],
     expected = (batch.shape[0], channels, *extent)
     if sr.shape != expected:
         raise ValueError(f"model returned shape {sr.shape}, expected {expected}")
+    if not np.isfinite(sr).all():  # it would be written as nodata, or as a meaningless integer
+        raise ValueError(f"model returned {int((~np.isfinite(sr)).sum())} NaN or infinite values")
     return sr
 
 
@@ -248,10 +254,83 @@ class _AxisPlan:
     def length(self, index: int) -> int:
         return self.ends[index] - self.starts[index]
 
-    def cells_of(self, index: int) -> list[int]:
-        """Indexes of the cells window ``index`` covers."""
+    def cells_of(self, index: int, span: tuple[int, int] | None = None) -> list[int]:
+        """Indexes of the cells window ``index`` covers (that meet the HR ``span`` [start, end), if given)."""
         lo, hi = self.starts[index], self.ends[index]
-        return [k for k, (a, b) in enumerate(self.cells) if lo <= a and b <= hi]
+        return [
+            k
+            for k, (a, b) in enumerate(self.cells)
+            if lo <= a and b <= hi and (span is None or (a < span[1] and b > span[0]))
+        ]
+
+    def meets(self, index: int, start: int, end: int) -> bool:
+        """Whether window ``index``'s HR footprint meets the HR span [start, end)."""
+        return self.starts[index] < end and self.ends[index] > start
+
+
+#: An HR region ``(row start, row end, column start, column end)``, ends exclusive.
+Region = tuple[int, int, int, int]
+
+
+def fit_tiling(tile_size: int, overlap: int, height: int, width: int) -> tuple[int, int]:
+    """The window side and overlap for an image (after checking the requested ones): ``tile_size``, or
+    the image's longer side where that is shorter, so a small image runs as one window of its own
+    size instead of being padded up to ``tile_size`` (and the overlap, unused then, is kept below it)."""
+    _validate_tiling(tile_size, overlap)
+    fitted = max(1, min(tile_size, max(height, width)))
+    return fitted, min(overlap, fitted - 1)
+
+
+@dataclass(frozen=True)
+class StreamPlan:
+    """The windows of an ``upscale_stream`` run and how they blend, per axis (see ``_AxisPlan``)."""
+
+    rows: _AxisPlan
+    cols: _AxisPlan
+    lr_rows: list[int]  # window starts, LR pixels
+    lr_cols: list[int]
+    tile: Tile  # the size of every window (its row and col are 0)
+    extent: tuple[int, int]  # HR pixels the model returns per window
+
+    @classmethod
+    def build(
+        cls, height: int, width: int, scale: float, tile_size: int, overlap: int, ramp: Ramp
+    ) -> StreamPlan:
+        _validate_tiling(tile_size, overlap)
+        if not scale >= 1:
+            raise ValueError(f"scale must be >= 1, got {scale}")
+        if height < 1 or width < 1:
+            raise ValueError(f"image must be non-empty, got {height}x{width}")
+        stride = tile_size - overlap
+        tile_h, tile_w = min(tile_size, height), min(tile_size, width)
+        lr_rows, lr_cols = _axis_starts(height, tile_size, stride), _axis_starts(width, tile_size, stride)
+        out_h, out_w = round(height * scale), round(width * scale)
+        return cls(
+            _AxisPlan.build(lr_rows, tile_h, height, out_h, overlap, ramp),
+            _AxisPlan.build(lr_cols, tile_w, width, out_w, overlap, ramp),
+            lr_rows, lr_cols, Tile(0, 0, tile_h, tile_w),
+            (hr_extent(tile_size, height, out_h), hr_extent(tile_size, width, out_w)),
+        )  # fmt: skip
+
+    def windows(self, region: Region | None = None) -> list[tuple[int, int, Tile]]:
+        """``(row index, column index, window)``, row-major; with ``region``, only the windows whose HR
+        footprint meets it (every window any pixel of the region is blended from)."""
+        h, w = self.tile.height, self.tile.width
+        return [
+            (i, j, Tile(r, c, h, w))
+            for i, r in enumerate(self.lr_rows)
+            for j, c in enumerate(self.lr_cols)
+            if region is None
+            or (self.rows.meets(i, region[0], region[1]) and self.cols.meets(j, *region[2:]))
+        ]
+
+    def lr_bounds(self, region: Region) -> Region:
+        """The LR pixels ``(row start, row end, column start, column end)`` the HR ``region`` depends on."""
+        windows = [t for _, _, t in self.windows(region)]
+        return (
+            min(t.row for t in windows), max(t.row + t.height for t in windows),
+            min(t.col for t in windows), max(t.col + t.width for t in windows),
+        )  # fmt: skip
 
 
 def upscale_stream(
@@ -270,6 +349,7 @@ def upscale_stream(
     checkpoint: Checkpoint | None = None,
     executor: Executor | None = None,
     prefetch: int = 4,
+    region: Region | None = None,
 ) -> None:
     """Super-resolve a ``height`` x ``width`` LR image window by window, never holding it whole.
 
@@ -293,23 +373,19 @@ def upscale_stream(
     With an ``executor`` (e.g. a Dask distributed ``Client``), up to ``prefetch`` batches are read
     ahead and submitted; results are taken in order, so blending, writing and checkpoints happen
     exactly as in a single process.
+
+    ``progress``: a bar on a terminal, a line every few percent (tiles, elapsed and remaining time) when
+    stderr is a pipe or a log file.
+
+    With an HR ``region``, only the windows it is blended from run, and only the blocks meeting it are
+    written (whole, so the caller crops them): the region's pixels equal those of a whole run.
     """
-    _validate_tiling(tile_size, overlap)
-    if not scale >= 1:
-        raise ValueError(f"scale must be >= 1, got {scale}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if height < 1 or width < 1:
-        raise ValueError(f"image must be non-empty, got {height}x{width}")
-    stride = tile_size - overlap
-    tile_h, tile_w = min(tile_size, height), min(tile_size, width)
-    lr_rows = _axis_starts(height, tile_size, stride)
-    lr_cols = _axis_starts(width, tile_size, stride)
-    out_h, out_w = round(height * scale), round(width * scale)
-    rows = _AxisPlan.build(lr_rows, tile_h, height, out_h, overlap, ramp)
-    cols = _AxisPlan.build(lr_cols, tile_w, width, out_w, overlap, ramp)
-    extent = (hr_extent(tile_size, height, out_h), hr_extent(tile_size, width, out_w))
-    grid = [(i, j, Tile(r, c, tile_h, tile_w)) for i, r in enumerate(lr_rows) for j, c in enumerate(lr_cols)]
+    if region is not None and checkpoint is not None:
+        raise ValueError("a region run cannot be checkpointed")
+    plan = StreamPlan.build(height, width, scale, tile_size, overlap, ramp)
+    grid = plan.windows(region)
     pending: Pending = {}  # weighted sums of cells not yet final
     first_row = 0
     if checkpoint is not None and (state := checkpoint.load()) is not None:
@@ -318,52 +394,65 @@ def upscale_stream(
     if checkpoint is None:
         chunks = [todo[k : k + batch_size] for k in range(0, len(todo), batch_size)]
     else:
-        by_row = [[g for g in todo if g[0] == i] for i in range(first_row, len(lr_rows))]
+        by_row = [[g for g in todo if g[0] == i] for i in range(first_row, len(plan.lr_rows))]
         chunks = [row[k : k + batch_size] for row in by_row for k in range(0, len(row), batch_size)]
 
-    with tqdm(
-        total=len(grid), initial=len(grid) - len(todo), disable=not progress, desc="tiles", unit="tile"
-    ) as bar:
+    def load(chunk: list[tuple[int, int, Tile]]) -> tuple[np.ndarray, list[Tile]]:
+        tiles = [t for _, _, t in chunk]
+        return np.stack([_pad_to(np.asarray(read(t), dtype=np.float32), tile_size) for t in tiles]), tiles
 
-        def load(chunk: list[tuple[int, int, Tile]]) -> tuple[np.ndarray, list[Tile]]:
-            tiles = [t for _, _, t in chunk]
-            return np.stack([_pad_to(np.asarray(read(t), dtype=np.float32), tile_size) for t in tiles]), tiles
-
+    with make_progress(len(grid), len(grid) - len(todo), progress) as bar:
         in_flight: deque[tuple[list[tuple[int, int, Tile]], np.ndarray, BatchFuture]] = deque()
         for index, chunk in enumerate(chunks):
             if executor is None:
                 batch, tiles = load(chunk)
-                sr = _run_batch(model, batch, tiles, extent, out_channels or batch.shape[1])
+                sr = _run_batch(model, batch, tiles, plan.extent, out_channels or batch.shape[1])
             else:
                 while len(in_flight) < max(1, prefetch) and index + len(in_flight) < len(chunks):
                     ahead = chunks[index + len(in_flight)]
                     batch, tiles = load(ahead)
                     in_flight.append((ahead, batch, executor.submit(model, batch, tiles)))
                 _, batch, future = in_flight.popleft()
-                sr = _check_batch(future.result(), batch, extent, out_channels or batch.shape[1])
+                sr = _check_batch(future.result(), batch, plan.extent, out_channels or batch.shape[1])
             for (i, j, _), sr_tile in zip(chunk, sr, strict=True):
-                weighted = sr_tile[:, : rows.length(i), : cols.length(j)] * np.outer(
-                    rows.weights[i], cols.weights[j]
-                ).astype(np.float32)
-                for ci in rows.cells_of(i):
-                    (y0, y1), r0 = rows.cells[ci], rows.starts[i]
-                    for cj in cols.cells_of(j):
-                        (x0, x1), c0 = cols.cells[cj], cols.starts[j]
-                        part = weighted[:, y0 - r0 : y1 - r0, x0 - c0 : x1 - c0]
-                        acc = pending.get((ci, cj))
-                        acc = part.copy() if acc is None else acc + part
-                        if rows.last[ci] == i and cols.last[cj] == j:
-                            norm = np.outer(rows.weight_sum[y0:y1], cols.weight_sum[x0:x1])
-                            write(y0, x0, (acc / norm).astype(np.float32))
-                            pending.pop((ci, cj), None)
-                        else:
-                            pending[(ci, cj)] = acc
+                _blend(plan, i, j, sr_tile, pending, write, region)
             bar.update(len(chunk))
             i_last, j_last, _ = chunk[-1]
-            if checkpoint is not None and j_last == len(lr_cols) - 1:
-                checkpoint.save(i_last + 1, len(lr_rows), pending)
+            if checkpoint is not None and j_last == len(plan.lr_cols) - 1:
+                checkpoint.save(i_last + 1, len(plan.lr_rows), pending)
     if pending:  # every cell has a last window, so this would be a bug in the plan
         raise AssertionError(f"{len(pending)} blended cells were never written")
+
+
+def _blend(
+    plan: StreamPlan,
+    i: int,
+    j: int,
+    sr_tile: np.ndarray,
+    pending: Pending,
+    write: WriteFn,
+    region: Region | None,
+) -> None:
+    """Add window ``(i, j)``'s weighted output to the cells it covers; write the cells it completes."""
+    rows, cols = plan.rows, plan.cols
+    weighted = sr_tile[:, : rows.length(i), : cols.length(j)] * np.outer(
+        rows.weights[i], cols.weights[j]
+    ).astype(np.float32)
+    row_cells = rows.cells_of(i, None if region is None else region[:2])
+    col_cells = cols.cells_of(j, None if region is None else region[2:])
+    for ci in row_cells:
+        (y0, y1), r0 = rows.cells[ci], rows.starts[i]
+        for cj in col_cells:
+            (x0, x1), c0 = cols.cells[cj], cols.starts[j]
+            part = weighted[:, y0 - r0 : y1 - r0, x0 - c0 : x1 - c0]
+            acc = pending.get((ci, cj))
+            acc = part.copy() if acc is None else acc + part
+            if rows.last[ci] == i and cols.last[cj] == j:
+                norm = np.outer(rows.weight_sum[y0:y1], cols.weight_sum[x0:x1])
+                write(y0, x0, (acc / norm).astype(np.float32))
+                pending.pop((ci, cj), None)
+            else:
+                pending[(ci, cj)] = acc
 
 
 def upscale_tiled(

@@ -18,6 +18,7 @@ import torch
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
+from satsr.defaults import DEFAULT_SEED as DEFAULT_SEED  # defined there, importable without torch
 from satsr.io.tiling import Tile, TileFn, hr_extent, hr_index, lr_coordinates
 from satsr.models.continuous import ContinuousSR
 from satsr.models.fast import ResidualSR
@@ -28,7 +29,6 @@ ARCHITECTURES: dict[str, type[nn.Module]] = {
     "ResidualSR": ResidualSR, "LatentDiffusionSR": LatentDiffusionSR, "ContinuousSR": ContinuousSR,
 }  # fmt: skip
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "weights"
-DEFAULT_SEED = 0
 #: Keys of config.json that describe the model rather than its constructor.
 DESCRIPTIVE_KEYS = ("architecture", "bands", "summary")
 

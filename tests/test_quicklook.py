@@ -1,0 +1,57 @@
+"""Quick-looks show true colour whatever the band order: red stays red for RGB pictures and S2 bands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from satsr.evaluation.quicklook import rgb_channels
+from satsr.evaluation.report import LABEL_BAND_PX
+from satsr.pipelines import upscale_file
+from tests.conftest import write_geotiff
+from tests.io.test_nodata import RGB, NearestRGB
+from tests.test_pipelines import Replicate
+
+
+def red_field(channels: int, red: int) -> np.ndarray:
+    """A picture that is red on its right half: the red band steps up there, the others ramp top to
+    bottom (so each band's contrast stretch spans a range, and they average mid-grey on either half)."""
+    ramp = np.tile(np.linspace(20, 60, 12)[:, None], (1, 16))
+    dn = np.stack([ramp] * channels).astype(np.uint16)
+    dn[red] = 30
+    dn[red, :, 8:] = 200
+    return dn
+
+
+def right_half_colour(png: Path) -> np.ndarray:
+    with Image.open(png) as image:
+        pixels = np.asarray(image.convert("RGB"), dtype=np.float64)
+    panel = pixels[LABEL_BAND_PX + 2 :, : pixels.shape[1] // 2]  # the input panel, below its label
+    return panel[:, panel.shape[1] * 3 // 4 :].reshape(-1, 3).mean(axis=0)
+
+
+@pytest.mark.parametrize("names", [RGB, (None, None, None)], ids=["described", "no descriptions"])
+def test_a_3_band_rgb_picture_shows_red_as_red(tmp_path: Path, names: tuple) -> None:
+    src = write_geotiff(tmp_path / "rgb.tif", red_field(3, red=0).astype(np.uint8), names=names)
+    png = tmp_path / "look.png"
+    upscale_file(src, tmp_path / "o.tif", NearestRGB(), quicklook=png)
+    r, g, b = right_half_colour(png)
+    assert r > 200 and g < 160 and b < 160  # it was blue: red and blue were swapped
+
+
+def test_sentinel_2_bands_still_show_b04_as_red(tmp_path: Path) -> None:
+    src = write_geotiff(tmp_path / "s2.tif", red_field(4, red=2))  # B02 B03 B04 B08: B04 is index 2
+    png = tmp_path / "look.png"
+    upscale_file(src, tmp_path / "o.tif", Replicate(), quicklook=png)
+    r, g, b = right_half_colour(png)
+    assert r > 200 and g < 160 and b < 160
+
+
+def test_rgb_channels_by_name() -> None:
+    assert rgb_channels(("B02", "B03", "B04", "B08")) == (2, 1, 0)
+    assert rgb_channels(("red", "green", "blue")) == (0, 1, 2)
+    assert rgb_channels(("B", "G", "R")) == (2, 1, 0)
+    assert rgb_channels(("B08", "B11", "B12")) is None

@@ -156,6 +156,9 @@ def upscale_file(
     consistency = getattr(upscaler.network, "lr_consistency", None)
     if consistency is not None:
         tags["SATSR_LR_CONSISTENCY"] = "on" if consistency else "off"
+    detail = getattr(upscaler.network, "detail", None)
+    if detail is not None:  # how far samples depart from the posterior mean (satsr.models.ldm)
+        tags["SATSR_DETAIL"] = f"{detail:g}"
     with (
         rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB),
         open_for_model(input, bands, upscaler, scaling, mask_clouds) as reader,
@@ -300,6 +303,7 @@ def _write_stac(
         "scale": s, "seed": seed, "samples": samples,
         "steps": (steps or upscaler.default_steps) if upscaler.stochastic else None,
         "lr_consistency": getattr(upscaler.network, "lr_consistency", None), "bands": list(meta.band_names),
+        "detail": getattr(upscaler.network, "detail", None),
     }  # fmt: skip
     item = build_item(output, meta.refined(s), [Path(input)], acquired, provenance, assets)
     write_item(stac_path(output), item)

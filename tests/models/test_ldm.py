@@ -113,9 +113,11 @@ def test_bundled_format_loads_and_upscales_a_file_with_uncertainty(
     )
     with rasterio.open(out) as sr, rasterio.open(uncertainty_path(out)) as std:
         assert sr.shape == (160, 208) and std.shape == sr.shape
-        assert sr.tags()["SATSR_STEPS"] == "3"
+        assert sr.tags()["SATSR_STEPS"] == "3" and sr.tags()["SATSR_DETAIL"] == "1"
         sigma = std.read()
     assert np.nanmax(sigma) > 0
+    item = json.loads(out.with_suffix(".json").read_text())
+    assert item["properties"]["satsr:detail"] == 1.0
 
 
 def test_evaluate_gives_one_row_per_steps_and_samples(

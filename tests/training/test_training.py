@@ -259,29 +259,34 @@ TINY_RUN = [
     "--data.train_length", "4", "--data.val_length", "2", "--data.num_workers", "0",
 ]  # fmt: skip
 TINY_UNET = '{"latent_channels": 4, "cond_channels": 8, "channels": [8], "num_res_blocks": 1}'
+TINY_S2D_UNET = '{"latent_channels": 64, "cond_channels": 68, "channels": [8], "num_res_blocks": 1}'
 
 
-def test_the_ldm_recipes_train_both_stages_and_export_a_loadable_model(
-    tmp_path: Path, tiny_model_dir: Path
-) -> None:
-    """configs/s2-rgbn-ae.yaml then configs/s2-rgbn-x4-ldm.yaml, shrunk: as `satsr train` runs them."""
+def test_the_ldm_recipes_train_and_export_loadable_models(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """configs/s2-rgbn-x4-ldm.yaml (lossless first stage) and, for a KL first stage, configs/s2-rgbn-ae.yaml
+    before it, shrunk: as `satsr train` runs them."""
+    ldm = [
+        "fit", "--config", str(bundled_recipe("s2-rgbn-x4-ldm", tmp_path)), *TINY_RUN,
+        "--model.init_args.reference_dir", str(tiny_model_dir), "--model.init_args.default_steps", "2",
+        "--model.init_args.unet", TINY_S2D_UNET,
+    ]  # fmt: skip
+    assert main(ldm) == 0
+    folder = tmp_path / "runs" / "s2-rgbn-x4-ldm" / "model"
+    assert json.loads((folder / "config.json").read_text())["autoencoder"]["architecture"] == "SpaceToDepth"
+    model = satsr.load(folder)
+    assert model.stochastic and model.default_steps == 2 and model.scale == 4
+    lr = 0.1 + 0.05 * torch.rand(1, 4, 8, 8)
+    torch.testing.assert_close(model(lr, seeds=[3]), model(lr, seeds=[3]))
+    assert not torch.allclose(model(lr, seeds=[3]), model(lr, seeds=[4]))
     ae = ["fit", "--config", str(bundled_recipe("s2-rgbn-ae", tmp_path)), *TINY_RUN]
     # LPIPS (AlexNet) needs larger pictures than these 16 px patches.
     assert main([*ae, "--model.init_args.channels", "[4, 4, 4]", "--model.init_args.lpips_weight", "0"]) == 0
     ae_dir = tmp_path / "runs" / "s2-rgbn-ae" / "model"
     assert json.loads((ae_dir / "config.json").read_text())["architecture"] == "KLAutoencoder"
-    ldm = [
-        "fit", "--config", str(bundled_recipe("s2-rgbn-x4-ldm", tmp_path)), *TINY_RUN,
-        "--model.init_args.autoencoder_dir", str(ae_dir),
-        "--model.init_args.reference_dir", str(tiny_model_dir),
-        "--model.init_args.unet", TINY_UNET, "--model.init_args.default_steps", "2",
-    ]  # fmt: skip
-    assert main(ldm) == 0
-    model = satsr.load(tmp_path / "runs" / "s2-rgbn-x4-ldm" / "model")
-    assert model.stochastic and model.default_steps == 2 and model.scale == 4
-    lr = 0.1 + 0.05 * torch.rand(1, 4, 8, 8)
-    torch.testing.assert_close(model(lr, seeds=[3]), model(lr, seeds=[3]))
-    assert not torch.allclose(model(lr, seeds=[3]), model(lr, seeds=[4]))
+    kl = [*ldm[:-2], "--model.init_args.unet", TINY_UNET, "--model.init_args.first_stage", "null",
+          "--model.init_args.autoencoder_dir", str(ae_dir)]  # fmt: skip
+    assert main(kl) == 0
+    assert satsr.load(folder)(lr, seeds=[3]).shape == (1, 4, 32, 32)
 
 
 def test_revisit_batches_carry_dates_and_cloud_masks() -> None:

@@ -228,10 +228,40 @@ def test_detail_zero_gives_the_posterior_mean_and_one_the_sample(sampler: str) -
     )
     torch.testing.assert_close(mean, expected, atol=1e-5, rtol=1e-5)
     assert not torch.allclose(mean, full, atol=1e-3)
-    model.detail = 0.5  # halfway, in the latent (the decoder is the same affine map for every sample)
+    model.detail = 0.5  # halfway between the decoded mean and the decoded sample
     half = model.sample(lr, seeds=[0, 1])
     assert float((half - mean).abs().mean()) < float((full - mean).abs().mean())
     assert float((half - full).abs().mean()) < float((full - mean).abs().mean())
+
+
+def test_the_structure_gate_weights_detail_by_what_the_reference_changes() -> None:
+    model, lr = tiny_ldm(lr_consistency=False, detail=0.8, detail_threshold=0.05), lr_batch(1)
+    bicubic = torch.nn.functional.interpolate(lr, scale_factor=4, mode="bicubic", align_corners=False)
+    bump = torch.zeros_like(bicubic)
+    bump[..., 24:32, 24:32] = 1.0  # one LR pixel's worth of change, far above the threshold
+    weight = model.detail_weight(lr, bicubic + bump)
+    assert weight.shape == (1, 1, 64, 64)
+    assert float(weight[..., 26:30, 26:30].min()) == pytest.approx(0.8)  # detail x min(1, structure / t)
+    assert float(weight[..., :12, :].max()) == 0.0 and float(weight[..., 52:, :].max()) == 0.0
+    torch.testing.assert_close(model.detail_weight(lr, bicubic), torch.zeros_like(weight))
+
+
+def test_a_reference_that_changes_nothing_shuts_the_gate_and_a_low_threshold_opens_it() -> None:
+    lr = lr_batch()
+    mean = tiny_ldm(lr_consistency=False, detail=0.0).sample(lr, seeds=[0, 1])
+    sample = tiny_ldm(lr_consistency=False).sample(lr, seeds=[0, 1])
+    open_gate = tiny_ldm(lr_consistency=False, detail_threshold=1e-9).sample(lr, seeds=[0, 1])
+    torch.testing.assert_close(open_gate, sample, atol=1e-5, rtol=1e-5)
+    shut = tiny_ldm(lr_consistency=False, detail_threshold=0.05)
+    assert shut.reference is not None
+    torch.nn.init.zeros_(shut.reference.upsample[0].weight)  # the reference becomes bicubic
+    torch.nn.init.zeros_(shut.reference.upsample[0].bias)
+    mean_bicubic_ref = tiny_ldm(lr_consistency=False, detail=0.0)
+    mean_bicubic_ref.reference.load_state_dict(shut.reference.state_dict())  # type: ignore[union-attr]
+    torch.testing.assert_close(shut.sample(lr, seeds=[0, 1]), mean_bicubic_ref.sample(lr, seeds=[0, 1]))
+    assert not torch.allclose(mean, sample, atol=1e-3)
+    with pytest.raises(ValueError, match="needs a reference network"):
+        tiny_ldm(reference=None, detail_threshold=0.1)
 
 
 def test_detail_outside_zero_to_one_is_refused() -> None:

@@ -10,9 +10,15 @@ is back-projected onto the LR (``satsr.models.consistency``) unless ``lr_consist
 
 ``detail`` scales how far a sample departs from the posterior mean: the sampler's first denoised
 estimate, made at ``sigma_max`` where the noisy input says almost nothing, is the network's minimum-
-mean-square-error prediction E[z | LR]; the output is ``mean + detail * (sample - mean)``. 1 is a plain
-sample, 0 the mean (what a regression network would give), values between trade the texture a sample
-draws against the error it costs where the LR cannot tell it (perception-distortion, Blau & Michaeli 2018).
+mean-square-error prediction E[z | LR]; the output is ``mean + w * (sample - mean)`` with ``w = detail``
+everywhere, or, with ``detail_threshold > 0``, ``w = detail * min(1, structure / detail_threshold)`` per
+pixel: ``structure`` is how much the reference network changes bicubic upsampling there (mean absolute
+difference over bands, in band-standardised units, averaged over 3 x 3 LR pixels). Texture is then
+drawn where the LR shows structure (edges, fields' borders, roofs, roads) and not where it shows none
+(open water, the inside of a uniform field), where any texture would be invented. ``detail`` 1 with no
+threshold is a plain sample, 0 the mean (what a regression network gives); values between trade the
+texture a sample draws against the error it costs where the LR cannot tell it (the perception-distortion
+trade-off, Blau & Michaeli 2018).
 """
 
 from __future__ import annotations
@@ -63,6 +69,7 @@ class LatentDiffusionSR(nn.Module):
         sampler: str = "dpmpp_2m",  # name in satsr.diffusion.SAMPLERS
         lr_consistency: bool = True,  # back-project every sample onto its LR input
         detail: float = 1.0,  # sample = mean + detail * (sample - mean); see the module docstring
+        detail_threshold: float = 0.0,  # > 0: detail only where the LR shows structure (module docstring)
     ) -> None:
         super().__init__()
         self.autoencoder = build_first_stage(autoencoder)
@@ -78,6 +85,11 @@ class LatentDiffusionSR(nn.Module):
         if not 0.0 <= detail <= 1.0:
             raise ValueError(f"detail must be in [0, 1], got {detail}")
         self.detail = float(detail)
+        if detail_threshold < 0 or (detail_threshold > 0 and reference is None):
+            raise ValueError(
+                f"detail_threshold must be >= 0 and needs a reference network, got {detail_threshold}"
+            )
+        self.detail_threshold = float(detail_threshold)
         get_sampler(sampler)  # fail at load time on an unknown name
         self._aux: dict[str, nn.Module] = {}  # helpers loaded on first use (not part of the weights)
 
@@ -93,10 +105,24 @@ class LatentDiffusionSR(nn.Module):
             return out
         return F.interpolate(lr, scale_factor=self.scale, mode="bicubic", align_corners=False)
 
-    def condition(self, lr: Tensor) -> tuple[Tensor, Tensor]:
-        """``(cond, z_ref)``: the denoiser's condition and the reference latent the residual is added to."""
-        z_ref = self.autoencoder.encode_latent(self.reference_sr(lr))
+    def condition(self, lr: Tensor, reference: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``(cond, z_ref)``: the denoiser's condition and the reference latent the residual is added to
+        (``reference``: ``reference_sr(lr)`` when the caller has it already)."""
+        z_ref = self.autoencoder.encode_latent(self.reference_sr(lr) if reference is None else reference)
         return torch.cat([self.autoencoder.normalize(lr), z_ref], dim=1), z_ref
+
+    def detail_weight(self, lr: Tensor, reference: Tensor) -> Tensor:
+        """``w`` (B, 1, H, W) of the module docstring: ``detail``, times the structure gate if it is on."""
+        weight = reference.new_full((reference.shape[0], 1, *reference.shape[-2:]), self.detail)
+        if self.detail_threshold == 0:
+            return weight
+        bicubic = F.interpolate(lr, scale_factor=self.scale, mode="bicubic", align_corners=False)
+        change = ((reference - bicubic) / self.autoencoder.band_std).abs().mean(dim=1, keepdim=True)
+        structure = F.avg_pool2d(
+            F.avg_pool2d(change, self.scale), 3, stride=1, padding=1, count_include_pad=False
+        )
+        structure = F.interpolate(structure, scale_factor=self.scale, mode="bilinear", align_corners=False)
+        return weight * (structure / self.detail_threshold).clamp(max=1.0)
 
     def target(self, hr: Tensor, z_ref: Tensor) -> Tensor:
         """The training target: the HR latent minus the reference latent."""
@@ -119,7 +145,8 @@ class LatentDiffusionSR(nn.Module):
         """
         height, width = lr.shape[-2:]
         lr = self._pad(lr)
-        cond, z_ref = self.condition(lr)
+        reference = self.reference_sr(lr)
+        cond, z_ref = self.condition(lr, reference)
         sigmas = karras_sigmas(steps or self.default_steps, self.sigma_min, self.sigma_max, device=lr.device)
         noise = SeededNoise(
             [mix_seed(s, o) for s, o in zip(seeds, origins or [(0, 0)] * len(seeds), strict=True)], lr.device
@@ -139,9 +166,10 @@ class LatentDiffusionSR(nn.Module):
                 first.append(step.denoised)
 
         residual = get_sampler(self.sampler)(denoise, x, sigmas.to(x.dtype), noise=noise, callback=keep_first)
-        if self.detail != 1.0:
-            residual = first[0] + self.detail * (residual - first[0])
         sr = self.autoencoder.decode_latent(z_ref + residual)
+        if self.detail != 1.0 or self.detail_threshold > 0:
+            mean = self.autoencoder.decode_latent(z_ref + first[0])
+            sr = mean + self.detail_weight(lr, reference) * (sr - mean)
         if self.lr_consistency:
             sr = project_to_lr(sr, lr, sensor_degradation(self.scale, self.bands), DEFAULT_ITERATIONS)
         return sr[..., : height * self.scale, : width * self.scale]

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from satsr.data.degradation import bicubic_degrade, gaussian_blur, mtf_gaussian_sigma, wald_degrade
-from satsr.io.bands import S2_RGBN
+from satsr.io.bands import S2_BANDS, S2_RGBN
 
 
 def test_mtf_sigma_gives_the_requested_response_at_nyquist() -> None:
@@ -41,3 +41,17 @@ def test_wald_degrade_rejects_non_multiple_sizes() -> None:
 
 def test_bicubic_degrade_rounds_size_for_real_scales() -> None:
     assert bicubic_degrade(torch.rand(1, 3, 100, 70), 2.6).shape == (1, 3, 38, 27)
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_wald_degrade_is_the_blur_sampled_at_the_block_centres(scale: int) -> None:
+    """The strided implementation equals blurring the whole image and then decimating it."""
+    hr = torch.rand(2, 4, 12 * scale, 10 * scale, generator=torch.Generator().manual_seed(scale))
+    blurred = gaussian_blur(hr, [mtf_gaussian_sigma(S2_BANDS[b].mtf_nyquist, scale) for b in S2_RGBN])
+    half = scale // 2
+    if scale % 2:
+        expected = blurred[..., half::scale, half::scale]
+    else:
+        pick = [(half - 1, half - 1), (half, half), (half - 1, half), (half, half - 1)]
+        expected = sum(blurred[..., a::scale, b::scale] for a, b in pick) / 4
+    torch.testing.assert_close(wald_degrade(hr, scale, S2_RGBN), expected, rtol=1e-5, atol=1e-6)

@@ -51,28 +51,47 @@ def gaussian_blur(x: Tensor, sigmas: Sequence[float]) -> Tensor:
     return torch.cat(out, dim=1)
 
 
+def _decimating_kernels(sigmas: Sequence[float], scale: int) -> tuple[Tensor, int]:
+    """1-D kernels (C, 1, K) that blur and take the decimated sample of one axis in one strided pass.
+
+    The sample of LR pixel i is the blurred value at HR position ``scale * i + scale // 2`` (odd
+    scales) or the mean of those at ``scale * i + scale // 2 - 1`` and ``+ scale // 2`` (even ones, so
+    the sampling stays centred); each kernel is that combination of shifted Gaussians, zero-padded to
+    one common radius ``R`` (returned) so that all bands share one reflect padding.
+    """
+    kernels = [gaussian_kernel1d(sigma) for sigma in sigmas]
+    radius = max(k.numel() // 2 for k in kernels) + 1
+    rows = torch.zeros(len(kernels), 2 * radius + 1)
+    offsets = (0, 1) if scale % 2 == 0 else (0,)
+    for c, kernel in enumerate(kernels):
+        r = kernel.numel() // 2
+        for shift in offsets:  # the tap at index radius + shift is HR position scale * i + start + shift
+            rows[c, radius + shift - r : radius + shift + r + 1] += kernel / len(offsets)
+    return rows[:, None, :], radius
+
+
 def wald_degrade(hr: Tensor, scale: int, bands: Sequence[str]) -> Tensor:
     """Wald's protocol: S2-MTF-matched Gaussian blur per band, then decimation by ``scale``.
 
     Decimation takes the sample at the centre of every ``scale`` x ``scale`` block (for even
-    scales, the mean of the four central samples), so the LR grid is aligned with the HR
-    block grid: LR pixel (i, j) covers HR pixels [i*scale, (i+1)*scale).
+    scales, the mean of the four central samples), so the LR grid is aligned with the HR block
+    grid: LR pixel (i, j) covers HR pixels [i*scale, (i+1)*scale). The blur (reflect padding, as
+    ``gaussian_blur``) is evaluated only at the samples kept: two strided separable passes.
     """
     if hr.shape[-1] % scale or hr.shape[-2] % scale:
         raise ValueError(f"HR size {tuple(hr.shape[-2:])} is not a multiple of scale {scale}")
     sigmas = [mtf_gaussian_sigma(S2_BANDS[b].mtf_nyquist, scale) for b in bands]
-    blurred = gaussian_blur(hr, sigmas)
-    # Averaging over each block after the blur shifts nothing and keeps the sampling centred.
-    if scale % 2 == 0:
-        half = scale // 2
-        centre = blurred[..., half - 1 :: scale, half - 1 :: scale] + blurred[..., half::scale, half::scale]
-        centre = (
-            centre
-            + blurred[..., half - 1 :: scale, half::scale]
-            + blurred[..., half::scale, half - 1 :: scale]
-        )
-        return centre / 4
-    return blurred[..., scale // 2 :: scale, scale // 2 :: scale]
+    if len(sigmas) != hr.shape[1]:
+        raise ValueError(f"need one band name per channel: {len(sigmas)} names for {hr.shape[1]} channels")
+    kernels, radius = _decimating_kernels(sigmas, scale)
+    kernels = kernels.to(hr)
+    start = scale // 2 - 1 if scale % 2 == 0 else scale // 2  # HR position of LR pixel 0's first sample
+    channels = hr.shape[1]
+    # Pad so that output i's window starts at scale * i + start - radius in the original image.
+    x = F.pad(hr, (radius, radius, radius, radius), mode="reflect")
+    x = x[..., start : x.shape[-2] - (scale - 1 - start), start : x.shape[-1] - (scale - 1 - start)]
+    x = F.conv2d(x, kernels[:, :, None, :], stride=(1, scale), groups=channels)
+    return F.conv2d(x, kernels[:, :, :, None], stride=(scale, 1), groups=channels)
 
 
 def bicubic_degrade(hr: Tensor, scale: float) -> Tensor:

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from satsr.data.degradation import bicubic_degrade, wald_degrade
+from satsr.nn.blocks import bicubic_upscale
 
 Degradation = Callable[[Tensor], Tensor]
 """HR (B, C, H, W) -> LR (B, C, H / scale, W / scale): the sensor model the LR came from."""
@@ -41,7 +42,12 @@ def project_to_lr(
         raise ValueError(f"SR {tuple(sr.shape)} and LR {tuple(lr.shape)} differ in batch or bands")
     if iterations < 0:
         raise ValueError(f"iterations must be >= 0, got {iterations}")
+    scale = sr.shape[-1] // lr.shape[-1]
+    integer = sr.shape[-2:] == (lr.shape[-2] * scale, lr.shape[-1] * scale)
     for _ in range(iterations):
         residual = lr - degrade(sr)
-        sr = sr + F.interpolate(residual, size=sr.shape[-2:], mode="bicubic", align_corners=False)
+        if integer:  # the same bicubic upsampling, computed at LR size
+            sr = sr + bicubic_upscale(residual, scale)
+        else:
+            sr = sr + F.interpolate(residual, size=sr.shape[-2:], mode="bicubic", align_corners=False)
     return sr

@@ -92,6 +92,12 @@ class BicubicPhases(nn.Module):
         return F.conv2d(padded, self.weight.to(x.dtype), groups=self.channels)
 
 
+def bicubic_upscale(x: Tensor, scale: int) -> Tensor:
+    """``F.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False)`` for an integer
+    scale, computed at LR size (``BicubicPhases``) and shuffled: the same values, about 2x faster on CPU."""
+    return F.pixel_shuffle(BicubicPhases(x.shape[1], scale).to(x.device)(x), scale)
+
+
 def sinusoidal_embedding(x: Tensor, dim: int, max_period: float = 10000.0) -> Tensor:
     """Transformer-style sinusoidal embedding of a (B,) tensor into (B, dim)."""
     half = dim // 2

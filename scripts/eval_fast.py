@@ -14,14 +14,13 @@ import torch.nn.functional as F
 from satsr.data.degradation import wald_degrade
 from satsr.data.sources import s2_rgbn_scenes
 from satsr.evaluation import lpips, psnr, ssim
+from satsr.io.bands import S2_DISPLAY_WHITE
 from satsr.models.registry import load
-
-#: Reflectance mapped to [-1, 1] for LPIPS: 0 -> -1, LPIPS_WHITE -> +1 (clipped).
-LPIPS_WHITE = 0.3
 
 
 def to_lpips_rgb(x: torch.Tensor) -> torch.Tensor:
-    return (x[:, [2, 1, 0]] / LPIPS_WHITE).clamp(0, 1) * 2 - 1
+    """Reflectance mapped to [-1, 1] for LPIPS: 0 -> -1, S2_DISPLAY_WHITE -> +1 (clipped)."""
+    return (x[:, [2, 1, 0]] / S2_DISPLAY_WHITE).clamp(0, 1) * 2 - 1
 
 
 def main() -> None:

@@ -23,17 +23,17 @@ from scipy.stats import spearmanr
 import satsr
 from satsr.data.sources import shared_data_dir
 from satsr.evaluation.datasets import load_pairs
+from satsr.io.bands import S2_DISPLAY_WHITE
 from satsr.io.tiling import Tile, upscale_stream
 from satsr.models.registry import Upscaler, sampling_tile_fn
 
 TEST_SCENE = "s2/dsen2_l1c"  # T33UUB: never used for training
 RGB = (2, 1, 0)  # B04, B03, B02 of B02, B03, B04, B08
-WHITE = 0.3  # reflectance shown as white
 
 
 def rgb(x: np.ndarray) -> np.ndarray:
     """(C, H, W) reflectance -> (H, W, 3) uint8 true colour."""
-    return (np.clip(x[list(RGB)] / WHITE, 0, 1) * 255).astype(np.uint8).transpose(1, 2, 0)
+    return (np.clip(x[list(RGB)] / S2_DISPLAY_WHITE, 0, 1) * 255).astype(np.uint8).transpose(1, 2, 0)
 
 
 def grey(x: np.ndarray, top: float) -> np.ndarray:

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from satsr.evaluation.quicklook import rgb_channels
 from satsr.evaluation.report import LABEL_BAND_PX
+from satsr.io.bands import rgb_channels
 from satsr.pipelines import upscale_file
 from tests.conftest import write_geotiff
 from tests.io.test_nodata import RGB, NearestRGB

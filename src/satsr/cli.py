@@ -13,17 +13,19 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from satsr import __version__
 from satsr.defaults import (
+    DEFAULT_BATCH_SIZE,
     DEFAULT_FUSION_MODEL,
     DEFAULT_FUSION_STEPS,
     DEFAULT_MIN_CLEAR,
     DEFAULT_MODEL,
+    DEFAULT_OVERLAP,
     DEFAULT_SEED,
+    DEFAULT_TILE_SIZE,
+    VERSION,
 )
 from satsr.io.raster import RasterError
 from satsr.io.safe import is_safe, output_name
-from satsr.io.tiling import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_TILE_SIZE
 
 #: Exit status of a command that failed with a clear error.
 EXIT_ERROR = 2
@@ -198,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="satsr", description="Super-resolution of satellite imagery", formatter_class=_HelpFormatter
     )
-    parser.add_argument("--version", action="version", version=f"satsr {__version__}")
+    parser.add_argument("--version", action="version", version=f"satsr {VERSION}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("models", help="list bundled models").set_defaults(func=_models)
     up = sub.add_parser(

@@ -26,13 +26,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from affine import Affine
 
+from satsr.defaults import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_TILE_SIZE
 from satsr.io.bands import ReflectanceScaling, canonical_band_name, dn_scaling
 from satsr.io.raster import STATS_READ_SIDE
 from satsr.io.tiling import (
-    DEFAULT_BATCH_SIZE,
-    DEFAULT_OVERLAP,
     DEFAULT_RAMP,
-    DEFAULT_TILE_SIZE,
     Region,
     StreamPlan,
     Tile,

@@ -24,12 +24,18 @@ import rasterio
 import torch
 from rasterio.windows import Window
 
-from satsr import __version__
-from satsr.defaults import DEFAULT_FUSION_MODEL, DEFAULT_FUSION_STEPS, DEFAULT_MIN_CLEAR
+from satsr.defaults import (
+    DEFAULT_FUSION_MODEL,
+    DEFAULT_FUSION_STEPS,
+    DEFAULT_MIN_CLEAR,
+    DEFAULT_OVERLAP,
+    DEFAULT_TILE_SIZE,
+    VERSION,
+)
 from satsr.io.dates import Acquired, acquisition_time
 from satsr.io.raster import Grid, RasterError, RasterMeta, RasterReader, RasterWriter
 from satsr.io.stac import build_item, stac_path, write_item
-from satsr.io.tiling import DEFAULT_OVERLAP, DEFAULT_TILE_SIZE, Tile, TileFn, fit_tiling, upscale_stream
+from satsr.io.tiling import Tile, TileFn, fit_tiling, upscale_stream
 from satsr.models.registry import DEFAULT_SEED, Upscaler, load, sample_seed
 from satsr.pipelines import GDAL_CACHE_MB, check_output_name, open_for_model, write_quicklook
 from satsr.resume import Interrupted
@@ -267,7 +273,7 @@ def _fuse_and_write(
         return fill_masked(values, valid).reshape(-1, tile.height, tile.width)
 
     tags = {
-        "SATSR_MODEL": upscaler.name, "SATSR_VERSION": __version__, "SATSR_SEED": str(seed),
+        "SATSR_MODEL": upscaler.name, "SATSR_VERSION": VERSION, "SATSR_SEED": str(seed),
         "SATSR_STEPS": str(steps), "SATSR_INPUTS": ",".join(p.name for p in paths),
         "SATSR_DT_DAYS": ",".join(f"{dt:g}" for dt in kept_dts),
         "SATSR_TARGET_DATE": target.isoformat() if target else "unknown",
@@ -293,7 +299,7 @@ def _fuse_and_write(
         write_quicklook(kept_readers[0], output, upscaler, quicklook)
         assets["overview"] = (Path(quicklook), "first input | fused output", ["overview"])
     provenance = {
-        "version": __version__, "model": upscaler.name, "weights_sha256": upscaler.weights_sha256,
+        "version": VERSION, "model": upscaler.name, "weights_sha256": upscaler.weights_sha256,
         "scale": s, "seed": seed, "steps": steps, "revisits": len(kept_readers),
         "dt_days": kept_dts, "target_date": tags["SATSR_TARGET_DATE"],
         "dropped_inputs": [str(p.resolve()) for p in paths if p not in kept_paths] or None,

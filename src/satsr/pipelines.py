@@ -14,17 +14,13 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-from satsr import __version__
-from satsr.evaluation.quicklook import rgb_channels
+from satsr.defaults import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_TILE_SIZE, VERSION
 from satsr.evaluation.report import render_crops
-from satsr.io.bands import ReflectanceScaling, canonical_band_name, processing_baseline_offset
+from satsr.io.bands import ReflectanceScaling, canonical_band_name, processing_baseline_offset, rgb_channels
 from satsr.io.dates import Acquired, acquisition_time
 from satsr.io.raster import Grid, RasterError, RasterMeta, RasterReader, RasterWriter
 from satsr.io.stac import build_item, stac_path, write_item
 from satsr.io.tiling import (
-    DEFAULT_BATCH_SIZE,
-    DEFAULT_OVERLAP,
-    DEFAULT_TILE_SIZE,
     Tile,
     TileFn,
     fit_tiling,
@@ -146,7 +142,7 @@ def upscale_file(
     if processing_baseline is not None:
         scaling = ReflectanceScaling(offset=processing_baseline_offset(processing_baseline))
     tags = {
-        "SATSR_MODEL": upscaler.name, "SATSR_VERSION": __version__, "SATSR_INPUT": Path(input).name,
+        "SATSR_MODEL": upscaler.name, "SATSR_VERSION": VERSION, "SATSR_INPUT": Path(input).name,
         "SATSR_SEED": str(seed), "SATSR_SAMPLES": str(samples),
         "SATSR_STEPS": str(steps or upscaler.default_steps or "n/a"),
         "SATSR_SCALE": f"{s:g}",
@@ -299,7 +295,7 @@ def _write_stac(
     if quicklook is not None:
         assets["overview"] = (Path(quicklook), "input | output", ["overview"])
     provenance = {
-        "version": __version__, "model": upscaler.name, "weights_sha256": upscaler.weights_sha256,
+        "version": VERSION, "model": upscaler.name, "weights_sha256": upscaler.weights_sha256,
         "scale": s, "seed": seed, "samples": samples,
         "steps": (steps or upscaler.default_steps) if upscaler.stochastic else None,
         "lr_consistency": getattr(upscaler.network, "lr_consistency", None), "bands": list(meta.band_names),

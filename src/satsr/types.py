@@ -7,8 +7,7 @@ from typing import Protocol
 
 from torch import Tensor
 
-#: Default super-resolution factor, defined once.
-DEFAULT_SCALE = 4.0
+from satsr.defaults import DEFAULT_SCALE
 
 
 class DenoiseFn(Protocol):

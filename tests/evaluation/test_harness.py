@@ -24,9 +24,9 @@ from satsr.evaluation.harness import (
     load_pairs,
     upscaler_method,
 )
-from satsr.evaluation.lpips import lpips
 from satsr.io.bands import S2_RGBN
 from satsr.models.registry import load
+from satsr.nn.lpips import lpips
 
 S2_20M = ("B05", "B06", "B07", "B8A", "B11", "B12")
 

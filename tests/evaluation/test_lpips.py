@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from satsr.evaluation.lpips import LPIPS, LPIPS_ALEX_WEIGHTS, lpips
 from satsr.evaluation.quicklook import rgb_from_s2
+from satsr.nn.lpips import LPIPS, LPIPS_ALEX_WEIGHTS, lpips
 
 DATA = Path(__file__).parent / "data"
 SHARED_REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "weights" / "lpips_reference"
@@ -66,7 +66,7 @@ def test_weights_load_strictly_and_the_helper_is_cached() -> None:
     assert all(not parameter.requires_grad for parameter in net.parameters())
     x = torch.zeros(1, 3, 32, 32)
     lpips(x, x)
-    from satsr.evaluation.lpips import _cached_lpips
+    from satsr.nn.lpips import _cached_lpips
 
     assert _cached_lpips("cpu") is _cached_lpips("cpu")
 

@@ -6,10 +6,10 @@ import torch.nn.functional as F
 import satsr
 from satsr.data.degradation import wald_degrade
 from satsr.evaluation import psnr
-from satsr.evaluation.lpips import LPIPS
 from satsr.io.raster import read_raster
 from satsr.models.consistency import sensor_degradation
 from satsr.models.registry import bundled_models
+from satsr.nn.lpips import LPIPS
 from satsr.training.autoencoder import lpips_input
 
 SAMPLE = Path(satsr.__file__).parent / "sample" / "s2_l1c_sample_256.tif"

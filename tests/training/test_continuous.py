@@ -274,7 +274,7 @@ def test_reconstruction_terms_weigh_lpips_and_the_generator_loss() -> None:
         ReconstructionTerms(in_channels=4, perceptual_weight=0.1)
     with pytest.raises(ValueError, match=">= 0"):
         ReconstructionTerms(adv_weight=-1.0)
-    with pytest.raises(ValueError, match="at least 32 px"):
+    with pytest.raises(ValueError, match="at least 31 px"):
         terms.generator(hr[..., :24, :24], hr[..., :24, :24], adversarial=False)
 
 

@@ -9,11 +9,11 @@ channels are ``RGBN_RGB_CHANNELS = (2, 1, 0)``; LPIPS and FID take RGB (see ``rg
 from satsr.evaluation.datasets import EvalPair, load_pairs
 from satsr.evaluation.fid import FIDAccumulator, fid, frechet_distance, inception_features
 from satsr.evaluation.harness import Method, bicubic_upsample, evaluate, upscaler_method
-from satsr.evaluation.lpips import LPIPS, lpips
 from satsr.evaluation.metrics import ergas, mse, psnr, sam, ssim
 from satsr.evaluation.opensr_test import consistency, correctness, opensr_test_metrics, synthesis
 from satsr.evaluation.quicklook import RGBN_RGB_CHANNELS, rgb_from_s2, stretch_limits, to_quicklook_rgb
 from satsr.evaluation.report import markdown_table, render_crops, write_report
+from satsr.nn.lpips import LPIPS, lpips
 
 __all__ = [
     "LPIPS",

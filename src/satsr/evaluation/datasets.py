@@ -43,7 +43,7 @@ from satsr.io.raster import RasterError, file_band_names, file_scaling, read_ras
 logger = logging.getLogger(__name__)
 
 #: Raster files an evaluation folder is searched for.
-RASTER_SUFFIXES = (".tif", ".tiff", ".jp2", ".png", ".jpg", ".jpeg")
+IMAGE_SUFFIXES = (".tif", ".tiff", ".jp2", ".png", ".jpg", ".jpeg")
 #: Degradations of ``load_pairs``; "real" marks pairs read from ``hr/`` + ``lr/``.
 DEGRADATIONS = ("auto", "wald", "bicubic")
 REAL_PAIRS = "real"
@@ -161,9 +161,9 @@ def _find_rasters(data: Path) -> list[Path]:
         return [data]
     if not data.is_dir():
         raise FileNotFoundError(f"{data}: no such file or folder")
-    files = sorted(p for p in data.rglob("*") if p.is_file() and p.suffix.lower() in RASTER_SUFFIXES)
+    files = sorted(p for p in data.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
-        raise FileNotFoundError(f"{data}: no raster files ({', '.join(RASTER_SUFFIXES)})")
+        raise FileNotFoundError(f"{data}: no raster files ({', '.join(IMAGE_SUFFIXES)})")
     return files
 
 

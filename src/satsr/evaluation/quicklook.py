@@ -1,4 +1,4 @@
-"""RGB quick-looks of reflectance rasters and RGB band selection.
+"""RGB quick-looks of reflectance rasters (the bands' colours: ``satsr.io.bands.rgb_channels``).
 
 satsr's 4-band Sentinel-2 tensors hold the 10 m bands in the order B02, B03, B04, B08 (blue, green,
 red, NIR; ``satsr.io.bands.S2_RGBN``), so the (R, G, B) channels are ``RGBN_RGB_CHANNELS = (2, 1, 0)``.
@@ -11,17 +11,13 @@ from collections.abc import Sequence
 import numpy as np
 from torch import Tensor
 
-from satsr.io.bands import S2_RGBN, canonical_band_name
+from satsr.io.bands import S2_RGBN, S2_TRUE_COLOUR
 
 #: Channel indices of (red, green, blue) in a satsr B02, B03, B04, B08 tensor.
 RGBN_RGB_CHANNELS = (2, 1, 0)
-#: Sentinel-2 bands that make a true-colour (R, G, B) image.
-S2_TRUE_COLOUR = ("B04", "B03", "B02")
 #: Default lower/upper percentiles of the quick-look contrast stretch.
 DEFAULT_STRETCH = (2.0, 98.0)
 _UINT8_MAX = 255
-#: Channel letters of plain RGB pictures, as the Sentinel-2 bands of the same colour.
-_PICTURE_CHANNELS = {"R": "B04", "G": "B03", "B": "B02"}
 
 
 def rgb_from_s2(x: Tensor, bands: Sequence[str] = S2_RGBN) -> Tensor:
@@ -36,21 +32,6 @@ def rgb_from_s2(x: Tensor, bands: Sequence[str] = S2_RGBN) -> Tensor:
     if missing:
         raise ValueError(f"bands {tuple(bands)} lack {missing} needed for a true-colour image")
     return x[:, [names.index(band) for band in S2_TRUE_COLOUR]]
-
-
-def rgb_channels(bands: Sequence[str]) -> tuple[int, int, int] | None:
-    """Indices of (red, green, blue) among band names (Sentinel-2 names, common names such as "red",
-    or R, G, B), whatever their order; None when they are not all there."""
-    canonical = []
-    for band in bands:
-        try:
-            canonical.append(canonical_band_name(band))
-        except ValueError:
-            canonical.append(_PICTURE_CHANNELS.get(band.strip().upper(), band))
-    if not all(name in canonical for name in S2_TRUE_COLOUR):
-        return None
-    red, green, blue = (canonical.index(name) for name in S2_TRUE_COLOUR)
-    return red, green, blue
 
 
 def stretch_limits(

@@ -27,6 +27,7 @@ from satsr.data.sources import Scene
 from satsr.evaluation.datasets import EvalPair
 from satsr.evaluation.harness import Method, PairMethod, image_lpips
 from satsr.fusion import DEFAULT_MIN_CLEAR, fill_masked
+from satsr.io.bands import S2_RGBN
 from satsr.models.ldm import LatentDiffusionSR
 from satsr.models.registry import Upscaler, sample_seed
 
@@ -112,7 +113,7 @@ def deimos_pair(path: Path) -> EvalPair:
     dts = tuple(float((target - d).days) for d in dates)
     order = np.argsort([abs(dt) for dt in dts], kind="stable")  # nearest date first
     return EvalPair(
-        path.stem, median.astype(np.float32), hr.astype(np.float32), ("B02", "B03", "B04", "B08"), "real",
+        path.stem, median.astype(np.float32), hr.astype(np.float32), S2_RGBN, "real",
         str(path), revisits=features[order], dt_days=tuple(dts[i] for i in order),
     )  # fmt: skip
 

@@ -9,6 +9,7 @@ satellite unit and date by a few hundredths.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,7 +53,14 @@ S2_BANDS: dict[str, S2Band] = {
 }
 
 #: The 10 m bands in the order satsr's RGB+NIR models use (blue, green, red, NIR), as stored in L1C/L2A.
-S2_RGBN = ("B02", "B03", "B04", "B08")
+S2_RGBN = tuple(name for name, band in S2_BANDS.items() if band.gsd_m == 10.0)
+#: Sentinel-2 bands that make a true-colour (R, G, B) image.
+S2_TRUE_COLOUR = ("B04", "B03", "B02")
+#: Reflectance shown as white in RGB pictures of Sentinel-2 bands (LPIPS, FID, fusion's perceptual
+#: distance, the LPIPS training terms); 8-bit pictures, read as DN / 255, use 1.
+S2_DISPLAY_WHITE = 0.3
+#: Channel letters of plain RGB pictures, as the Sentinel-2 bands of the same colour.
+_PICTURE_CHANNELS = {"R": "B04", "G": "B03", "B": "B02"}
 
 
 def canonical_band_name(name: str) -> str:
@@ -119,3 +127,29 @@ def dn_scaling(
     if dtype == np.uint8:
         return ReflectanceScaling(quantification=PICTURE_WHITE)
     return ReflectanceScaling() if np.issubdtype(dtype, np.integer) else ReflectanceScaling.identity()
+
+
+def is_sentinel2(bands: Sequence[str]) -> bool:
+    """Whether every name is a Sentinel-2 band as ``S2_BANDS`` spells it ("B02", not "blue" or "B"):
+    what the sensor model (Wald's degradation) and the display white are chosen by, never guessed."""
+    return len(bands) > 0 and all(band in S2_BANDS for band in bands)
+
+
+def display_white(bands: Sequence[str]) -> float:
+    """The reflectance shown as white in RGB pictures of these bands (``S2_DISPLAY_WHITE`` or 1)."""
+    return S2_DISPLAY_WHITE if is_sentinel2(bands) else 1.0
+
+
+def rgb_channels(bands: Sequence[str]) -> tuple[int, int, int] | None:
+    """Indices of (red, green, blue) among band names (Sentinel-2 names, common names such as "red",
+    or R, G, B), whatever their order; None when they are not all there."""
+    canonical = []
+    for band in bands:
+        try:
+            canonical.append(canonical_band_name(band))
+        except ValueError:
+            canonical.append(_PICTURE_CHANNELS.get(band.strip().upper(), band))
+    if not all(name in canonical for name in S2_TRUE_COLOUR):
+        return None
+    red, green, blue = (canonical.index(name) for name in S2_TRUE_COLOUR)
+    return red, green, blue

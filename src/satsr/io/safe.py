@@ -18,7 +18,13 @@ from xml.sax.saxutils import escape
 
 import rasterio
 
-from satsr.io.bands import S2_BANDS, S2_QUANTIFICATION_VALUE, ReflectanceScaling, processing_baseline_offset
+from satsr.io.bands import (
+    S2_BANDS,
+    S2_QUANTIFICATION_VALUE,
+    S2_RGBN,
+    ReflectanceScaling,
+    processing_baseline_offset,
+)
 from satsr.io.vrt import VRTError, stack_vrt, vrt_header
 
 #: Band order of ``band_id`` attributes in the product metadata.
@@ -37,7 +43,8 @@ METADATA_BAND_ORDER = (
     "B11",
     "B12",
 )
-TEN_METRE_BANDS = ("B02", "B03", "B04", "B08")
+#: The bands of a product satsr reads, at 10 m.
+TEN_METRE_BANDS = S2_RGBN
 #: Scene classification classes masked by ``--mask-clouds``: no data, saturated or defective, cloud
 #: shadows, cloud medium and high probability, thin cirrus (Sentinel-2 L2A product specification).
 SCL_MASKED_CLASSES = (0, 1, 3, 8, 9, 10)

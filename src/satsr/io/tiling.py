@@ -15,6 +15,7 @@ from typing import Literal, Protocol
 
 import numpy as np
 
+from satsr.defaults import DEFAULT_BATCH_SIZE
 from satsr.io.progress import progress as make_progress
 
 Ramp = Literal["cosine", "linear"]
@@ -59,10 +60,6 @@ class Checkpoint(Protocol):
 
 """Receives a final HR block ``(C, h, w)`` at HR pixel ``(row, col)``."""
 
-#: LR tile side and overlap, pixels, and tiles per model call; one definition for the CLI and the API.
-DEFAULT_TILE_SIZE = 128
-DEFAULT_OVERLAP = 16
-DEFAULT_BATCH_SIZE = 4
 DEFAULT_RAMP: Ramp = "cosine"
 IMAGE_NDIM = 3  # (C, H, W)
 

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from satsr.data.degradation import bicubic_degrade, wald_degrade
+from satsr.io.bands import is_sentinel2
 from satsr.nn.blocks import bicubic_upscale
 
 Degradation = Callable[[Tensor], Tensor]
@@ -25,8 +26,9 @@ DEFAULT_ITERATIONS = 3
 
 
 def sensor_degradation(scale: int, bands: Sequence[str] | None) -> Degradation:
-    """Wald's S2-MTF degradation when the bands are Sentinel-2 bands, antialiased bicubic otherwise."""
-    if bands is not None and all(b.upper().startswith("B") for b in bands):
+    """Wald's S2-MTF degradation when the bands are named as Sentinel-2 bands (``is_sentinel2``),
+    antialiased bicubic otherwise."""
+    if bands is not None and is_sentinel2(bands):
         return lambda hr: wald_degrade(hr, scale, bands)
     return lambda hr: bicubic_degrade(hr, scale)
 

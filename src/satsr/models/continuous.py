@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from satsr.defaults import DEFAULT_SCALE
 from satsr.diffusion.samplers import SeededNoise, mix_seed
 from satsr.diffusion.unrolled import EpsFn, eps_from_x0, linear_betas, unrolled_reverse
 from satsr.models.autoencoder import DiagonalGaussian
@@ -42,7 +43,6 @@ from satsr.nn.layers import (
     level_widths,
     register_band_statistics,
 )
-from satsr.types import DEFAULT_SCALE
 
 
 class DPEncoder(nn.Module):

@@ -40,7 +40,7 @@ from satsr.models.denoiser import ConditionalUNet
 from satsr.models.fast import ResidualSR
 
 if TYPE_CHECKING:
-    from satsr.evaluation.lpips import LPIPS
+    from satsr.nn.lpips import LPIPS
 
 #: Reflectance shown as white when RGB is compared with LPIPS (as in training and evaluation).
 LPIPS_WHITE = 0.3
@@ -240,7 +240,7 @@ class LatentDiffusionSR(nn.Module):
             else None
         )
         if alpha > 0 and rgb is not None and "lpips" not in self._aux:
-            from satsr.evaluation.lpips import LPIPS  # here: satsr.evaluation imports the model registry
+            from satsr.nn.lpips import LPIPS
 
             self._aux["lpips"] = LPIPS().to(next(self.parameters()).device)
         lpips = cast("LPIPS | None", self._aux.get("lpips"))

@@ -18,12 +18,12 @@ import torch
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
+from satsr.defaults import DEFAULT_SCALE
 from satsr.defaults import DEFAULT_SEED as DEFAULT_SEED  # defined there, importable without torch
 from satsr.io.tiling import Tile, TileFn, hr_extent, hr_index, lr_coordinates
 from satsr.models.continuous import ContinuousSR
 from satsr.models.fast import ResidualSR
 from satsr.models.ldm import LatentDiffusionSR
-from satsr.types import DEFAULT_SCALE
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {
     "ResidualSR": ResidualSR, "LatentDiffusionSR": LatentDiffusionSR, "ContinuousSR": ContinuousSR,

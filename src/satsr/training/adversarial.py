@@ -12,10 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from satsr.evaluation.lpips import LPIPS
-
-#: Smallest image side AlexNet's strides and poolings take (smaller inputs leave no pixel to pool).
-LPIPS_MIN_SIDE = 32
+from satsr.nn.lpips import LPIPS, LPIPS_MIN_SIDE
 
 
 class PatchDiscriminator(nn.Sequential):

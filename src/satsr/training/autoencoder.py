@@ -9,15 +9,13 @@ import lightning as L
 import torch
 from torch import Tensor
 
-from satsr.evaluation.lpips import LPIPS
 from satsr.evaluation.metrics import psnr
+from satsr.io.bands import S2_DISPLAY_WHITE
 from satsr.models.autoencoder import KLAutoencoder
-
-#: Reflectance mapped to LPIPS's [-1, 1] input: 0.3 reflectance is white (as in the evaluation).
-LPIPS_WHITE = 0.3
+from satsr.nn.lpips import LPIPS
 
 
-def lpips_input(x: Tensor, rgb: Sequence[int], white: float = LPIPS_WHITE) -> Tensor:
+def lpips_input(x: Tensor, rgb: Sequence[int], white: float = S2_DISPLAY_WHITE) -> Tensor:
     """RGB channels of a reflectance batch scaled to [-1, 1] (clamped) for LPIPS."""
     return (x[:, list(rgb)] / white).clamp(0, 1) * 2 - 1
 

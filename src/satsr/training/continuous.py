@@ -30,11 +30,11 @@ from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from satsr.diffusion.unrolled import q_sample
-from satsr.evaluation.lpips import lpips
 from satsr.evaluation.metrics import psnr
 from satsr.models.continuous import ContinuousSR
 from satsr.models.implicit import regular_grid
-from satsr.training.adversarial import LPIPS_MIN_SIDE, PatchDiscriminator, ReconstructionTerms
+from satsr.nn.lpips import LPIPS_MIN_SIDE, lpips
+from satsr.training.adversarial import PatchDiscriminator, ReconstructionTerms
 
 #: Parts trained in stage 1 and frozen in stage 2.
 STAGE1_PARTS = ("encoder", "decoder", "sr_branch", "upsampler")

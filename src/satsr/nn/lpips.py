@@ -13,7 +13,8 @@ LPIPS is BSD 2-Clause and the AlexNet weights BSD 3-Clause (torchvision): their 
 ``satsr/licenses/LPIPS-BSD-2-Clause.txt`` and ``satsr/licenses/torchvision-BSD-3-Clause.txt``.
 
 Inputs are RGB. satsr's 4-band Sentinel-2 tensors are in band order B02, B03, B04, B08 (blue,
-green, red, NIR); use :func:`satsr.evaluation.quicklook.rgb_from_s2` to get (R, G, B) first.
+green, red, NIR); ``satsr.io.bands.rgb_channels`` finds the (R, G, B) channels of any band names.
+A network building block: models (fusion's perceptual distance), training losses and evaluation use it.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from torch import Tensor, nn
 #: The LPIPS v0.1 AlexNet weights shipped in the package.
 LPIPS_ALEX_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "lpips_alex_v0.1.safetensors"
 
+#: Smallest image side AlexNet's strides and poolings take (at 30 px the second pooling has no pixel left).
+LPIPS_MIN_SIDE = 31
 #: Channels of the five tapped AlexNet feature maps (after relu1..relu5).
 ALEX_CHANNELS = (64, 192, 384, 256, 256)
 

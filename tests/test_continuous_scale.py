@@ -14,7 +14,7 @@ from safetensors.torch import save_file
 
 import satsr
 from satsr.cli import main
-from satsr.io.raster import RasterError
+from satsr.io.grid import RasterError
 from satsr.models.continuous import ContinuousSR
 from satsr.pipelines import upscale_file
 from tests.conftest import write_geotiff

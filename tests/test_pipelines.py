@@ -15,7 +15,7 @@ from rasterio.warp import transform_bounds
 import satsr
 from satsr.cli import main
 from satsr.io.bands import S2_RGBN
-from satsr.io.raster import RasterError
+from satsr.io.grid import RasterError
 from satsr.io.stac import stac_path
 from satsr.models.registry import Upscaler
 from satsr.pipelines import uncertainty_path, upscale_file

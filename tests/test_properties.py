@@ -23,8 +23,9 @@ from affine import Affine
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from satsr.io.raster import FLOAT_NODATA_STEP, RasterError, output_nodata
+from satsr.io.grid import RasterError
 from satsr.io.tiling import Tile, hr_extent, hr_index, lr_coordinates, lr_pixels, upscale_stream
+from satsr.io.writer import FLOAT_NODATA_STEP, output_nodata
 from satsr.models.registry import Upscaler
 from satsr.pipelines import upscale_file
 from tests.conftest import write_geotiff

@@ -24,7 +24,7 @@ from satsr.defaults import (
     DEFAULT_TILE_SIZE,
     VERSION,
 )
-from satsr.io.raster import RasterError
+from satsr.io.grid import RasterError
 from satsr.io.safe import is_safe, output_name
 
 #: Exit status of a command that failed with a clear error.

@@ -33,9 +33,11 @@ from satsr.defaults import (
     VERSION,
 )
 from satsr.io.dates import Acquired, acquisition_time
-from satsr.io.raster import Grid, RasterError, RasterMeta, RasterReader, RasterWriter
+from satsr.io.grid import Grid, RasterError, RasterMeta
+from satsr.io.raster import RasterReader
 from satsr.io.stac import build_item, stac_path, write_item
 from satsr.io.tiling import Tile, TileFn, fit_tiling, upscale_stream
+from satsr.io.writer import RasterWriter
 from satsr.models.registry import DEFAULT_SEED, Upscaler, load, sample_seed
 from satsr.pipelines import GDAL_CACHE_MB, check_output_name, open_for_model, write_quicklook
 from satsr.resume import Interrupted

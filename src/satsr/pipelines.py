@@ -18,7 +18,8 @@ from satsr.defaults import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_TILE_SIZ
 from satsr.evaluation.report import render_crops
 from satsr.io.bands import ReflectanceScaling, canonical_band_name, processing_baseline_offset, rgb_channels
 from satsr.io.dates import Acquired, acquisition_time
-from satsr.io.raster import Grid, RasterError, RasterMeta, RasterReader, RasterWriter
+from satsr.io.grid import Grid, RasterError, RasterMeta
+from satsr.io.raster import RasterReader
 from satsr.io.stac import build_item, stac_path, write_item
 from satsr.io.tiling import (
     Tile,
@@ -27,6 +28,7 @@ from satsr.io.tiling import (
     lr_pixels,
     upscale_stream,
 )
+from satsr.io.writer import RasterWriter
 from satsr.models.continuous import MAX_SCALE, TRAINED_MAX_SCALE
 from satsr.models.registry import DEFAULT_SEED, SceneGrid, Upscaler, load, sampling_tile_fn
 from satsr.resume import Interrupted, JobState

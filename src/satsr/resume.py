@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from satsr.io.raster import RasterWriter, resumable_temp_path
 from satsr.io.tiling import Pending
+from satsr.io.writer import RasterWriter, resumable_temp_path
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,8 @@ import rasterio
 import torch
 from tests.conftest import write_geotiff
 
-from satsr.io.raster import RasterReader, read_raster, write_raster
+from satsr.io.raster import RasterReader, read_raster
+from satsr.io.writer import write_raster
 from satsr.models.registry import Upscaler
 from satsr.pipelines import upscale_file
 

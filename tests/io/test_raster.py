@@ -10,7 +10,9 @@ from tests.conftest import write_geotiff
 
 from satsr.io import raster
 from satsr.io.bands import S2_RGBN
-from satsr.io.raster import RasterError, RasterReader, read_raster, write_raster
+from satsr.io.grid import RasterError
+from satsr.io.raster import RasterReader, read_raster
+from satsr.io.writer import write_raster
 
 CRS_UTM33 = CRS.from_epsg(32633)
 

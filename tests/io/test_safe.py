@@ -16,7 +16,8 @@ from rasterio.transform import from_origin
 from tests.test_pipelines import Replicate, nearest
 
 from satsr.cli import main
-from satsr.io.raster import RasterError, RasterReader, read_raster
+from satsr.io.grid import RasterError
+from satsr.io.raster import RasterReader, read_raster
 from satsr.io.safe import SafeError, read_safe
 from satsr.io.stac import stac_path
 from satsr.pipelines import upscale_file

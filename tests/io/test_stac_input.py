@@ -10,7 +10,8 @@ import pytest
 from tests.conftest import write_geotiff
 from tests.test_pipelines import Replicate
 
-from satsr.io.raster import RasterError, RasterReader, read_raster
+from satsr.io.grid import RasterError
+from satsr.io.raster import RasterReader, read_raster
 from satsr.io.stac import stac_path
 from satsr.pipelines import upscale_file
 

@@ -38,7 +38,9 @@ from scipy import ndimage
 
 from satsr.data.degradation import bicubic_degrade, wald_degrade
 from satsr.io.bands import S2_BANDS, S2_RGBN, ReflectanceScaling, canonical_band_name
-from satsr.io.raster import RasterError, file_band_names, file_scaling, read_raster
+from satsr.io.grid import RasterError
+from satsr.io.inputs import file_band_names, file_scaling
+from satsr.io.raster import read_raster
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ It records the footprint (WGS84 geometry and bbox), the grid (projection extensi
 time as ``datetime`` and where it came from (``satsr:datetime_from``; the processing time is
 ``created``), the inputs it derives from, and the provenance a user needs to reproduce it: model
 name, sha256 of the weights, sampler steps, seed, samples and the satsr version (processing
-extension + ``satsr:`` fields).
+extension + ``satsr:`` fields). Items read as inputs are ``satsr.io.stac_input``.
 """
 
 from __future__ import annotations
@@ -13,18 +13,13 @@ import datetime
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rasterio.warp import transform_bounds
 
-from satsr.io.bands import S2_RGBN, ReflectanceScaling, canonical_band_name
-from satsr.io.dates import DATE_SOURCE_TAG, Acquired, rfc3339
-from satsr.io.vrt import VRTError, stack_vrt
-
-if TYPE_CHECKING:
-    from satsr.io.raster import RasterMeta
+from satsr.io.dates import Acquired, rfc3339
+from satsr.io.grid import RasterMeta
 
 STAC_VERSION = "1.0.0"
 EXTENSIONS = [
@@ -125,97 +120,3 @@ def write_item(path: Path, item: Mapping[str, Any]) -> Path:
     tmp.write_text(json.dumps(item, indent=2) + "\n")
     os.replace(tmp, path)
     return path
-
-
-class StacInputError(ValueError):
-    """A STAC Item that cannot be read as an input (not an Item, missing asset file, ...)."""
-
-
-@dataclass(frozen=True)
-class ItemInput:
-    """What reading a STAC Item as a raster needs: the stacked bands, their DN scaling, tags."""
-
-    vrt: str
-    scaling: ReflectanceScaling | None
-    tags: dict[str, str]
-
-
-def is_stac_item(path: str | Path) -> bool:
-    return Path(path).suffix.lower() == ".json"
-
-
-def _asset_band(key: str, asset: Mapping[str, Any]) -> str | None:
-    """The Sentinel-2 band an asset holds: its ``eo:bands`` name or common name, else its key."""
-    candidates = [b.get(f) for b in asset.get("eo:bands", []) for f in ("name", "common_name")] + [key]
-    for candidate in candidates:
-        if isinstance(candidate, str):
-            try:
-                return canonical_band_name(candidate)
-            except ValueError:
-                continue
-    return None
-
-
-def read_item_input(path: str | Path, bands: Sequence[str] | None = None) -> ItemInput:
-    """Stack the Item's assets for ``bands`` (default: the 10 m bands B02 B03 B04 B08 it has).
-
-    Asset hrefs may be relative to the Item file or absolute local paths; nothing is downloaded.
-    The raster extension's per-band ``scale``/``offset`` (reflectance = DN * scale + offset) sets
-    the DN scaling when given.
-    """
-    path = Path(path)
-    try:
-        item = json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise StacInputError(f"{path}: not a readable JSON file ({err})") from err
-    if (
-        not isinstance(item, dict)
-        or item.get("type") != "Feature"
-        or not isinstance(item.get("assets"), dict)
-    ):
-        raise StacInputError(f"{path}: not a STAC Item (a Feature with assets)")
-    by_band: dict[str, tuple[str, Mapping[str, Any]]] = {}
-    for key, asset in item["assets"].items():
-        band = _asset_band(key, asset)
-        if band is not None and "data" in asset.get("roles", ["data"]) and band not in by_band:
-            by_band[band] = (key, asset)
-    wanted = [canonical_band_name(b) for b in bands] if bands else [b for b in S2_RGBN if b in by_band]
-    missing = [b for b in wanted if b not in by_band]
-    if missing or not wanted:
-        raise StacInputError(
-            f"{path}: no asset for band(s) {', '.join(missing or S2_RGBN)} "
-            f"(assets: {', '.join(item['assets'])})"
-        )
-    files: dict[str, str] = {}
-    scales = set()
-    for band in wanted:
-        key, asset = by_band[band]
-        href = str(asset.get("href", ""))
-        if "://" in href and not href.startswith("file://"):
-            raise StacInputError(f"{path}: asset {key} is remote ({href}); satsr reads local files only")
-        local = Path(href.removeprefix("file://"))
-        local = local if local.is_absolute() else path.parent / local
-        if not local.exists():
-            raise StacInputError(f"{path}: asset {key} ({band}) does not exist: {local}")
-        files[band] = str(local)
-        raster_bands = asset.get("raster:bands") or [{}]
-        scales.add((raster_bands[0].get("scale"), raster_bands[0].get("offset")))
-    scaling = None
-    if len(scales) > 1:
-        raise StacInputError(
-            f"{path}: the assets' raster:bands scale/offset differ ({sorted(map(str, scales))})"
-        )
-    scale, offset = scales.pop()
-    if scale:
-        scaling = ReflectanceScaling(
-            quantification=1 / float(scale), offset=float(offset or 0) / float(scale)
-        )
-    try:
-        vrt = stack_vrt(files)
-    except VRTError as err:
-        raise StacInputError(f"{path}: {err}") from err
-    tags = {}
-    when = item.get("properties", {}).get("datetime")
-    if isinstance(when, str):
-        tags.update({"ACQUISITION_DATE": when, DATE_SOURCE_TAG: f"STAC Item {path.name} datetime"})
-    return ItemInput(vrt, scaling, tags)

@@ -1,0 +1,216 @@
+"""Writing SR outputs: georeferenced GeoTIFF/COG on the input's bounds, block by block, atomic and resumable.
+
+Values go back to the input's dtype and DN convention; masked values are written as the output's
+nodata value, band by band, and no valid value ever equals it (``_off_nodata``).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.shutil import copy as rio_copy
+from rasterio.windows import Window
+
+from satsr.io.bands import ReflectanceScaling
+from satsr.io.grid import RasterError, RasterMeta
+
+
+def resumable_temp_path(path: str | Path) -> Path:
+    """The temporary file of a resumable output: ``.NAME.part`` beside it."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.part")
+
+
+def output_nodata(meta: RasterMeta) -> float:
+    """The nodata value an output uses: the input's, NaN for floats, 0 (the S2 convention) otherwise."""
+    if meta.nodata is not None:
+        return meta.nodata
+    return float("nan") if np.issubdtype(meta.dtype, np.floating) else 0.0
+
+
+class RasterWriter:
+    """An SR output on the input's bounds with pixel size / ``scale``, written block by block.
+
+    Blocks go to a temporary file beside the destination, which is renamed into place only when
+    the context exits without error (after conversion to a Cloud-Optimized GeoTIFF with overviews
+    if ``cog``); on error the temporary file is removed, so a failure leaves no partial output.
+    Pixels outside ``valid`` get the output nodata value; values are converted back to the input's
+    dtype and DN convention.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        meta: RasterMeta,
+        scale: float,
+        height: int,
+        width: int,
+        tags: Mapping[str, str] | None = None,
+        overwrite: bool = False,
+        cog: bool = False,
+        auto_publish: bool = True,
+        resumable: bool = False,
+        resume: bool = False,
+    ) -> None:
+        self.path = Path(path)
+        if self.path.exists() and not overwrite:
+            raise RasterError(f"{self.path}: output exists (pass overwrite=True / --overwrite to replace it)")
+        self.meta, self.cog = meta, cog
+        self.nodata = output_nodata(meta)
+        self.profile = {
+            "driver": "GTiff",
+            "height": height,
+            "width": width,
+            "count": len(meta.band_names),
+            "dtype": meta.dtype.name,
+            "crs": meta.crs,
+            "transform": meta.transform @ Affine.scale(meta.width / width, meta.height / height),
+            "nodata": self.nodata,
+            "tiled": True,
+            "blockxsize": 256,
+            "blockysize": 256,
+            "compress": "deflate",
+            "predictor": 3 if np.issubdtype(meta.dtype, np.floating) else 2,
+            "BIGTIFF": "IF_SAFER",
+        }
+        self.tags = {"SCALE": str(scale), **dict(tags or {})}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.resumable = resumable
+        if resumable:  # a fixed name, so that a rerun of the same job finds it
+            self.tmp = resumable_temp_path(self.path)
+            resume = resume and self.tmp.exists()
+        else:
+            fd, tmp_name = tempfile.mkstemp(
+                prefix=f".{self.path.name}.", suffix=".part", dir=self.path.parent
+            )
+            os.close(fd)
+            self.tmp, resume = Path(tmp_name), False
+        self.auto_publish = auto_publish
+        try:
+            self.dst = (
+                rasterio.open(self.tmp, "r+") if resume else rasterio.open(self.tmp, "w", **self.profile)
+            )
+        except BaseException:
+            self.tmp.unlink(missing_ok=True)
+            raise
+        os.chmod(self.tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file a normal file's mode
+
+    def __enter__(self) -> RasterWriter:
+        return self
+
+    def write(self, row: int, col: int, reflectance: np.ndarray, valid: np.ndarray) -> None:
+        """Write a block ``(C, h, w)`` of reflectance at ``(row, col)`` with its validity: ``(h, w)`` for
+        whole pixels or ``(C, h, w)`` per band. Invalid values become nodata; a valid value that would
+        read back as nodata is moved next to it (``_off_nodata``: one DN, or a tiny relative step)."""
+        data = self.meta.scaling.to_dn(reflectance, self.meta.dtype)
+        valid = np.broadcast_to(valid if valid.ndim == data.ndim else valid[None], data.shape)
+        nodata = np.array(self.nodata).astype(self.meta.dtype)
+        if not np.isnan(nodata):
+            _off_nodata(data, valid, nodata)
+        data[~valid] = nodata
+        _, h, w = data.shape
+        self.dst.write(data, window=Window(col, row, w, h))
+
+    def flush(self) -> None:
+        """Put every block written so far on disk (close and reopen), e.g. before recording progress."""
+        self.dst.close()
+        self.dst = rasterio.open(self.tmp, "r+")
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        if exc_type is not None and issubclass(exc_type, KeyboardInterrupt) and self.resumable:  # for a rerun
+            self.dst.close()
+            return
+        try:
+            if exc_type is None:
+                for i, name in enumerate(self.meta.band_names, start=1):
+                    self.dst.set_band_description(i, name)
+                self.dst.update_tags(**self.tags)
+                scaling = self.meta.scaling
+                if np.issubdtype(self.meta.dtype, np.integer) and scaling != ReflectanceScaling.identity():
+                    # GDAL's band scale/offset: reflectance = DN * scale + offset, for any reader.
+                    count = len(self.meta.band_names)
+                    self.dst.scales = [1 / scaling.quantification] * count
+                    self.dst.offsets = [scaling.offset / scaling.quantification] * count
+            self.dst.close()
+            if exc_type is None and self.cog:
+                self._to_cog()
+        except BaseException:
+            self.tmp.unlink(missing_ok=True)
+            raise
+        if exc_type is not None:
+            self.tmp.unlink(missing_ok=True)
+        elif self.auto_publish:
+            self.publish()
+
+    def publish(self) -> None:
+        """Move the finished file into place (atomic rename); ``auto_publish`` does it on exit.
+
+        Writers of files that belong together (an SR image and its uncertainty) publish only after
+        all of them finished, so an error in one leaves none of them behind.
+        """
+        os.replace(self.tmp, self.path)
+
+    def _to_cog(self) -> None:
+        """Rewrite the temporary GeoTIFF as a COG (internal overviews, 256 px blocks)."""
+        cog_tmp = self.tmp.with_suffix(".cog.part")
+        try:
+            rio_copy(
+                self.tmp, cog_tmp, driver="COG", COMPRESS="DEFLATE",
+                PREDICTOR="YES", BLOCKSIZE=256, OVERVIEWS="AUTO", RESAMPLING="AVERAGE", BIGTIFF="IF_SAFER",
+            )  # fmt: skip
+            os.replace(cog_tmp, self.tmp)
+        finally:
+            cog_tmp.unlink(missing_ok=True)
+
+
+def write_raster(
+    path: str | Path,
+    reflectance: np.ndarray,
+    valid: np.ndarray,
+    meta: RasterMeta,
+    scale: float,
+    tags: Mapping[str, str] | None = None,
+    overwrite: bool = False,
+    cog: bool = False,
+) -> Path:
+    """Write a whole in-memory SR result with ``RasterWriter``; returns the path."""
+    _, height, width = reflectance.shape
+    if len(meta.band_names) != reflectance.shape[0]:
+        raise ValueError(f"{len(meta.band_names)} band names for {reflectance.shape[0]} bands")
+    with RasterWriter(path, meta, scale, height, width, tags, overwrite, cog) as writer:
+        writer.write(0, 0, reflectance, valid)
+    return writer.path
+
+
+#: Relative distance below which GDAL takes a float for the nodata value: about 4.8e-7 for float32
+#: (``ARE_REAL_EQUAL``), so a valid value there must move; 2**-19 (1.9e-6) is four times that.
+FLOAT_NODATA_STEP = 2.0**-19
+
+
+def _off_nodata(data: np.ndarray, valid: np.ndarray, nodata: np.ndarray) -> None:
+    """Move, in place, valid values that a reader would take for ``nodata``: integers equal to it by one
+    DN (down at the top of the range), floats within ``FLOAT_NODATA_STEP`` (relative; the smallest
+    normal float at 0) of it to that distance, on their side of it."""
+    dtype = data.dtype
+    if np.issubdtype(dtype, np.integer):
+        dn_step = 1 if nodata < np.iinfo(dtype).max else -1
+        data[(data == nodata) & valid] = np.array(int(nodata) + dn_step).astype(dtype)
+        return
+    step = max(abs(float(nodata)) * FLOAT_NODATA_STEP, float(np.finfo(dtype).tiny))
+    near = valid & (np.abs(data.astype(np.float64) - float(nodata)) < step)
+    up, down = (np.array(float(nodata) + sign * step).astype(dtype) for sign in (1, -1))
+    above = (data >= nodata) & np.isfinite(up) | ~np.isfinite(down)
+    data[near & above], data[near & ~above] = up, down
+
+
+def _umask() -> int:
+    """The process umask (read by setting and restoring it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -24,7 +24,8 @@ import satsr
 from satsr.data.sources import shared_data_dir
 from satsr.evaluation.datasets import load_pairs
 from satsr.io.bands import S2_DISPLAY_WHITE
-from satsr.io.tiling import Tile, upscale_stream
+from satsr.io.stream import upscale_stream
+from satsr.io.tiling import Tile
 from satsr.models.registry import Upscaler, sampling_tile_fn
 
 TEST_SCENE = "s2/dsen2_l1c"  # T33UUB: never used for training

@@ -24,7 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from satsr.io.grid import RasterError
-from satsr.io.tiling import Tile, hr_extent, hr_index, lr_coordinates, lr_pixels, upscale_stream
+from satsr.io.stream import upscale_stream
+from satsr.io.tiling import Tile, hr_extent, hr_index, lr_coordinates, lr_pixels
 from satsr.io.writer import FLOAT_NODATA_STEP, output_nodata
 from satsr.models.registry import Upscaler
 from satsr.pipelines import upscale_file

@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from satsr.io.tiling import BatchFuture, Tile, TileFn
-from satsr.models.registry import SceneGrid, Upscaler, load, sampling_tile_fn
+from satsr.io.stream import BatchFuture, TileFn
+from satsr.io.tiling import SceneGrid, Tile
+from satsr.models.registry import Upscaler, load, sampling_tile_fn
 
 #: Seconds to wait for a scheduler to answer.
 CONNECT_TIMEOUT_S = 10

@@ -36,7 +36,8 @@ from satsr.io.dates import Acquired, acquisition_time
 from satsr.io.grid import Grid, RasterError, RasterMeta
 from satsr.io.raster import RasterReader
 from satsr.io.stac import build_item, stac_path, write_item
-from satsr.io.tiling import Tile, TileFn, fit_tiling, upscale_stream
+from satsr.io.stream import TileFn, upscale_stream
+from satsr.io.tiling import Tile, fit_tiling
 from satsr.io.writer import RasterWriter
 from satsr.models.registry import DEFAULT_SEED, Upscaler, load, sample_seed
 from satsr.pipelines import GDAL_CACHE_MB, check_output_name, open_for_model, write_quicklook

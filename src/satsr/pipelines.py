@@ -21,16 +21,11 @@ from satsr.io.dates import Acquired, acquisition_time
 from satsr.io.grid import Grid, RasterError, RasterMeta
 from satsr.io.raster import RasterReader
 from satsr.io.stac import build_item, stac_path, write_item
-from satsr.io.tiling import (
-    Tile,
-    TileFn,
-    fit_tiling,
-    lr_pixels,
-    upscale_stream,
-)
+from satsr.io.stream import TileFn, upscale_stream
+from satsr.io.tiling import SceneGrid, Tile, fit_tiling, lr_pixels
 from satsr.io.writer import RasterWriter
 from satsr.models.continuous import MAX_SCALE, TRAINED_MAX_SCALE
-from satsr.models.registry import DEFAULT_SEED, SceneGrid, Upscaler, load, sampling_tile_fn
+from satsr.models.registry import DEFAULT_SEED, Upscaler, load, sampling_tile_fn
 from satsr.resume import Interrupted, JobState
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from satsr.io.tiling import Pending
+from satsr.io.blending import Pending
 from satsr.io.writer import RasterWriter, resumable_temp_path
 
 log = logging.getLogger(__name__)

@@ -3,7 +3,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from satsr.io.tiling import Ramp, Tile, UpscaleFn, blend_weights, tile_grid, upscale_stream, upscale_tiled
+from satsr.io.stream import UpscaleFn, upscale_stream, upscale_tiled
+from satsr.io.tiling import Ramp, Tile, blend_weights, tile_grid
 
 TILE_SIZE = 32
 OVERLAP = 8

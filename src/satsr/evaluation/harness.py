@@ -42,8 +42,9 @@ from satsr.evaluation.report import (
     render_crops,
 )
 from satsr.io.bands import display_white, rgb_channels
-from satsr.io.tiling import Tile, upscale_stream
-from satsr.models.registry import DEFAULT_SEED, SceneGrid, sampling_tile_fn
+from satsr.io.stream import upscale_stream
+from satsr.io.tiling import SceneGrid, Tile
+from satsr.models.registry import DEFAULT_SEED, sampling_tile_fn
 from satsr.nn.lpips import LPIPS_MIN_SIDE, lpips
 
 __all__ = [

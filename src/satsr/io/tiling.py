@@ -1,67 +1,29 @@
-"""Overlapping tiles over a low-resolution image and seam-free blending of their super-resolved outputs.
+"""Overlapping tiles over a low-resolution image: the windows, their HR footprints and how they blend.
 
 A large scene is cut into ``tile_size`` windows that overlap by ``overlap`` LR pixels; each window is
 upscaled by the model and the HR outputs are averaged with separable weights that ramp from a small
 positive value to 1 across the overlap, so neighbouring tiles cross-fade instead of leaving seams.
+``StreamPlan`` is that plan for a whole scene at an integer or real scale; ``satsr.io.blending`` blends
+by it and ``satsr.io.stream`` runs it.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import Literal, Protocol
+from typing import Literal
 
 import numpy as np
-
-from satsr.defaults import DEFAULT_BATCH_SIZE
-from satsr.io.progress import progress as make_progress
 
 Ramp = Literal["cosine", "linear"]
 """Shape of the blending ramp across an overlap."""
 
-UpscaleFn = Callable[[np.ndarray], np.ndarray]
-"""A model mapping a batch ``(B, C, h, w)`` to ``(B, C, h * scale, w * scale)``."""
-
-TileFn = Callable[[np.ndarray, Sequence["Tile"]], np.ndarray]
-"""A model over a batch of windows that also sees their positions (for per-window seeds)."""
-
-ReadFn = Callable[["Tile"], np.ndarray]
-"""Reads the LR window of a tile, ``(C, h, w)``."""
-
-WriteFn = Callable[[int, int, np.ndarray], None]
-#: Blended sums of cells not final yet, keyed by (cell row, cell column): what a resumed job needs.
-Pending = dict[tuple[int, int], np.ndarray]
-
-
-class BatchFuture(Protocol):
-    def result(self) -> np.ndarray: ...
-
-
-class Executor(Protocol):
-    """Runs model calls elsewhere (a Dask ``Client`` fits): ``submit(fn, batch, tiles).result()``."""
-
-    def submit(self, fn: TileFn, batch: np.ndarray, tiles: list[Tile]) -> BatchFuture: ...
-
-
-class Checkpoint(Protocol):
-    """Where ``upscale_stream`` records progress so a killed job can continue.
-
-    ``load()`` gives the first tile row still to run and the pending sums at that point (or None
-    to start from the beginning); ``save(next_row, rows, pending)`` is called after each of the
-    ``rows`` tile rows, once every block it finished has gone to ``write``.
-    """
-
-    def load(self) -> tuple[int, Pending] | None: ...
-
-    def save(self, next_row: int, rows: int, pending: Pending) -> None: ...
-
-
-"""Receives a final HR block ``(C, h, w)`` at HR pixel ``(row, col)``."""
-
 DEFAULT_RAMP: Ramp = "cosine"
-IMAGE_NDIM = 3  # (C, H, W)
+#: An HR region ``(row start, row end, column start, column end)``, ends exclusive.
+Region = tuple[int, int, int, int]
+#: A window of a plan and its place in it: ``(row index, column index, window)``.
+Placed = tuple[int, int, "Tile"]
 
 
 @dataclass(frozen=True)
@@ -152,16 +114,6 @@ def blend_weights(
     return np.outer(rows, cols).astype(np.float32)
 
 
-def _pad_to(patch: np.ndarray, tile_size: int) -> np.ndarray:
-    """Pad a ``(C, h, w)`` patch at the bottom/right to at least ``tile_size``, reflecting where possible."""
-    _, h, w = patch.shape
-    pad_h, pad_w = max(tile_size - h, 0), max(tile_size - w, 0)
-    if pad_h == 0 and pad_w == 0:
-        return patch
-    mode: Literal["reflect", "edge"] = "reflect" if pad_h < h and pad_w < w else "edge"
-    return np.pad(patch, ((0, 0), (0, pad_h), (0, pad_w)), mode=mode)
-
-
 def hr_index(lr: int, size: int, out: int) -> int:
     """The HR pixel border at LR pixel border ``lr`` of an axis of ``size`` LR and ``out`` HR pixels: the
     first HR pixel whose centre is at or past LR coordinate ``lr``, ``ceil(lr * out / size - 1/2)`` in
@@ -189,23 +141,6 @@ def lr_coordinates(hr_start: int, count: int, size: int, out: int, lr_origin: in
     """LR coordinates (pixel ``i`` spans ``[i, i + 1)``), relative to ``lr_origin``, of the centres of
     ``count`` HR pixels from ``hr_start`` on an axis of ``size`` LR and ``out`` HR pixels: (count,)."""
     return (np.arange(hr_start, hr_start + count, dtype=np.float64) + 0.5) * (size / out) - lr_origin
-
-
-def _run_batch(
-    model: TileFn, batch: np.ndarray, tiles: Sequence[Tile], expected: tuple[int, int], channels: int
-) -> np.ndarray:
-    """Call the model and check it returned a float batch of the expected HR extent."""
-    return _check_batch(model(batch, tiles), batch, expected, channels)
-
-
-def _check_batch(result: np.ndarray, batch: np.ndarray, extent: tuple[int, int], channels: int) -> np.ndarray:
-    sr = np.asarray(result, dtype=np.float32)
-    expected = (batch.shape[0], channels, *extent)
-    if sr.shape != expected:
-        raise ValueError(f"model returned shape {sr.shape}, expected {expected}")
-    if not np.isfinite(sr).all():  # it would be written as nodata, or as a meaningless integer
-        raise ValueError(f"model returned {int((~np.isfinite(sr)).sum())} NaN or infinite values")
-    return sr
 
 
 @dataclass(frozen=True)
@@ -265,10 +200,6 @@ class _AxisPlan:
         return self.starts[index] < end and self.ends[index] > start
 
 
-#: An HR region ``(row start, row end, column start, column end)``, ends exclusive.
-Region = tuple[int, int, int, int]
-
-
 def fit_tiling(tile_size: int, overlap: int, height: int, width: int) -> tuple[int, int]:
     """The window side and overlap for an image (after checking the requested ones): ``tile_size``, or
     the image's longer side where that is shorter, so a small image runs as one window of its own
@@ -309,7 +240,7 @@ class StreamPlan:
             (hr_extent(tile_size, height, out_h), hr_extent(tile_size, width, out_w)),
         )  # fmt: skip
 
-    def windows(self, region: Region | None = None) -> list[tuple[int, int, Tile]]:
+    def windows(self, region: Region | None = None) -> list[Placed]:
         """``(row index, column index, window)``, row-major; with ``region``, only the windows whose HR
         footprint meets it (every window any pixel of the region is blended from)."""
         h, w = self.tile.height, self.tile.width
@@ -329,156 +260,41 @@ class StreamPlan:
             min(t.col for t in windows), max(t.col + t.width for t in windows),
         )  # fmt: skip
 
-
-def upscale_stream(
-    read: ReadFn,
-    write: WriteFn,
-    height: int,
-    width: int,
-    model: TileFn,
-    scale: float,
-    tile_size: int,
-    overlap: int,
-    out_channels: int | None = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    ramp: Ramp = DEFAULT_RAMP,
-    progress: bool = False,
-    checkpoint: Checkpoint | None = None,
-    executor: Executor | None = None,
-    prefetch: int = 4,
-    region: Region | None = None,
-) -> None:
-    """Super-resolve a ``height`` x ``width`` LR image window by window, never holding it whole.
-
-    ``read(tile)`` returns the LR window ``(C, h, w)``; ``model`` maps a batch of windows (padded to
-    ``tile_size``, reflect or edge) to ``(B, out_channels, h * scale, w * scale)``; ``write(row, col,
-    block)`` receives final, blended HR blocks in HR pixel coordinates, each pixel exactly once.
-
-    A real (non-integer) ``scale`` makes an output grid of ``round(height * scale)`` x
-    ``round(width * scale)`` pixels on the same bounds. A window starting at LR pixel ``r`` then covers
-    HR pixels from ``hr_index(r, height, out_height)`` on, and ``model`` must return, for each window,
-    the ``hr_extent(tile_size, ...)`` HR pixels from there (a model that takes query coordinates
-    computes them with ``lr_coordinates``); what lies beyond the window's own HR end is ignored.
-    Windows run row-major and a block is written as soon as the last window covering it has run,
-    so memory holds one batch plus the not-yet-final overlap strip (``overlap * scale`` HR rows of
-    the image width), whatever the image height.
-
-    With a ``checkpoint``, batches never span two tile rows (the same batches whether a job runs
-    through or resumes, so the pixels are identical), progress is saved after every tile row, and
-    a job restarts from the tile row ``checkpoint.load()`` gives.
-
-    With an ``executor`` (e.g. a Dask distributed ``Client``), up to ``prefetch`` batches are read
-    ahead and submitted; results are taken in order, so blending, writing and checkpoints happen
-    exactly as in a single process.
-
-    ``progress``: a bar on a terminal, a line every few percent (tiles, elapsed and remaining time) when
-    stderr is a pipe or a log file.
-
-    With an HR ``region``, only the windows it is blended from run, and only the blocks meeting it are
-    written (whole, so the caller crops them): the region's pixels equal those of a whole run.
-    """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if region is not None and checkpoint is not None:
-        raise ValueError("a region run cannot be checkpointed")
-    plan = StreamPlan.build(height, width, scale, tile_size, overlap, ramp)
-    grid = plan.windows(region)
-    pending: Pending = {}  # weighted sums of cells not yet final
-    first_row = 0
-    if checkpoint is not None and (state := checkpoint.load()) is not None:
-        first_row, pending = state
-    todo = [g for g in grid if g[0] >= first_row]
-    if checkpoint is None:
-        chunks = [todo[k : k + batch_size] for k in range(0, len(todo), batch_size)]
-    else:
-        by_row = [[g for g in todo if g[0] == i] for i in range(first_row, len(plan.lr_rows))]
-        chunks = [row[k : k + batch_size] for row in by_row for k in range(0, len(row), batch_size)]
-
-    def load(chunk: list[tuple[int, int, Tile]]) -> tuple[np.ndarray, list[Tile]]:
-        tiles = [t for _, _, t in chunk]
-        return np.stack([_pad_to(np.asarray(read(t), dtype=np.float32), tile_size) for t in tiles]), tiles
-
-    with make_progress(len(grid), len(grid) - len(todo), progress) as bar:
-        in_flight: deque[tuple[list[tuple[int, int, Tile]], np.ndarray, BatchFuture]] = deque()
-        for index, chunk in enumerate(chunks):
-            if executor is None:
-                batch, tiles = load(chunk)
-                sr = _run_batch(model, batch, tiles, plan.extent, out_channels or batch.shape[1])
-            else:
-                while len(in_flight) < max(1, prefetch) and index + len(in_flight) < len(chunks):
-                    ahead = chunks[index + len(in_flight)]
-                    batch, tiles = load(ahead)
-                    in_flight.append((ahead, batch, executor.submit(model, batch, tiles)))
-                _, batch, future = in_flight.popleft()
-                sr = _check_batch(future.result(), batch, plan.extent, out_channels or batch.shape[1])
-            for (i, j, _), sr_tile in zip(chunk, sr, strict=True):
-                _blend(plan, i, j, sr_tile, pending, write, region)
-            bar.update(len(chunk))
-            i_last, j_last, _ = chunk[-1]
-            if checkpoint is not None and j_last == len(plan.lr_cols) - 1:
-                checkpoint.save(i_last + 1, len(plan.lr_rows), pending)
-    if pending:  # every cell has a last window, so this would be a bug in the plan
-        raise AssertionError(f"{len(pending)} blended cells were never written")
+    def batches(
+        self, windows: Sequence[Placed], batch_size: int, first_row: int, by_row: bool
+    ) -> list[list[Placed]]:
+        """``windows`` from tile row ``first_row`` on, in batches of at most ``batch_size``; ``by_row``:
+        batches never span two tile rows (the same batches whether a job runs through or resumes)."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        todo = [w for w in windows if w[0] >= first_row]
+        rows = (
+            [[w for w in todo if w[0] == i] for i in range(first_row, len(self.lr_rows))]
+            if by_row
+            else [todo]
+        )
+        return [row[k : k + batch_size] for row in rows for k in range(0, len(row), batch_size)]
 
 
-def _blend(
-    plan: StreamPlan,
-    i: int,
-    j: int,
-    sr_tile: np.ndarray,
-    pending: Pending,
-    write: WriteFn,
-    region: Region | None,
-) -> None:
-    """Add window ``(i, j)``'s weighted output to the cells it covers; write the cells it completes."""
-    rows, cols = plan.rows, plan.cols
-    weighted = sr_tile[:, : rows.length(i), : cols.length(j)] * np.outer(
-        rows.weights[i], cols.weights[j]
-    ).astype(np.float32)
-    row_cells = rows.cells_of(i, None if region is None else region[:2])
-    col_cells = cols.cells_of(j, None if region is None else region[2:])
-    for ci in row_cells:
-        (y0, y1), r0 = rows.cells[ci], rows.starts[i]
-        for cj in col_cells:
-            (x0, x1), c0 = cols.cells[cj], cols.starts[j]
-            part = weighted[:, y0 - r0 : y1 - r0, x0 - c0 : x1 - c0]
-            acc = pending.get((ci, cj))
-            acc = part.copy() if acc is None else acc + part
-            if rows.last[ci] == i and cols.last[cj] == j:
-                norm = np.outer(rows.weight_sum[y0:y1], cols.weight_sum[x0:x1])
-                write(y0, x0, (acc / norm).astype(np.float32))
-                pending.pop((ci, cj), None)
-            else:
-                pending[(ci, cj)] = acc
+@dataclass(frozen=True)
+class SceneGrid:
+    """An LR scene of ``lr_size`` (rows, cols) and its output grid at a real ``scale``, on the same bounds."""
 
+    lr_size: tuple[int, int]
+    scale: float
 
-def upscale_tiled(
-    image: np.ndarray,
-    model: UpscaleFn,
-    scale: int,
-    tile_size: int,
-    overlap: int,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    ramp: Ramp = DEFAULT_RAMP,
-    progress: bool = False,
-) -> np.ndarray:
-    """Super-resolve an in-memory ``(C, H, W)`` image with ``upscale_stream``; returns ``(C, H*s, W*s)``."""
-    if image.ndim != IMAGE_NDIM:
-        raise ValueError(f"image must be (C, H, W), got shape {image.shape}")
-    if scale < 1:
-        raise ValueError(f"scale must be >= 1, got {scale}")
-    lr = np.asarray(image, dtype=np.float32)
-    channels, height, width = lr.shape
-    out = np.empty((channels, height * scale, width * scale), dtype=np.float32)
+    @property
+    def out_size(self) -> tuple[int, int]:
+        return round(self.lr_size[0] * self.scale), round(self.lr_size[1] * self.scale)
 
-    def read(t: Tile) -> np.ndarray:
-        return lr[:, t.row : t.row + t.height, t.col : t.col + t.width]
-
-    def write(row: int, col: int, block: np.ndarray) -> None:
-        out[:, row : row + block.shape[1], col : col + block.shape[2]] = block
-
-    upscale_stream(
-        read, write, height, width, lambda batch, _: model(batch), scale, tile_size, overlap,
-        batch_size=batch_size, ramp=ramp, progress=progress,
-    )  # fmt: skip
-    return out
+    def tile_coords(self, tiles: Sequence[Tile], tile_size: int) -> np.ndarray:
+        """LR coordinates, relative to each tile, of the HR pixels ``upscale_stream`` asks the tile for:
+        float32 ``(B, hr_extent, hr_extent, 2)`` (row, col)."""
+        (h, w), (out_h, out_w) = self.lr_size, self.out_size
+        ext_h, ext_w = hr_extent(tile_size, h, out_h), hr_extent(tile_size, w, out_w)
+        grids = []
+        for t in tiles:
+            rows = lr_coordinates(hr_index(t.row, h, out_h), ext_h, h, out_h, t.row)
+            cols = lr_coordinates(hr_index(t.col, w, out_w), ext_w, w, out_w, t.col)
+            grids.append(np.stack(np.meshgrid(rows, cols, indexing="ij"), axis=-1))
+        return np.stack(grids).astype(np.float32)

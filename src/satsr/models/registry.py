@@ -20,7 +20,8 @@ from torch import Tensor, nn
 
 from satsr.defaults import DEFAULT_SCALE
 from satsr.defaults import DEFAULT_SEED as DEFAULT_SEED  # defined there, importable without torch
-from satsr.io.tiling import Tile, TileFn, hr_extent, hr_index, lr_coordinates
+from satsr.io.stream import TileFn
+from satsr.io.tiling import SceneGrid, Tile
 from satsr.models.continuous import ContinuousSR
 from satsr.models.fast import ResidualSR
 from satsr.models.ldm import LatentDiffusionSR
@@ -126,30 +127,6 @@ def sample_seed(seed: int, sample: int) -> int:
     return int(np.random.SeedSequence((seed, sample)).generate_state(1)[0])
 
 
-@dataclass(frozen=True)
-class SceneGrid:
-    """An LR scene of ``lr_size`` (rows, cols) and its output grid at a real ``scale``, on the same bounds."""
-
-    lr_size: tuple[int, int]
-    scale: float
-
-    @property
-    def out_size(self) -> tuple[int, int]:
-        return round(self.lr_size[0] * self.scale), round(self.lr_size[1] * self.scale)
-
-    def tile_coords(self, tiles: Sequence[Tile], tile_size: int) -> Tensor:
-        """LR coordinates, relative to each tile, of the HR pixels ``upscale_stream`` asks the tile for:
-        ``(B, hr_extent, hr_extent, 2)`` (row, col)."""
-        (h, w), (out_h, out_w) = self.lr_size, self.out_size
-        ext_h, ext_w = hr_extent(tile_size, h, out_h), hr_extent(tile_size, w, out_w)
-        grids = []
-        for t in tiles:
-            rows = lr_coordinates(hr_index(t.row, h, out_h), ext_h, h, out_h, t.row)
-            cols = lr_coordinates(hr_index(t.col, w, out_w), ext_w, w, out_w, t.col)
-            grids.append(np.stack(np.meshgrid(rows, cols, indexing="ij"), axis=-1))
-        return torch.from_numpy(np.stack(grids).astype(np.float32))
-
-
 def sampling_tile_fn(
     upscaler: Upscaler, samples: int, steps: int | None, seed: int, grid: SceneGrid | None = None
 ) -> TileFn:
@@ -165,7 +142,8 @@ def sampling_tile_fn(
     def run(batch: np.ndarray, tiles: Sequence[Tile]) -> np.ndarray:
         extra: dict = {}
         if upscaler.continuous and grid is not None:
-            extra = {"scale": grid.scale, "coords": grid.tile_coords(tiles, batch.shape[-1])}
+            coords = torch.from_numpy(grid.tile_coords(tiles, batch.shape[-1]))
+            extra = {"scale": grid.scale, "coords": coords}
         if not getattr(upscaler, "stochastic", False):
             return np.asarray(upscaler(batch, **extra))
         repeated = np.concatenate([batch] * samples)

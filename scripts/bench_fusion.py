@@ -20,6 +20,7 @@ from satsr.data.sources import s2_rgbn_scenes
 from satsr.evaluation.revisits import simulated_revisit_pairs
 from satsr.models.ldm import LatentDiffusionSR
 from satsr.models.registry import load
+from satsr.models.revisit_fusion import FusionConfig
 
 
 def main() -> None:
@@ -49,7 +50,9 @@ def main() -> None:
         for alpha in (0.2, 0.0):
             start = time.perf_counter()
             with torch.no_grad():
-                network.fuse(revisits[:n], list(pair.dt_days[:n]), seed=0, steps=args.steps, alpha=alpha)
+                network.fuse(
+                    revisits[:n], list(pair.dt_days[:n]), seed=0, config=FusionConfig(args.steps, alpha=alpha)
+                )
             times.append(time.perf_counter() - start)
         print(f"| {n} | {times[0]:.1f} | {times[1]:.1f} |", flush=True)
 

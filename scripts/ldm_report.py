@@ -26,7 +26,8 @@ from satsr.evaluation.datasets import load_pairs
 from satsr.io.bands import S2_DISPLAY_WHITE
 from satsr.io.stream import upscale_stream
 from satsr.io.tiling import Tile
-from satsr.models.registry import Upscaler, sampling_tile_fn
+from satsr.models.registry import Upscaler
+from satsr.models.sampling import sampling_tile_fn
 
 TEST_SCENE = "s2/dsen2_l1c"  # T33UUB: never used for training
 RGB = (2, 1, 0)  # B04, B03, B02 of B02, B03, B04, B08

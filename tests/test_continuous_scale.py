@@ -70,7 +70,7 @@ def test_one_window_equals_the_model_on_the_whole_image(continuous_dir: Path, tm
     with rasterio.open(rgb_tif) as src, rasterio.open(out) as dst:
         lr = torch.from_numpy(src.read().astype(np.float32) / 255)
         written = dst.read().astype(np.float32)
-    seeds = [satsr.models.registry.sample_seed(5, 0)]
+    seeds = [satsr.diffusion.noise.mix_seed(5, 0)]
     expected = np.asarray(model(lr[None], seeds=seeds, origins=[(0, 0)], scale=3.4))[0] * 255
     assert written.shape == expected.shape == (3, 102, 102)
     assert np.abs(written - expected).max() <= 1.0

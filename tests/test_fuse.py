@@ -143,13 +143,13 @@ def test_small_inputs_run_as_one_window_of_their_own_size(tmp_path: Path, fusion
     from satsr.models.registry import load
 
     upscaler = load(fusion_model_dir)
-    fuse, sides = upscaler.network.fuse, []
+    fuse, sides = upscaler.fuse, []
 
     def recording(lrs, *args, **kwargs):  # type: ignore[no-untyped-def]
         sides.append(tuple(lrs.shape[-2:]))
         return fuse(lrs, *args, **kwargs)
 
-    upscaler.network.fuse = recording  # type: ignore[method-assign]
+    upscaler.fuse = recording  # type: ignore[method-assign]
     fuse_files(revisits(tmp_path), tmp_path / "fused.tif", upscaler, steps=1)
     assert sides == [(24, 24)]
 

@@ -26,12 +26,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from affine import Affine
 
-from satsr.defaults import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_TILE_SIZE
+from satsr.defaults import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_SEED, DEFAULT_TILE_SIZE
 from satsr.io.bands import ReflectanceScaling, canonical_band_name, dn_scaling
 from satsr.io.raster import STATS_READ_SIDE
 from satsr.io.stream import TileFn, upscale_stream
 from satsr.io.tiling import DEFAULT_RAMP, Region, SceneGrid, StreamPlan, Tile, fit_tiling, hr_index, lr_pixels
-from satsr.models.registry import DEFAULT_SEED, Upscaler, load, sampling_tile_fn
+from satsr.models.registry import Upscaler, load
+from satsr.models.sampling import sampling_tile_fn
 from satsr.pipelines import output_scale
 
 if TYPE_CHECKING:

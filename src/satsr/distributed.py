@@ -18,7 +18,8 @@ import numpy as np
 
 from satsr.io.stream import BatchFuture, TileFn
 from satsr.io.tiling import SceneGrid, Tile
-from satsr.models.registry import Upscaler, load, sampling_tile_fn
+from satsr.models.registry import Upscaler, load
+from satsr.models.sampling import sampling_tile_fn
 
 #: Seconds to wait for a scheduler to answer.
 CONNECT_TIMEOUT_S = 10

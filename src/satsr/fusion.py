@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime
 import logging
-import warnings
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -21,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
-import torch
 from rasterio.windows import Window
 
 from satsr.defaults import (
@@ -29,17 +27,21 @@ from satsr.defaults import (
     DEFAULT_FUSION_STEPS,
     DEFAULT_MIN_CLEAR,
     DEFAULT_OVERLAP,
+    DEFAULT_SEED,
     DEFAULT_TILE_SIZE,
     VERSION,
 )
+from satsr.diffusion.noise import mix_seed
 from satsr.io.dates import Acquired, acquisition_time
 from satsr.io.grid import Grid, RasterError, RasterMeta
+from satsr.io.masks import fill_masked
 from satsr.io.raster import RasterReader
 from satsr.io.stac import build_item, stac_path, write_item
 from satsr.io.stream import TileFn, upscale_stream
 from satsr.io.tiling import Tile, fit_tiling
 from satsr.io.writer import RasterWriter
-from satsr.models.registry import DEFAULT_SEED, Upscaler, load, sample_seed
+from satsr.models.registry import Upscaler, load
+from satsr.models.revisit_fusion import FusionConfig
 from satsr.pipelines import GDAL_CACHE_MB, check_output_name, open_for_model, write_quicklook
 from satsr.resume import Interrupted
 
@@ -54,20 +56,6 @@ def parse_date(text: str) -> datetime.date:
         return datetime.date.fromisoformat(text.strip()[:10])
     except ValueError as err:
         raise ValueError(f"not a date (YYYY-MM-DD): {text!r}") from err
-
-
-def fill_masked(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Revisits ``(N, C, h, w)`` with masked pixels (``valid`` ``(N, h, w)`` False) set to the per-pixel
-    median of the revisits that see them; pixels no revisit sees get the band means of the seen ones
-    (0 if none), so clouds and nodata never reach the model (callers mask those pixels in the output).
-    """
-    masked = np.where(valid[:, None], values, np.nan)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels and bands stay NaN here
-        median = np.nanmedian(masked, axis=0)
-        band_mean = np.nan_to_num(np.nanmean(masked, axis=(0, 2, 3)), nan=0.0)
-    median = np.where(np.isfinite(median), median, band_mean[:, None, None])
-    return np.where(valid[:, None], values, median[None]).astype(values.dtype)
 
 
 def revisit_date(path: Path, tags: dict[str, str]) -> datetime.date | None:
@@ -179,21 +167,16 @@ def _clear_revisits(
     return keep
 
 
-def _fusion_fn(network: torch.nn.Module, channels: int, dts: list[float], seed: int, steps: int) -> TileFn:
+def _fusion_fn(upscaler: Upscaler, channels: int, dts: list[float], seed: int, steps: int) -> TileFn:
     """The model over a batch of stacked revisit windows ``(B, N * C, h, w)``: one fused image each."""
-    param = next(network.parameters())  # the model's device and dtype
+    config = FusionConfig(steps=steps)
 
     def run(batch: np.ndarray, tiles: Sequence[Tile]) -> np.ndarray:
-        out = []
-        for item, tile in zip(batch, tiles, strict=True):
-            lrs = torch.from_numpy(item.reshape(len(dts), channels, *item.shape[-2:]))
-            with torch.no_grad():  # not inference_mode: the center search takes gradients
-                fused = network.fuse(  # type: ignore[operator]
-                    lrs.to(param.device, param.dtype), dts, seed=sample_seed(seed, 0), steps=steps,
-                    origin=(tile.row, tile.col),
-                )  # fmt: skip
-            out.append(fused[0].float().cpu().numpy())
-        return np.stack(out)
+        return np.stack([
+            upscaler.fuse(item.reshape(len(dts), channels, *item.shape[-2:]), dts, mix_seed(seed, 0), config,
+                          (tile.row, tile.col))
+            for item, tile in zip(batch, tiles, strict=True)
+        ])  # fmt: skip
 
     return run
 
@@ -225,7 +208,7 @@ def fuse_files(
     """
     upscaler = model if isinstance(model, Upscaler) else load(model, device=device)
     network = upscaler.network
-    if not hasattr(network, "fuse"):
+    if not upscaler.can_fuse:
         raise ValueError(f"model {upscaler.name} cannot fuse revisits (use a latent diffusion model)")
     paths = [Path(p) for p in inputs]
     if not paths:
@@ -294,7 +277,7 @@ def _fuse_and_write(
 
         upscale_stream(
             read, write, meta.height, meta.width,
-            _fusion_fn(upscaler.network, channels, kept_dts, seed, steps), s, tile_size, overlap,
+            _fusion_fn(upscaler, channels, kept_dts, seed, steps), s, tile_size, overlap,
             out_channels=channels, batch_size=1, progress=progress,
         )  # fmt: skip
     assets = {"data": (output, f"{upscaler.name} fusion of {len(kept_readers)} revisits x{s}", ["data"])}

@@ -14,7 +14,7 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-from satsr.defaults import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_TILE_SIZE, VERSION
+from satsr.defaults import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_SEED, DEFAULT_TILE_SIZE, VERSION
 from satsr.evaluation.report import render_crops
 from satsr.io.bands import ReflectanceScaling, canonical_band_name, processing_baseline_offset, rgb_channels
 from satsr.io.dates import Acquired, acquisition_time
@@ -25,7 +25,8 @@ from satsr.io.stream import TileFn, upscale_stream
 from satsr.io.tiling import SceneGrid, Tile, fit_tiling, lr_pixels
 from satsr.io.writer import RasterWriter
 from satsr.models.continuous import MAX_SCALE, TRAINED_MAX_SCALE
-from satsr.models.registry import DEFAULT_SEED, Upscaler, load, sampling_tile_fn
+from satsr.models.registry import Upscaler, load
+from satsr.models.sampling import sampling_tile_fn
 from satsr.resume import Interrupted, JobState
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from satsr.diffusion.fusion import TrajectoryFusion, find_center, l2_center, pointwise
-from satsr.diffusion.samplers import sample_ddim, sample_euler
+from satsr.diffusion.samplers import SAMPLERS, get_sampler, sample_ddim, sample_euler
 from satsr.diffusion.schedules import karras_sigmas
 
 #: Each trajectory's conditioning: the point its (ideal) denoiser believes in.
@@ -91,3 +91,27 @@ def test_an_offset_moves_the_center_into_the_clean_space() -> None:
     r = float(s[1] / s[0])
     clean_after = offset + returned + r * (x - returned) - r * (x - z0)  # offset + the fused clean part
     torch.testing.assert_close(clean_after, (offset + z0).mean(0, keepdim=True).expand(4, 2))
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLERS))
+def test_only_the_samplers_whose_step_it_back_solves_take_the_fusion(name: str) -> None:
+    """TrajectoryFusion returns (z0' - r z0) / (1 - r), right for DDIM (eta 0) and Euler only: every
+    other sampler, and DDIM with eta > 0, refuses it instead of silently fusing wrongly."""
+    s = sigmas(6)
+    fusion = TrajectoryFusion(point_denoiser, s, every=1, strength=0.5)
+    if name in TrajectoryFusion.compatible_samplers:
+        assert get_sampler(name)(fusion, start(3), s).shape == (3, 2)
+    else:
+        with pytest.raises(ValueError, match=f"exact only under the ddim or euler sampler, not {name}"):
+            get_sampler(name)(fusion, start(3), s)
+    with pytest.raises(ValueError, match="not ddim_ancestral"):
+        sample_ddim(fusion, start(3), s, eta=0.5)
+
+
+def test_a_fusion_config_takes_no_other_sampler() -> None:
+    from satsr.models.revisit_fusion import FusionConfig
+
+    assert FusionConfig(sampler="euler").sampler == "euler"
+    for name in ("heun", "dpmpp_2m"):
+        with pytest.raises(ValueError, match="sampler must be one of ddim, euler"):
+            FusionConfig(sampler=name)

@@ -15,15 +15,8 @@ import torch
 from torch import Tensor
 
 import satsr.diffusion
-from satsr.diffusion.samplers import (
-    SAMPLERS,
-    Sampler,
-    StepInfo,
-    get_sampler,
-    sample_ddim,
-    sample_euler,
-    seeded_noise,
-)
+from satsr.diffusion.noise import seeded_noise
+from satsr.diffusion.samplers import SAMPLERS, Sampler, StepInfo, get_sampler, sample_ddim, sample_euler
 from satsr.diffusion.schedules import karras_sigmas, vp_sigmas
 
 MU, STD = 1.0, 0.5

@@ -9,6 +9,7 @@ from satsr.evaluation import psnr
 from satsr.io.raster import read_raster
 from satsr.models.consistency import sensor_degradation
 from satsr.models.registry import bundled_models
+from satsr.models.revisit_fusion import FusionConfig
 from satsr.nn.lpips import LPIPS
 from satsr.training.autoencoder import lpips_input
 
@@ -72,9 +73,9 @@ def test_fusion_model_is_bundled_time_aware_and_fuses_revisits_of_the_sample() -
     lrs = torch.stack([simulator.simulate(hr, dt, torch.Generator().manual_seed(i))[0]
                        for i, dt in enumerate((-5.0, 30.0))])  # fmt: skip
     with torch.no_grad():
-        fused = network.fuse(lrs, [-5.0, 30.0], seed=1, steps=4, every=2)  # type: ignore[operator]
-        again = network.fuse(lrs, [-5.0, 30.0], seed=1, steps=4, every=2)  # type: ignore[operator]
-        other_dates = network.fuse(lrs, [-150.0, 170.0], seed=1, steps=4, every=2)  # type: ignore[operator]
+        fused = network.fuse(lrs, [-5.0, 30.0], seed=1, config=FusionConfig(steps=4, every=2))  # type: ignore[operator]
+        again = network.fuse(lrs, [-5.0, 30.0], seed=1, config=FusionConfig(steps=4, every=2))  # type: ignore[operator]
+        other_dates = network.fuse(lrs, [-150.0, 170.0], seed=1, config=FusionConfig(steps=4, every=2))  # type: ignore[operator]
     assert fused.shape == (1, 4, 64, 64) and torch.equal(fused, again)
     assert not torch.allclose(fused, other_dates)
     assert (fused[0] - hr).abs().mean() < 0.05

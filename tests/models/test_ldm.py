@@ -11,12 +11,14 @@ from safetensors.torch import save_file
 
 import satsr
 from satsr.cli import main
+from satsr.diffusion.noise import NOISE_BLOCK, SeededNoise, field_noise, mix_seed
 from satsr.diffusion.precond import bind
-from satsr.diffusion.samplers import SeededNoise, mix_seed, sample_ddim
+from satsr.diffusion.samplers import sample_ddim
 from satsr.diffusion.schedules import karras_sigmas
 from satsr.io.bands import S2_RGBN
 from satsr.models.consistency import project_to_lr, sensor_degradation
-from satsr.models.ldm import NOISE_BLOCK, LatentDiffusionSR, field_noise
+from satsr.models.ldm import LatentDiffusionSR
+from satsr.models.revisit_fusion import FusionConfig
 from satsr.pipelines import uncertainty_path
 
 TINY = {
@@ -164,14 +166,18 @@ def time_conditioned_ldm() -> LatentDiffusionSR:
 
 def test_fusion_of_revisits_gives_one_image_fixed_by_the_seed() -> None:
     model, lrs = time_conditioned_ldm(), lr_batch(3)
-    fused = model.fuse(lrs, [0.0, -10.0, 25.0], seed=1, steps=6, every=2, alpha=0.2)
+    fused = model.fuse(lrs, [0.0, -10.0, 25.0], seed=1, config=FusionConfig(steps=6, every=2, alpha=0.2))
     assert fused.shape == (1, 4, 64, 64) and torch.isfinite(fused).all()
     torch.testing.assert_close(
-        model.fuse(lrs, [0.0, -10.0, 25.0], seed=1, steps=6, every=2, alpha=0.2), fused
+        model.fuse(lrs, [0.0, -10.0, 25.0], seed=1, config=FusionConfig(steps=6, every=2, alpha=0.2)), fused
     )
-    assert not torch.allclose(model.fuse(lrs, [0.0, -10.0, 25.0], seed=2, steps=6, every=2, alpha=0.2), fused)
+    assert not torch.allclose(
+        model.fuse(lrs, [0.0, -10.0, 25.0], seed=2, config=FusionConfig(steps=6, every=2, alpha=0.2)), fused
+    )
     # The time difference is seen: the same revisits dated otherwise give another image.
-    assert not torch.allclose(model.fuse(lrs, [90.0, 90.0, 90.0], seed=1, steps=6, every=2, alpha=0.2), fused)
+    assert not torch.allclose(
+        model.fuse(lrs, [90.0, 90.0, 90.0], seed=1, config=FusionConfig(steps=6, every=2, alpha=0.2)), fused
+    )
 
 
 def test_fusion_of_one_revisit_is_plain_conditional_ddim() -> None:

@@ -1,4 +1,5 @@
-"""Diffusion core: schedules, EDM preconditioning, losses and samplers. Imports no model.
+"""Diffusion core: schedules, EDM preconditioning, losses, noise and samplers, trajectory fusion. Imports
+no model.
 
 Typical use::
 
@@ -11,19 +12,18 @@ Typical use::
 """
 
 from satsr.diffusion.losses import edm_loss
+from satsr.diffusion.noise import SeededNoise, mix_seed, seeded_noise
 from satsr.diffusion.precond import EDMPrecond, bind, edm_scalings
 from satsr.diffusion.samplers import (
     SAMPLERS,
     NoiseFn,
     Sampler,
-    SeededNoise,
     StepInfo,
     get_sampler,
     sample_ddim,
     sample_dpmpp_2m,
     sample_euler,
     sample_heun,
-    seeded_noise,
 )
 from satsr.diffusion.schedules import karras_sigmas, vp_sigmas
 
@@ -39,6 +39,7 @@ __all__ = [
     "edm_scalings",
     "get_sampler",
     "karras_sigmas",
+    "mix_seed",
     "sample_ddim",
     "sample_dpmpp_2m",
     "sample_euler",

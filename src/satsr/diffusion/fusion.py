@@ -8,14 +8,16 @@ step (eta = 0) continues with each trajectory's noise component ``(x_i - z0_i) /
 
 A deterministic DDIM / Euler step is ``x_next = D + r (x - D)`` with ``r = sigma_next / sigma``. For
 it to become ``z0' + r (x - z0)`` the wrapper returns ``(z0' - r z0) / (1 - r)``; so it needs the
-sigma schedule, and works with ``sample_ddim(eta=0)`` and ``sample_euler`` (not with multistep or
-stochastic samplers, whose steps use D differently).
+sigma schedule, and is exact only under ``sample_ddim(eta=0)`` and ``sample_euler``: multistep and
+stochastic samplers use D differently, and refuse it (``compatible_samplers``,
+``satsr.diffusion.samplers.check_compatible``).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import ClassVar
 
 import torch
 from torch import Tensor
@@ -77,6 +79,9 @@ class TrajectoryFusion:
     ``offset`` (N, ...) is added to the estimates before their center is sought, for denoisers of
     residuals whose clean image is ``offset + D`` (each revisit's reference latent).
     """
+
+    #: The samplers whose step it back-solves (DDIM with eta 0, and Euler, the same step); others refuse it.
+    compatible_samplers: ClassVar[frozenset[str]] = frozenset({"ddim", "euler"})
 
     def __init__(
         self,

@@ -4,9 +4,11 @@ Each ``sample_xxx(denoise, x, sigmas, *, noise=None, callback=None)`` integrates
 ``sigmas[-1] == 0`` in the VE parametrisation ``x = x0 + sigma n`` (Karras et al. 2022). ``x`` is the initial
 noise already multiplied by ``sigmas[0]``. A sampler calls nothing but ``denoise`` (a
 :class:`~satsr.types.DenoiseFn`) and ``noise`` (a ``randn_like`` replacement, so each sample of a batch can
-have its own seed, see :func:`seeded_noise`); it never imports a model. Guidance and multi-image fusion are
-``DenoiseFn -> DenoiseFn`` wrappers: a wrapper sees every ``(x, sigma)`` the sampler asks about, in order,
-and may change the denoised estimate it returns.
+have its own seed, see :mod:`satsr.diffusion.noise`); it never imports a model. Guidance and multi-image
+fusion are ``DenoiseFn -> DenoiseFn`` wrappers: a wrapper sees every ``(x, sigma)`` the sampler asks
+about, in order, and may change the denoised estimate it returns. A wrapper whose algebra holds only
+under some samplers names them in ``compatible_samplers``; every other sampler refuses it
+(:func:`check_compatible`).
 
 Step coefficients are computed from float64 sigmas as Python floats; the state keeps ``x``'s dtype.
 """
@@ -15,11 +17,10 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -67,6 +68,17 @@ def check_sigmas(sigmas: Tensor) -> list[float]:
     return values
 
 
+def check_compatible(denoise: DenoiseFn, sampler: str) -> None:
+    """Refuse a denoiser wrapper whose algebra holds only under some samplers (the names in its
+    ``compatible_samplers``, e.g. ``TrajectoryFusion``'s back-solved DDIM step) for any other one."""
+    allowed = getattr(denoise, "compatible_samplers", None)
+    if allowed is not None and sampler not in allowed:
+        raise ValueError(
+            f"{type(denoise).__name__} is exact only under the {' or '.join(sorted(allowed))} sampler, "
+            f"not {sampler}"
+        )
+
+
 def _denoise(denoise: DenoiseFn, x: Tensor, sigma: float) -> Tensor:
     return denoise(x, x.new_full((x.shape[0],), sigma))
 
@@ -102,6 +114,7 @@ def sample_euler(
 ) -> Tensor:
     """Euler on the probability-flow ODE ``dx/dsigma = (x - D(x, sigma)) / sigma`` (Karras et al. 2022,
     Alg. 2 without churn). ``noise`` is unused (deterministic)."""
+    check_compatible(denoise, "euler")
     values = check_sigmas(sigmas)
     for i in range(len(values) - 1):
         denoised = _denoise(denoise, x, values[i])
@@ -124,6 +137,7 @@ def sample_heun(
 
     ``2n - 1`` denoiser calls for ``n`` steps. ``noise`` is unused (deterministic).
     """
+    check_compatible(denoise, "heun")
     values = check_sigmas(sigmas)
     for i in range(len(values) - 1):
         sigma, sigma_next = values[i], values[i + 1]
@@ -159,6 +173,7 @@ def sample_ddim(
     """
     if eta < 0:
         raise ValueError(f"eta must be >= 0; got {eta}")
+    check_compatible(denoise, "ddim" if eta == 0 else "ddim_ancestral")
     values = check_sigmas(sigmas)
     randn_like = torch.randn_like if noise is None else noise
     for i in range(len(values) - 1):
@@ -187,6 +202,7 @@ def sample_dpmpp_2m(
     exp(-h)`` and ``D' = (1 + 1/(2 q)) D_i - D_{i-1} / (2 q)``, ``q = h_prev / h``; first and last step are
     first order (``D' = D_i``, i.e. a DDIM step). One denoiser call per step; ``noise`` is unused.
     """
+    check_compatible(denoise, "dpmpp_2m")
     values = check_sigmas(sigmas)
     old_denoised: Tensor | None = None
     for i in range(len(values) - 1):
@@ -217,44 +233,3 @@ def get_sampler(name: str) -> Sampler:
         return SAMPLERS[name]
     except KeyError:
         raise ValueError(f"unknown sampler {name!r}; choose one of {sorted(SAMPLERS)}") from None
-
-
-def mix_seed(seed: int, origin: tuple[int, int]) -> int:
-    """A seed for place ``origin`` (e.g. a tile's LR offset) of a job seeded by ``seed``: independent
-    streams for every (seed, origin), the same whichever process asks."""
-    return int(np.random.SeedSequence((seed, *origin)).generate_state(1)[0])
-
-
-class SeededNoise:
-    """Per-sample random streams: sample ``k`` of a batch draws only from a generator seeded ``seeds[k]``.
-
-    The same idea as NVlabs/edm's StackedRandomGenerator: a sample's initial noise and every later
-    ``randn_like`` draw depend on its own seed only, so sample ``k`` with seed ``s`` is the same whether it
-    is drawn alone or in any batch. Use :meth:`randn` for the initial noise and pass the object itself as a
-    sampler's ``noise``.
-    """
-
-    def __init__(self, seeds: Sequence[int], device: torch.device | str = "cpu") -> None:
-        if len(seeds) == 0:
-            raise ValueError("seeds must not be empty")
-        self.device = torch.device(device)
-        self.generators = [torch.Generator(self.device).manual_seed(int(seed)) for seed in seeds]
-
-    def randn(self, shape: Sequence[int], dtype: torch.dtype = torch.float32) -> Tensor:
-        """Standard normal of ``shape`` (``shape[0] == len(seeds)``), row ``k`` from generator ``k``."""
-        if shape[0] != len(self.generators):
-            raise ValueError(f"batch size {shape[0]} does not match the {len(self.generators)} seeds")
-        rows = [
-            torch.randn(tuple(shape[1:]), generator=g, device=self.device, dtype=dtype)
-            for g in self.generators
-        ]
-        return torch.stack(rows)
-
-    def __call__(self, like: Tensor) -> Tensor:
-        """``randn_like(like)`` with per-sample seeds (a :data:`NoiseFn`)."""
-        return self.randn(like.shape, dtype=like.dtype).to(like.device)
-
-
-def seeded_noise(seeds: Sequence[int], device: torch.device | str = "cpu") -> SeededNoise:
-    """A :class:`SeededNoise`: ``noise.randn(shape) * sigmas[0]`` starts a sampler, ``noise`` feeds it."""
-    return SeededNoise(seeds, device)

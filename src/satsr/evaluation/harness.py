@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from satsr.defaults import DEFAULT_OVERLAP, DEFAULT_TILE_SIZE
+from satsr.defaults import DEFAULT_OVERLAP, DEFAULT_SEED, DEFAULT_TILE_SIZE
 from satsr.evaluation.datasets import EvalPair, load_pairs
 from satsr.evaluation.fid import frechet_distance, inception_features
 from satsr.evaluation.kinds import by_kind, kind_tables
@@ -44,7 +44,7 @@ from satsr.evaluation.report import (
 from satsr.io.bands import display_white, rgb_channels
 from satsr.io.stream import upscale_stream
 from satsr.io.tiling import SceneGrid, Tile
-from satsr.models.registry import DEFAULT_SEED, sampling_tile_fn
+from satsr.models.sampling import sampling_tile_fn
 from satsr.nn.lpips import LPIPS_MIN_SIDE, lpips
 
 __all__ = [

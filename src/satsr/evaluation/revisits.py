@@ -1,11 +1,11 @@
 """Multi-revisit evaluation: revisit stacks as ``EvalPair``s, and fusion methods with their baselines.
 
 Pairs carry ``revisits`` (N, C, h, w) with clouds and nodata already filled as ``satsr fuse`` fills
-them (``satsr.fusion.fill_masked``), their ``dt_days`` (target date minus revisit date), the HR
+them (``satsr.io.masks.fill_masked``), their ``dt_days`` (target date minus revisit date), the HR
 target, and as ``lr`` the per-pixel median of the revisits (what bicubic and the consistency
 measures see). Methods use the first ``n`` revisits, so one set of pairs serves every N:
 
-* ``fusion_method``: ``LatentDiffusionSR.fuse`` (SatDiffMoE sampling; N = 1 is one conditional sample);
+* ``fusion_method``: ``satsr.models.revisit_fusion`` (SatDiffMoE sampling; N = 1 is one conditional sample);
 * ``mean_of_singles``: the mean of N independent single-image SRs;
 * ``median_lr``: one single-image SR of the per-pixel median LR;
 * ``best_single_oracle``: the single-image SR of the revisit closest to the HR (an upper bound on
@@ -24,12 +24,14 @@ import torch
 
 from satsr.data.revisits import RevisitSimulator
 from satsr.data.sources import Scene
+from satsr.defaults import DEFAULT_FUSION_STEPS, DEFAULT_MIN_CLEAR
+from satsr.diffusion.noise import mix_seed
 from satsr.evaluation.datasets import EvalPair
 from satsr.evaluation.harness import Method, PairMethod, image_lpips
-from satsr.fusion import DEFAULT_MIN_CLEAR, fill_masked
 from satsr.io.bands import S2_RGBN
-from satsr.models.ldm import LatentDiffusionSR
-from satsr.models.registry import Upscaler, sample_seed
+from satsr.io.masks import fill_masked
+from satsr.models.registry import Upscaler
+from satsr.models.revisit_fusion import FusionConfig
 
 
 def _first(pair: EvalPair, n: int) -> tuple[np.ndarray, tuple[float, ...]]:
@@ -70,7 +72,7 @@ def simulated_revisit_pairs(
         scene, top, left = windows[index]
         side = crop + 2 * margin
         hr_margin = torch.from_numpy(scene.pixels[:, top : top + side, left : left + side].copy())
-        generator = torch.Generator().manual_seed(sample_seed(seed, k))
+        generator = torch.Generator().manual_seed(mix_seed(seed, k))
         lrs: list[np.ndarray] = []
         masks: list[np.ndarray] = []
         dts: list[float] = []
@@ -127,20 +129,21 @@ def _as_date(value: object) -> datetime.date:
 
 
 def fusion_method(
-    upscaler: Upscaler, n: int, steps: int = 50, seed: int = 0, **fuse_kwargs: float
+    upscaler: Upscaler,
+    n: int,
+    steps: int = DEFAULT_FUSION_STEPS,
+    seed: int = 0,
+    config: FusionConfig | None = None,
 ) -> PairMethod:
-    """``LatentDiffusionSR.fuse`` of the first ``n`` revisits of each pair (one output image)."""
-    network = upscaler.network
-    if not isinstance(network, LatentDiffusionSR):
+    """The fusion (``satsr.models.revisit_fusion``) of the first ``n`` revisits of each pair (one output
+    image); ``steps`` overrides the ``config``'s."""
+    if not upscaler.can_fuse:
         raise ValueError(f"{upscaler.name} is not a latent diffusion model: it cannot fuse revisits")
-    param = next(network.parameters())
+    settings = (config or FusionConfig()).with_steps(steps)
 
     def run(pair: EvalPair) -> np.ndarray:
         lrs, dts = _first(pair, n)
-        with torch.no_grad():
-            x = torch.from_numpy(np.ascontiguousarray(lrs)).to(param.device, param.dtype)
-            out = network.fuse(x, list(dts), seed=sample_seed(seed, 0), steps=steps, **fuse_kwargs)  # type: ignore[arg-type]
-        return out[0].float().cpu().numpy()
+        return upscaler.fuse(np.ascontiguousarray(lrs), list(dts), mix_seed(seed, 0), settings)
 
     return PairMethod(run)
 

@@ -48,11 +48,18 @@ def usable_values(values: np.ndarray, nodata: float | None) -> np.ndarray:
     return usable
 
 
-def fill_masked(values: np.ndarray, usable: np.ndarray, fill: np.ndarray) -> np.ndarray:
-    """Revisits ``(N, C, h, w)`` with every masked value (``usable`` False) replaced by the fill policy:
-    the median of that band over the revisits that see the pixel, else ``fill`` ``(C,)``, the scene's
-    band means. One revisit (a single image) gets the band means wherever it is masked."""
+def fill_masked(values: np.ndarray, usable: np.ndarray, fill: np.ndarray | None = None) -> np.ndarray:
+    """Revisits ``(N, C, h, w)`` with every masked value (``usable`` False; ``(N, C, h, w)``, or ``(N, h, w)``
+    for whole pixels) replaced by the fill policy: the median of that band over the revisits that see the
+    pixel, else ``fill`` ``(C,)``, the scene's band means (default: those of the stack itself). One
+    revisit (a single image) gets ``fill`` wherever it is masked."""
     values = np.asarray(values, np.float32)
+    usable = np.broadcast_to(usable[:, None] if usable.ndim == values.ndim - 1 else usable, values.shape)
+    if fill is None:
+        channels = values.shape[1]
+        fill = band_means(
+            np.moveaxis(values, 1, 0).reshape(channels, -1), np.moveaxis(usable, 1, 0).reshape(channels, -1)
+        )
     if len(values) == 1:  # no other revisit to take a median of
         return np.where(usable, values, fill[None, :, None, None]).astype(np.float32)
     with warnings.catch_warnings():

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from satsr.defaults import DEFAULT_SCALE
-from satsr.diffusion.samplers import SeededNoise, mix_seed
+from satsr.diffusion.noise import SeededNoise, mix_seed
 from satsr.diffusion.unrolled import EpsFn, eps_from_x0, linear_betas, unrolled_reverse
 from satsr.models.autoencoder import DiagonalGaussian
 from satsr.models.implicit import (

@@ -23,29 +23,23 @@ trade-off, Blau & Michaeli 2018).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from satsr.diffusion.fusion import DistanceFn, TrajectoryFusion, find_center, l2_center
+from satsr.diffusion.noise import SeededNoise, field_noise, mix_seed
 from satsr.diffusion.precond import EDMPrecond, bind
-from satsr.diffusion.samplers import SeededNoise, StepInfo, get_sampler, mix_seed, sample_ddim
+from satsr.diffusion.samplers import StepInfo, get_sampler
 from satsr.diffusion.schedules import karras_sigmas
 from satsr.models.autoencoder import build_first_stage
 from satsr.models.consistency import DEFAULT_ITERATIONS, project_to_lr, sensor_degradation
 from satsr.models.denoiser import ConditionalUNet
 from satsr.models.fast import ResidualSR
-
-if TYPE_CHECKING:
-    from satsr.nn.lpips import LPIPS
-
-#: Reflectance shown as white when RGB is compared with LPIPS (as in training and evaluation).
-LPIPS_WHITE = 0.3
-#: Latent noise is drawn in blocks of this many latent pixels, keyed by their place in the scene.
-NOISE_BLOCK = 32
+from satsr.models.revisit_fusion import FusionConfig, fuse_revisits, revisit_conditioning
+from satsr.nn.layers import pad_to_multiple
 
 
 class LatentDiffusionSR(nn.Module):
@@ -176,115 +170,19 @@ class LatentDiffusionSR(nn.Module):
 
     def _pad(self, lr: Tensor) -> Tensor:
         """``lr`` padded at the bottom and right (edge values repeated) to sides the UNet can halve."""
-        pad_h, pad_w = -lr.shape[-2] % self.size_multiple, -lr.shape[-1] % self.size_multiple
-        return F.pad(lr, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else lr
+        return pad_to_multiple(lr, self.size_multiple)
 
-    @torch.no_grad()
     def fuse(
         self,
         lrs: Tensor,
         dt_days: Sequence[float],
         seed: int,
-        steps: int = 50,
-        every: int = 5,
-        strength: float = 0.1,
-        alpha: float = 0.2,
-        center_steps: int = 5,
-        center_batch: int = 4,
+        steps: int | None = None,
+        config: FusionConfig | None = None,
         origin: tuple[int, int] = (0, 0),
     ) -> Tensor:
-        """One HR image (1, C, H, W) from N revisits ``lrs`` (N, C, h, w) of one place (SatDiffMoE, Alg. 1).
-
-        Each revisit ``i`` conditions its own trajectory (its LR, its reference latent and, with a
-        time-conditioned UNet, ``dt_days[i]`` = target date minus its date). DDIM (eta = 0) runs all
-        trajectories as one batch, and every ``every`` steps ``TrajectoryFusion`` pulls their clean
-        latents toward their center under d = (1 - alpha) L2 + alpha LPIPS(decoded RGB). The result
-        decodes the center of the final latents, back-projected onto the per-pixel median LR when
-        ``lr_consistency`` is on. N = 1 is plain conditional DDIM sampling. ``origin`` (LR offset of a
-        tile in its scene) cuts each trajectory's initial noise from a scene-wide field, as ``sample``
-        does; LR sides are padded and cropped as there.
-        """
-        n = len(lrs)
-        if len(dt_days) != n:
-            raise ValueError(f"{n} revisits but {len(dt_days)} time differences")
-        height, width = lrs.shape[-2:]
-        lrs = self._pad(lrs)
-        cond, z_ref = self.condition(lrs)
-        dt = torch.as_tensor(list(dt_days), dtype=lrs.dtype, device=lrs.device)
-        kwargs = {"dt_days": dt} if self.time_conditioned else {}
-        sigmas = karras_sigmas(steps, self.sigma_min, self.sigma_max, device=lrs.device).to(lrs.dtype)
-        trajectory_seeds = [mix_seed(seed, (i, 0)) for i in range(n)]
-        noise = SeededNoise(trajectory_seeds, lrs.device)
-        x = torch.stack([field_noise(s, origin, z_ref.shape[1:]) for s in trajectory_seeds])
-        x = x.to(device=lrs.device, dtype=z_ref.dtype) * float(sigmas[0])
-        center = find_center(self._fusion_distance(alpha), center_steps, batch=center_batch, seed=seed)
-        fusion = TrajectoryFusion(
-            bind(self.precond, cond, **kwargs), sigmas, center if n > 1 else l2_center, every, strength, z_ref
-        )
-        latents = z_ref + sample_ddim(fusion, x, sigmas, noise=noise)
-        sr = self.autoencoder.decode_latent(center(latents) if n > 1 else latents)
-        if self.lr_consistency:
-            median = lrs.median(dim=0, keepdim=True).values
-            sr = project_to_lr(sr, median, sensor_degradation(self.scale, self.bands), DEFAULT_ITERATIONS)
-        return sr[..., : height * self.scale, : width * self.scale]
-
-    def _fusion_distance(self, alpha: float) -> DistanceFn:
-        """d(x, z_i) = (1 - alpha) mean squared latent difference + alpha LPIPS of the decoded RGB.
-
-        The estimates z_i are decoded and passed through LPIPS's AlexNet once per center search;
-        each gradient step decodes only the candidate x.
-        """
-        rgb = (
-            [self.bands.index(b) for b in ("B04", "B03", "B02")]
-            if {"B02", "B03", "B04"} <= set(self.bands)
-            else None
-        )
-        if alpha > 0 and rgb is not None and "lpips" not in self._aux:
-            from satsr.nn.lpips import LPIPS
-
-            self._aux["lpips"] = LPIPS().to(next(self.parameters()).device)
-        lpips = cast("LPIPS | None", self._aux.get("lpips"))
-
-        def picture(z: Tensor) -> Tensor:
-            assert rgb is not None
-            return (self.autoencoder.decode_latent(z)[:, rgb] / LPIPS_WHITE).clamp(0, 1)
-
-        def prepare(targets: Tensor) -> Callable[[Tensor, Tensor], Tensor]:
-            def l2(x: Tensor, pick: Tensor) -> Tensor:
-                return (x - targets[pick]).square().flatten(1).mean(1)
-
-            if alpha == 0 or rgb is None or lpips is None:
-                return l2
-            with torch.no_grad():
-                target_features = lpips.features(picture(targets), normalize=True)
-
-            def distance(x: Tensor, pick: Tensor) -> Tensor:
-                perceptual = lpips.compare(lpips.features(picture(x), normalize=True),
-                                           [f[pick] for f in target_features])  # fmt: skip
-                return (1 - alpha) * l2(x, pick) + alpha * perceptual
-
-            return distance
-
-        return prepare
-
-
-def field_noise(seed: int, origin: tuple[int, int], shape: Sequence[int]) -> Tensor:
-    """Standard normal noise ``shape = (C, h, w)`` at ``origin`` of a scene-wide field fixed by ``seed``.
-
-    The field is made of ``NOISE_BLOCK``-square blocks, each drawn from a generator seeded by
-    ``(seed, block row, block col)``, so any window of it is the same whichever tile asks.
-    """
-    channels, height, width = shape
-    top, left = origin
-    b0, b1 = top // NOISE_BLOCK, (top + height - 1) // NOISE_BLOCK
-    c0, c1 = left // NOISE_BLOCK, (left + width - 1) // NOISE_BLOCK
-    rows = []
-    for by in range(b0, b1 + 1):
-        blocks = []
-        for bx in range(c0, c1 + 1):
-            g = torch.Generator().manual_seed(mix_seed(seed, (by, bx)))
-            blocks.append(torch.randn(channels, NOISE_BLOCK, NOISE_BLOCK, generator=g))
-        rows.append(torch.cat(blocks, dim=2))
-    field = torch.cat(rows, dim=1)
-    y, x = top - b0 * NOISE_BLOCK, left - c0 * NOISE_BLOCK
-    return field[:, y : y + height, x : x + width]
+        """One HR image (1, C, H, W) from N revisits ``lrs`` (N, C, h, w) of one place, ``dt_days[i]`` =
+        target date minus revisit ``i``'s: ``satsr.models.revisit_fusion.fuse_revisits`` with this model
+        (``steps`` overrides the config's)."""
+        cond = revisit_conditioning(lrs, dt_days, self.scale)
+        return fuse_revisits(self, cond, seed, (config or FusionConfig()).with_steps(steps), origin)

@@ -19,12 +19,10 @@ from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from satsr.defaults import DEFAULT_SCALE
-from satsr.defaults import DEFAULT_SEED as DEFAULT_SEED  # defined there, importable without torch
-from satsr.io.stream import TileFn
-from satsr.io.tiling import SceneGrid, Tile
 from satsr.models.continuous import ContinuousSR
 from satsr.models.fast import ResidualSR
 from satsr.models.ldm import LatentDiffusionSR
+from satsr.models.revisit_fusion import FusionConfig, fuse_revisits, revisit_conditioning
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {
     "ResidualSR": ResidualSR, "LatentDiffusionSR": LatentDiffusionSR, "ContinuousSR": ContinuousSR,
@@ -110,54 +108,38 @@ class Upscaler:
         y = y.contiguous()[0] if single else y.contiguous()
         return y.cpu().numpy() if as_numpy else y
 
+    @property
+    def can_fuse(self) -> bool:
+        """Whether the model fuses revisits of one place (``satsr.models.revisit_fusion``)."""
+        return isinstance(self.network, LatentDiffusionSR)
+
+    def fuse(
+        self,
+        revisits: np.ndarray,
+        dt_days: Sequence[float],
+        seed: int,
+        config: FusionConfig = FusionConfig(),  # noqa: B008  (frozen: one shared default is safe)
+        origin: tuple[int, int] = (0, 0),
+    ) -> np.ndarray:
+        """One image ``(C, H, W)`` from revisits ``(N, C, h, w)`` of one place (reflectance, masked pixels
+        filled), ``dt_days[i]`` = target date minus revisit ``i``'s; ``origin``: the window's LR offset in
+        its scene (scene-wide noise)."""
+        if not isinstance(self.network, LatentDiffusionSR):
+            raise ValueError(f"model {self.name} cannot fuse revisits (use a latent diffusion model)")
+        param = next(self.network.parameters())
+        lrs = torch.from_numpy(np.asarray(revisits, np.float32)).to(param.device, param.dtype)
+        with torch.no_grad():  # not inference_mode: the center search takes gradients
+            fused = fuse_revisits(
+                self.network, revisit_conditioning(lrs, dt_days, self.scale), seed, config, origin
+            )
+        return fused[0].float().cpu().numpy()
+
 
 def set_lr_consistency(upscaler: Upscaler, on: bool) -> None:
     """Switch a model's LR-consistency projection (see ``satsr.models.consistency``) on or off."""
     if not hasattr(upscaler.network, "lr_consistency"):
         raise ValueError(f"{upscaler.name} has no LR-consistency switch (only the diffusion models have one)")
     setattr(upscaler.network, "lr_consistency", on)  # noqa: B010  (an nn.Module attribute, not a Tensor)
-
-
-def sample_seed(seed: int, sample: int) -> int:
-    """The seed of sample ``sample`` of a scene; with tile origins it fixes every window's noise.
-
-    Noise then depends on the window's place and not on batching: re-running any part of a scene
-    (or the same window inside another batch) draws the same noise.
-    """
-    return int(np.random.SeedSequence((seed, sample)).generate_state(1)[0])
-
-
-def sampling_tile_fn(
-    upscaler: Upscaler, samples: int, steps: int | None, seed: int, grid: SceneGrid | None = None
-) -> TileFn:
-    """A ``TileFn`` giving the mean over ``samples`` draws, and with ``samples > 1`` their std after it.
-
-    The output has ``C`` channels (mean) or ``2 C`` (mean, then per-band standard deviation). A
-    continuous-scale model needs the scene ``grid``: each tile is asked for its part of the scene's
-    output grid at ``grid.scale`` (see ``satsr.io.tiling.upscale_stream``).
-    """
-    if upscaler.continuous and grid is None:
-        raise ValueError(f"{upscaler.name} is a continuous-scale model: give the scene grid")
-
-    def run(batch: np.ndarray, tiles: Sequence[Tile]) -> np.ndarray:
-        extra: dict = {}
-        if upscaler.continuous and grid is not None:
-            coords = torch.from_numpy(grid.tile_coords(tiles, batch.shape[-1]))
-            extra = {"scale": grid.scale, "coords": coords}
-        if not getattr(upscaler, "stochastic", False):
-            return np.asarray(upscaler(batch, **extra))
-        repeated = np.concatenate([batch] * samples)
-        if "coords" in extra:
-            extra["coords"] = torch.cat([extra["coords"]] * samples)
-        # Sample k of every tile is cut from one scene-wide noise field, so overlaps share noise.
-        seeds = [sample_seed(seed, k) for k in range(samples) for _ in tiles]
-        origins = [(t.row, t.col) for _ in range(samples) for t in tiles]
-        draws = np.asarray(upscaler(repeated, seeds=seeds, steps=steps, origins=origins, **extra))
-        draws = draws.reshape(samples, len(tiles), *draws.shape[1:])
-        mean = draws.mean(axis=0)
-        return np.concatenate([mean, draws.std(axis=0)], axis=1) if samples > 1 else mean
-
-    return run
 
 
 def resolve_device(device: str) -> str:

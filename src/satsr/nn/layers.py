@@ -29,6 +29,13 @@ def level_widths(channels: Sequence[int], num_res_blocks: int) -> list[int]:
     return widths
 
 
+def pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
+    """``x`` (..., h, w) padded at the bottom and right (edge values repeated) to sides that are multiples of
+    ``multiple`` (what a UNet halving its input ``log2(multiple)`` times needs); crop the output after."""
+    pad_h, pad_w = -x.shape[-2] % multiple, -x.shape[-1] % multiple
+    return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else x
+
+
 def group_norm(channels: int, max_groups: int = MAX_NORM_GROUPS) -> nn.GroupNorm:
     """GroupNorm with the largest group count <= ``max_groups`` that divides ``channels``."""
     groups = math.gcd(channels, max_groups)

@@ -196,6 +196,11 @@ def _cached_lpips(device: str) -> LPIPS:
     return LPIPS().to(device)
 
 
+def shared_lpips(device: torch.device | str) -> LPIPS:
+    """The LPIPS network of ``device``, built once per process (frozen: it keeps no gradients)."""
+    return _cached_lpips(str(device))
+
+
 @torch.no_grad()
 def lpips(x: Tensor, y: Tensor, normalize: bool = False) -> Tensor:
     """LPIPS (AlexNet, v0.1) per image, shape (B,); the network is built once per process and device.

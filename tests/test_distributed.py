@@ -7,9 +7,8 @@ import pytest
 import rasterio
 
 import satsr
-from satsr import distributed
 from satsr.cli import main
-from satsr.pipelines import upscale_file
+from satsr.pipelines import distributed, upscale_file
 
 JOB = {"tile_size": 32, "overlap": 8, "batch_size": 2}
 

@@ -139,8 +139,8 @@ def test_pixels_one_revisit_misses_are_seen_through_the_others(
 
 def test_small_inputs_run_as_one_window_of_their_own_size(tmp_path: Path, fusion_model_dir: Path) -> None:
     """A 24 px input was padded to the 128 px default tile (3x the time for 48 px inputs)."""
-    from satsr.fusion import fuse_files
     from satsr.models.registry import load
+    from satsr.pipelines import fuse_files
 
     upscaler = load(fusion_model_dir)
     fuse, sides = upscaler.fuse, []
@@ -172,7 +172,7 @@ def test_fuse_shows_progress_writes_a_quicklook_and_says_ctrl_c_leaves_nothing(
     def interrupt(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("satsr.fusion._fusion_fn", lambda *a, **k: interrupt)
+    monkeypatch.setattr("satsr.pipelines.revisits.fusion_tile_fn", lambda *a, **k: interrupt)
     again = tmp_path / "again.tif"
     assert main([*args[:-4], "--output", str(again), "--model", str(fusion_model_dir)]) == 130
     assert capsys.readouterr().err.strip().splitlines()[-1] == (

@@ -228,7 +228,7 @@ def test_a_lazy_dataarray_equals_the_eager_one_for_any_chunking(
 ) -> None:
     import xarray as xr
 
-    from satsr.dataarray import upscale_dataarray
+    from satsr.pipelines import upscale_dataarray
 
     height, width, scale, tile, overlap, batch = case
     values = np.random.default_rng(seed).uniform(0.0, 1.0, (3, height, width)).astype(np.float32)

@@ -11,15 +11,14 @@ from typing import TYPE_CHECKING, Any
 from satsr.defaults import VERSION as __version__
 
 if TYPE_CHECKING:
-    from satsr.dataarray import upscale_dataarray
     from satsr.models.registry import load
-    from satsr.pipelines import upscale_file
+    from satsr.pipelines import upscale_dataarray, upscale_file
 
 __all__ = ["__version__", "load", "upscale_dataarray", "upscale_file"]
 _LAZY = {
     "load": "satsr.models.registry",
     "upscale_file": "satsr.pipelines",
-    "upscale_dataarray": "satsr.dataarray",
+    "upscale_dataarray": "satsr.pipelines",
 }
 
 

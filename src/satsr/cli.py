@@ -1,4 +1,5 @@
-"""The ``satsr`` command: thin argument parsing over ``satsr.pipelines``.
+"""The ``satsr`` command: thin argument parsing over ``satsr.pipelines`` (and ``satsr.evaluation``,
+``satsr.training``).
 
 Only light modules are imported at the top: torch and the models load when a command runs, so
 ``satsr --help`` and ``satsr --version`` answer at once.
@@ -24,8 +25,6 @@ from satsr.defaults import (
     DEFAULT_TILE_SIZE,
     VERSION,
 )
-from satsr.io.grid import RasterError
-from satsr.io.safe import is_safe, output_name
 
 #: Exit status of a command that failed with a clear error.
 EXIT_ERROR = 2
@@ -78,68 +77,53 @@ def _models(_: argparse.Namespace) -> int:
 
 #: Exit status of a folder run with --keep-going in which some files failed (the others are done).
 EXIT_SOME_FAILED = 1
-#: Files a folder run takes.
-RASTER_SUFFIXES = (".tif", ".tiff", ".jp2", ".vrt")
-
-
-def _folder_inputs(args: argparse.Namespace) -> list[tuple[Path, Path, Path | None]]:
-    """(input, output, quick-look) per raster of a folder (--quicklook then names a folder for the PNGs),
-    or the one input."""
-    if not (args.input.is_dir() and not is_safe(args.input)):
-        return [(args.input, args.output, args.quicklook)]
-    files = sorted(p for p in args.input.iterdir() if p.suffix.lower() in RASTER_SUFFIXES or is_safe(p))
-    if not files:
-        raise RasterError(
-            f"{args.input}: no rasters (.tif, .tiff, .jp2, .vrt, .SAFE, .SAFE.zip) in this folder"
-        )
-    looks = args.quicklook
-    pngs = [looks / Path(output_name(f)).with_suffix(".png").name if looks else None for f in files]
-    return [(f, args.output / output_name(f), png) for f, png in zip(files, pngs, strict=True)]
 
 
 def _upscale(args: argparse.Namespace) -> int:
-    from satsr.io.stac import stac_path
     from satsr.models.registry import load, resolve_device, set_lr_consistency
-    from satsr.pipelines import upscale_file
+    from satsr.pipelines.files import is_folder, upscale_file, upscale_folder
 
-    inputs = _folder_inputs(args)
-    folder = args.input.is_dir() and not is_safe(args.input)
     upscaler = load(args.model, device=resolve_device(args.device))
     if args.no_lr_consistency:
         set_lr_consistency(upscaler, False)
-    failed: list[tuple[Path, str]] = []
-    for k, (src, dst, quicklook) in enumerate(inputs):
-        if folder and not args.overwrite and dst.exists() and stac_path(dst).exists():
-            print(f"satsr: {dst} exists (done before), skipped; --overwrite replaces it", file=sys.stderr)
-            continue  # so that the same command continues an interrupted folder run
-        try:
-            out = upscale_file(
-                src, dst, upscaler, args.scale, args.bands, args.tile_size, args.overlap,
-                overwrite=args.overwrite, progress=True, quicklook=quicklook,
-                processing_baseline=args.processing_baseline, samples=args.samples, steps=args.steps,
-                seed=args.seed, cog=args.cog, batch_size=args.batch_size, scheduler=args.scheduler,
-                workers=args.workers, mask_clouds=args.mask_clouds,
-            )  # fmt: skip
-        except (RasterError, ValueError) as err:
-            if not folder:
-                raise
-            print(f"satsr: error: {err}", file=sys.stderr)
+    options = {
+        "scale": args.scale, "bands": args.bands, "tile_size": args.tile_size, "overlap": args.overlap,
+        "overwrite": args.overwrite, "progress": True, "processing_baseline": args.processing_baseline,
+        "samples": args.samples, "steps": args.steps, "seed": args.seed, "cog": args.cog,
+        "batch_size": args.batch_size, "scheduler": args.scheduler, "workers": args.workers,
+        "mask_clouds": args.mask_clouds,
+    }  # fmt: skip
+    if not is_folder(args.input):
+        print(upscale_file(args.input, args.output, upscaler, quicklook=args.quicklook, **options))
+        return 0
+    results = upscale_folder(args.input, args.output, upscaler, args.quicklook, args.keep_going, **options)
+    failed: list[str] = []
+    total = 0
+    for k, result in enumerate(results):
+        total = result.total
+        if result.skipped:
+            print(
+                f"satsr: {result.output} exists (done before), skipped; --overwrite replaces it",
+                file=sys.stderr,
+            )
+        elif result.error is None:
+            print(result.output)
+        else:
+            print(f"satsr: error: {result.error}", file=sys.stderr)
             if not args.keep_going:
-                print(f"satsr: stopped at {src.name} ({k} of {len(inputs)} files done before it); "
+                print(f"satsr: stopped at {result.input.name} ({k} of {result.total} files done before it); "
                       "--keep-going goes on past files that fail", file=sys.stderr)  # fmt: skip
                 return EXIT_ERROR
-            failed.append((src, str(err)))
-            continue
-        print(out)
+            failed.append(result.input.name)
     if failed:
-        print(f"satsr: {len(failed)} of {len(inputs)} files failed: {', '.join(p.name for p, _ in failed)}",
-              file=sys.stderr)  # fmt: skip
+        print(f"satsr: {len(failed)} of {total} files failed: {', '.join(failed)}", file=sys.stderr)
         return EXIT_SOME_FAILED
     return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
     from satsr.evaluation.harness import evaluate, load_pairs, upscaler_method
+    from satsr.io.grid import RasterError
     from satsr.models.registry import load, resolve_device, set_lr_consistency
 
     upscalers = [load(name, device=resolve_device(args.device)) for name in args.model]
@@ -176,8 +160,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _fuse(args: argparse.Namespace) -> int:
-    from satsr.fusion import fuse_files
     from satsr.models.registry import load, resolve_device
+    from satsr.pipelines.revisits import fuse_files
 
     out = fuse_files(
         args.inputs, args.output, load(args.model, device=resolve_device(args.device)),
@@ -329,7 +313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _log_to_stderr()
     try:
         return int(args.func(args))
-    except (RasterError, ValueError, ConnectionError) as err:  # UnknownModelError is a ValueError
+    except (ValueError, ConnectionError) as err:  # RasterError and UnknownModelError are ValueErrors
         print(f"satsr: error: {err}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt as interrupt:  # one line, no traceback: what was kept, how to go on

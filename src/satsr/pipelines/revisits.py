@@ -3,10 +3,10 @@
 Inputs on other grids are reprojected (bilinear) onto the first input's grid. Dates come from
 ``dates``, else from raster tags (ACQUISITION_DATE, ...) or a date in the file name; the target date
 defaults to the latest input. Revisits whose clear share (not nodata, not cloud) is below
-``min_clear`` are dropped with a message; inside the others, masked pixels take the median of the
-revisits that see them, so clouds never reach the model. The scene is streamed window by window
-like ``satsr upscale``; each window's trajectories start from scene-wide noise fields, so tiles
-blend without seams.
+``min_clear`` are dropped with a message. The kept ones are a scene of N revisits for the one path of
+``satsr.pipelines.scene``: masked values take the median of the revisits that see them (the scene's
+band means where none does), so clouds never reach the model; each window's trajectories start from
+scene-wide noise fields, so tiles blend without seams.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
-from rasterio.windows import Window
 
 from satsr.defaults import (
     DEFAULT_FUSION_MODEL,
@@ -29,21 +28,21 @@ from satsr.defaults import (
     DEFAULT_OVERLAP,
     DEFAULT_SEED,
     DEFAULT_TILE_SIZE,
-    VERSION,
 )
 from satsr.diffusion.noise import mix_seed
 from satsr.io.dates import Acquired, acquisition_time
-from satsr.io.grid import Grid, RasterError, RasterMeta
-from satsr.io.masks import fill_masked
+from satsr.io.grid import Grid, RasterError
 from satsr.io.raster import RasterReader
-from satsr.io.stac import build_item, stac_path, write_item
-from satsr.io.stream import TileFn, upscale_stream
+from satsr.io.stream import TileFn
 from satsr.io.tiling import Tile, fit_tiling
-from satsr.io.writer import RasterWriter
 from satsr.models.registry import Upscaler, load
 from satsr.models.revisit_fusion import FusionConfig
-from satsr.pipelines import GDAL_CACHE_MB, check_output_name, open_for_model, write_quicklook
-from satsr.resume import Interrupted
+from satsr.pipelines.bands import open_for_model
+from satsr.pipelines.files import GDAL_CACHE_MB
+from satsr.pipelines.outputs import model_provenance, model_tags, stream_to_files, write_quicklook, write_stac
+from satsr.pipelines.request import check_output_name, refuse_existing
+from satsr.pipelines.resume import Interrupted
+from satsr.pipelines.scene import RasterScene
 
 log = logging.getLogger(__name__)
 
@@ -167,39 +166,29 @@ def _clear_revisits(
     return keep
 
 
-def _fusion_fn(upscaler: Upscaler, channels: int, dts: list[float], seed: int, steps: int) -> TileFn:
+def fusion_tile_fn(
+    upscaler: Upscaler, channels: int, dts: list[float], seed: int, config: FusionConfig
+) -> TileFn:
     """The model over a batch of stacked revisit windows ``(B, N * C, h, w)``: one fused image each."""
-    config = FusionConfig(steps=steps)
 
     def run(batch: np.ndarray, tiles: Sequence[Tile]) -> np.ndarray:
-        return np.stack([
-            upscaler.fuse(item.reshape(len(dts), channels, *item.shape[-2:]), dts, mix_seed(seed, 0), config,
-                          (tile.row, tile.col))
-            for item, tile in zip(batch, tiles, strict=True)
-        ])  # fmt: skip
+        fused = []
+        for item, tile in zip(batch, tiles, strict=True):
+            revisits = item.reshape(len(dts), channels, *item.shape[-2:])
+            fused.append(upscaler.fuse(revisits, dts, mix_seed(seed, 0), config, (tile.row, tile.col)))
+        return np.stack(fused)
 
     return run
 
 
 def fuse_files(
-    inputs: Sequence[str | Path],
-    output: str | Path,
-    model: str | Path | Upscaler = DEFAULT_FUSION_MODEL,
-    dates: Sequence[str] | None = None,
-    target_date: str | None = None,
-    bands: Sequence[str | int] | None = None,
-    steps: int = DEFAULT_FUSION_STEPS,
-    seed: int = DEFAULT_SEED,
-    tile_size: int = DEFAULT_TILE_SIZE,
-    overlap: int = DEFAULT_OVERLAP,
-    min_clear: float = DEFAULT_MIN_CLEAR,
-    mask_clouds: bool = False,
-    overwrite: bool = False,
-    cog: bool = False,
-    progress: bool = False,
-    device: str = "cpu",
-    quicklook: str | Path | None = None,
-) -> Path:
+    inputs: Sequence[str | Path], output: str | Path, model: str | Path | Upscaler = DEFAULT_FUSION_MODEL,
+    dates: Sequence[str] | None = None, target_date: str | None = None,
+    bands: Sequence[str | int] | None = None, steps: int = DEFAULT_FUSION_STEPS, seed: int = DEFAULT_SEED,
+    tile_size: int = DEFAULT_TILE_SIZE, overlap: int = DEFAULT_OVERLAP, min_clear: float = DEFAULT_MIN_CLEAR,
+    mask_clouds: bool = False, overwrite: bool = False, cog: bool = False, progress: bool = False,
+    device: str = "cpu", quicklook: str | Path | None = None,
+) -> Path:  # fmt: skip
     """Fuse revisits into one image on the first input's grid refined by the model's scale.
 
     An input smaller than ``tile_size`` runs as one window of its own size (``fit_tiling``);
@@ -207,7 +196,6 @@ def fuse_files(
     (a fusion does not resume) and says so.
     """
     upscaler = model if isinstance(model, Upscaler) else load(model, device=device)
-    network = upscaler.network
     if not upscaler.can_fuse:
         raise ValueError(f"model {upscaler.name} cannot fuse revisits (use a latent diffusion model)")
     paths = [Path(p) for p in inputs]
@@ -215,80 +203,98 @@ def fuse_files(
         raise ValueError("no input rasters")
     if dates is not None and len(dates) != len(paths):
         raise ValueError(f"{len(paths)} inputs but {len(dates)} dates")
-    if steps < 1:
-        raise ValueError(f"--steps must be >= 1, got {steps}")
+    run = _FusionRun(
+        upscaler, FusionConfig(steps=steps), seed, (tile_size, overlap), overwrite, cog, progress
+    )
     output = check_output_name(output)
-    for path in (output, stac_path(output)):
-        if path.exists() and not overwrite:
-            raise RasterError(f"{path}: output exists (pass --overwrite to replace it)")
-    denoiser = getattr(getattr(network, "precond", None), "net", None)
-    time_aware = getattr(denoiser, "dt_embed", None) is not None
+    refuse_existing([output], overwrite)
+    time_aware = bool(getattr(upscaler.network, "time_conditioned", False))
     try:
         with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), ExitStack() as stack:
             readers = _open_revisits(stack, paths, bands, upscaler, mask_clouds)
             timing = _timing(paths, readers, dates, target_date, upscaler, time_aware)
             keep = _clear_revisits(paths, readers, timing.dt_days, min_clear)
             fused_time = target_time(timing.target, bool(target_date), paths, timing.when, timing.acquired)
-            _fuse_and_write(
-                output, readers[0].meta, keep, upscaler, fused_time, timing.target, paths, steps, seed,
-                tile_size, overlap, overwrite, cog, progress, quicklook,
-            )  # fmt: skip
+            stack_ = _Kept(paths, keep, fused_time, timing.target)
+            run.stream(output, stack_)
+            if quicklook is not None:
+                write_quicklook(stack_.readers[0], output, upscaler, quicklook)
+            run.describe(output, stack_, quicklook)
+    except Interrupted:
+        raise
     except KeyboardInterrupt:
-        raise Interrupted(f"interrupted: {output} was not written (a fusion does not resume)") from None
+        raise Interrupted(f"interrupted: {output} was not written{NOT_RESUMED}") from None
     return output
 
 
-def _fuse_and_write(
-    output: Path, meta: RasterMeta, keep: list[tuple[Path, RasterReader, float]], upscaler: Upscaler,
-    fused_time: Acquired | None, target: datetime.date | None, paths: list[Path], steps: int, seed: int,
-    tile_size: int, overlap: int, overwrite: bool, cog: bool, progress: bool, quicklook: str | Path | None,
-) -> None:  # fmt: skip
-    """Stream the fusion of the kept revisits into ``output``, then its STAC Item and quick-look."""
-    kept_paths, kept_readers, kept_dts = (
-        [p for p, *_ in keep],
-        [r for _, r, _ in keep],
-        [dt for *_, dt in keep],
-    )
-    channels, s = len(upscaler.bands), upscaler.scale
+#: What Ctrl-C of a fusion adds to its message.
+NOT_RESUMED = " (a fusion does not resume)"
 
-    def read(tile: Tile) -> np.ndarray:
-        window = Window(tile.col, tile.row, tile.width, tile.height)
-        stack_ = [r.read(window) for r in kept_readers]
-        values = np.stack([v for v, _ in stack_]).astype(np.float32)  # (N, C, h, w)
-        valid = np.stack([m for _, m in stack_])  # (N, h, w)
-        return fill_masked(values, valid).reshape(-1, tile.height, tile.width)
 
-    tags = {
-        "SATSR_MODEL": upscaler.name, "SATSR_VERSION": VERSION, "SATSR_SEED": str(seed),
-        "SATSR_STEPS": str(steps), "SATSR_INPUTS": ",".join(p.name for p in paths),
-        "SATSR_DT_DAYS": ",".join(f"{dt:g}" for dt in kept_dts),
-        "SATSR_TARGET_DATE": target.isoformat() if target else "unknown",
-        **(fused_time.tags() if fused_time is not None else {}),
-    }  # fmt: skip
-    tile_size, overlap = fit_tiling(tile_size, overlap, meta.height, meta.width)
-    with RasterWriter(output, meta, s, meta.height * s, meta.width * s, tags, overwrite, cog) as writer:
+@dataclass(frozen=True)
+class _Kept:
+    """The revisits a fusion keeps (path, reader, dt_days each), of all ``inputs``, and the target."""
 
-        def write(row: int, col: int, block: np.ndarray) -> None:
-            _, h, w = block.shape
-            window = Window(col // s, row // s, -(-w // s), -(-h // s))
-            valid = np.any([r.read_valid(window) for r in kept_readers], axis=0)
-            valid = np.repeat(np.repeat(valid, s, axis=0), s, axis=1)[:h, :w]
-            writer.write(row, col, block, valid)
+    inputs: list[Path]
+    keep: list[tuple[Path, RasterReader, float]]
+    fused_time: Acquired | None  # the output's acquisition time (its STAC datetime)
+    target: datetime.date | None
 
-        upscale_stream(
-            read, write, meta.height, meta.width,
-            _fusion_fn(upscaler, channels, kept_dts, seed, steps), s, tile_size, overlap,
-            out_channels=channels, batch_size=1, progress=progress,
+    @property
+    def paths(self) -> list[Path]:
+        return [p for p, _, _ in self.keep]
+
+    @property
+    def readers(self) -> list[RasterReader]:
+        return [r for _, r, _ in self.keep]
+
+    @property
+    def dt_days(self) -> list[float]:
+        return [dt for _, _, dt in self.keep]
+
+    @property
+    def target_date(self) -> str:
+        return self.target.isoformat() if self.target else "unknown"
+
+
+@dataclass(frozen=True)
+class _FusionRun:
+    """The options of one ``fuse_files`` call, and its two steps: stream, then describe the output."""
+
+    upscaler: Upscaler
+    config: FusionConfig
+    seed: int
+    tiling: tuple[int, int]  # tile size, overlap
+    overwrite: bool
+    cog: bool
+    progress: bool
+
+    def tags(self, kept: _Kept) -> dict[str, str]:
+        return {
+            **model_tags(self.upscaler, self.seed, self.config.steps),
+            "SATSR_INPUTS": ",".join(p.name for p in kept.inputs),
+            "SATSR_DT_DAYS": ",".join(f"{dt:g}" for dt in kept.dt_days),
+            "SATSR_TARGET_DATE": kept.target_date,
+            **(kept.fused_time.tags() if kept.fused_time is not None else {}),
+        }  # fmt: skip
+
+    def stream(self, output: Path, kept: _Kept) -> None:
+        meta, channels = kept.readers[0].meta, len(self.upscaler.bands)
+        tiling = fit_tiling(*self.tiling, meta.height, meta.width)
+        tile_fn = fusion_tile_fn(self.upscaler, channels, kept.dt_days, self.seed, self.config)
+        stream_to_files(
+            RasterScene(kept.readers), meta, [output], self.tags(kept), self.upscaler.scale, tile_fn, tiling,
+            1, self.overwrite, self.cog, not_resumed=NOT_RESUMED, batch_size=1, progress=self.progress,
         )  # fmt: skip
-    assets = {"data": (output, f"{upscaler.name} fusion of {len(kept_readers)} revisits x{s}", ["data"])}
-    if quicklook is not None:
-        write_quicklook(kept_readers[0], output, upscaler, quicklook)
-        assets["overview"] = (Path(quicklook), "first input | fused output", ["overview"])
-    provenance = {
-        "version": VERSION, "model": upscaler.name, "weights_sha256": upscaler.weights_sha256,
-        "scale": s, "seed": seed, "steps": steps, "revisits": len(kept_readers),
-        "dt_days": kept_dts, "target_date": tags["SATSR_TARGET_DATE"],
-        "dropped_inputs": [str(p.resolve()) for p in paths if p not in kept_paths] or None,
-    }  # fmt: skip
-    item = build_item(output, meta.refined(s), kept_paths, fused_time, provenance, assets)
-    write_item(stac_path(output), item)
+
+    def describe(self, output: Path, kept: _Kept, quicklook: str | Path | None) -> None:
+        """The STAC Item beside the output."""
+        s = self.upscaler.scale
+        provenance = {
+            **model_provenance(self.upscaler, s, self.seed), "steps": self.config.steps,
+            "revisits": len(kept.keep), "dt_days": kept.dt_days, "target_date": kept.target_date,
+            "dropped_inputs": [str(p.resolve()) for p in kept.inputs if p not in kept.paths] or None,
+        }  # fmt: skip
+        title = f"{self.upscaler.name} fusion of {len(kept.keep)} revisits x{s}"
+        write_stac(output, kept.readers[0].meta.refined(s), kept.paths, kept.fused_time, provenance,
+                   {"data": (output, title, ["data"])}, quicklook, "first input | fused output")  # fmt: skip

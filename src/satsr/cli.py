@@ -180,13 +180,8 @@ def _train(args: argparse.Namespace) -> int:
     return train_main(args.lightning_args)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="satsr", description="Super-resolution of satellite imagery", formatter_class=_HelpFormatter
-    )
-    parser.add_argument("--version", action="version", version=f"satsr {VERSION}")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("models", help="list bundled models").set_defaults(func=_models)
+def _add_upscale(sub: argparse._SubParsersAction) -> None:
+    """``satsr upscale``: a raster or a folder of rasters."""
     up = sub.add_parser(
         "upscale", help="super-resolve a raster or a folder of rasters", formatter_class=_HelpFormatter
     )
@@ -234,6 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     up.set_defaults(func=_upscale)
 
+
+def _add_fuse(sub: argparse._SubParsersAction) -> None:
+    """``satsr fuse``: revisits of one place into one image."""
     fu = sub.add_parser(
         "fuse", help="fuse several revisits of one place into one super-resolved image",
         formatter_class=_HelpFormatter,
@@ -261,6 +259,10 @@ def build_parser() -> argparse.ArgumentParser:
     fu.add_argument("--cog", action="store_true", help="write a Cloud-Optimized GeoTIFF (with overviews)")
     fu.add_argument("--quicklook", type=Path, default=None, help="also write a first input | output RGB PNG")
     fu.set_defaults(func=_fuse)
+
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    """``satsr evaluate``: models against bicubic."""
     ev = sub.add_parser(
         "evaluate",
         help="score models against bicubic on HR images or LR/HR pairs",
@@ -297,6 +299,17 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     ev.set_defaults(func=_evaluate)
 
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="satsr", description="Super-resolution of satellite imagery", formatter_class=_HelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"satsr {VERSION}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("models", help="list bundled models").set_defaults(func=_models)
+    _add_upscale(sub)
+    _add_fuse(sub)
+    _add_evaluate(sub)
     tr = sub.add_parser(
         "train", add_help=False, help="LightningCLI: satsr train fit --config configs/NAME.yaml (see --help)"
     )

@@ -1,7 +1,8 @@
 """Writing SR outputs: georeferenced GeoTIFF/COG on the input's bounds, block by block, atomic and resumable.
 
 Values go back to the input's dtype and DN convention; masked values are written as the output's
-nodata value, band by band, and no valid value ever equals it (``_off_nodata``).
+nodata value, band by band, and no valid value ever equals it (``_off_nodata``). The file receives whole
+internal blocks, so each is compressed once (``BlockAssembler``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,57 @@ def resumable_temp_path(path: str | Path) -> Path:
     """The temporary file of a resumable output: ``.NAME.part`` beside it."""
     path = Path(path)
     return path.with_name(f".{path.name}.part")
+
+
+#: Side of the output's internal (compressed) blocks, pixels.
+BLOCK_SIDE = 256
+
+
+class BlockAssembler:
+    """Output blocks being filled, in the output's dtype, so that each goes to the file whole, once.
+
+    GDAL compresses a tiled GeoTIFF block by block; a block written in pieces is compressed (and read
+    back and decompressed) again for every piece that lands after it left GDAL's cache, which doubled
+    the compression work and the file size. Pieces are copied here, and a block leaves when its
+    ``count`` of written pixels reaches its area (every pixel is written once).
+    """
+
+    def __init__(
+        self, bands: int, height: int, width: int, dtype: np.dtype, fill: float, side: int = BLOCK_SIDE
+    ) -> None:
+        self.bands, self.height, self.width, self.dtype, self.side = bands, height, width, dtype, side
+        self.fill = np.array(fill).astype(dtype)  # what a pixel never written reads as (GDAL: nodata)
+        self.counts = np.zeros((-(-height // side), -(-width // side)), np.int64)
+        self.pending: dict[tuple[int, int], np.ndarray] = {}
+
+    def window(self, bi: int, bj: int) -> Window:
+        top, left = bi * self.side, bj * self.side
+        return Window(left, top, min(self.side, self.width - left), min(self.side, self.height - top))
+
+    def put(self, row: int, col: int, data: np.ndarray) -> list[tuple[Window, np.ndarray]]:
+        """Copy ``data`` ``(C, h, w)`` at ``(row, col)`` into its blocks; return the blocks it completes."""
+        _, h, w = data.shape
+        done, side = [], self.side
+        for bi in range(row // side, (row + h - 1) // side + 1):
+            y0, y1 = max(row, bi * side), min(row + h, (bi + 1) * side)
+            for bj in range(col // side, (col + w - 1) // side + 1):
+                x0, x1 = max(col, bj * side), min(col + w, (bj + 1) * side)
+                window = self.window(bi, bj)
+                block = self.pending.get((bi, bj))
+                if block is None:
+                    shape = (self.bands, window.height, window.width)
+                    block = self.pending[(bi, bj)] = np.full(shape, self.fill, self.dtype)
+                block[:, y0 - bi * side : y1 - bi * side, x0 - bj * side : x1 - bj * side] = data[
+                    :, y0 - row : y1 - row, x0 - col : x1 - col
+                ]
+                self.counts[bi, bj] += (y1 - y0) * (x1 - x0)
+                if self.counts[bi, bj] >= window.height * window.width:
+                    done.append((window, self.pending.pop((bi, bj))))
+        return done
+
+    def partial(self) -> list[tuple[Window, np.ndarray]]:
+        """The blocks still being filled (they stay here, to leave whole once complete)."""
+        return [(self.window(bi, bj), block) for (bi, bj), block in self.pending.items()]
 
 
 def output_nodata(meta: RasterMeta) -> float:
@@ -73,8 +125,8 @@ class RasterWriter:
             "transform": meta.transform @ Affine.scale(meta.width / width, meta.height / height),
             "nodata": self.nodata,
             "tiled": True,
-            "blockxsize": 256,
-            "blockysize": 256,
+            "blockxsize": BLOCK_SIDE,
+            "blockysize": BLOCK_SIDE,
             "compress": "deflate",
             "predictor": 3 if np.issubdtype(meta.dtype, np.floating) else 2,
             "BIGTIFF": "IF_SAFER",
@@ -100,6 +152,7 @@ class RasterWriter:
             self.tmp.unlink(missing_ok=True)
             raise
         os.chmod(self.tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file a normal file's mode
+        self.blocks = BlockAssembler(len(meta.band_names), height, width, meta.dtype, self.nodata)
 
     def __enter__(self) -> RasterWriter:
         return self
@@ -107,20 +160,38 @@ class RasterWriter:
     def write(self, row: int, col: int, reflectance: np.ndarray, valid: np.ndarray) -> None:
         """Write a block ``(C, h, w)`` of reflectance at ``(row, col)`` with its validity: ``(h, w)`` for
         whole pixels or ``(C, h, w)`` per band. Invalid values become nodata; a valid value that would
-        read back as nodata is moved next to it (``_off_nodata``: one DN, or a tiny relative step)."""
+        read back as nodata is moved next to it (``_off_nodata``: one DN, or a tiny relative step).
+        Each pixel is written once; the file receives whole internal blocks (``BlockAssembler``)."""
         data = self.meta.scaling.to_dn(reflectance, self.meta.dtype)
         valid = np.broadcast_to(valid if valid.ndim == data.ndim else valid[None], data.shape)
         nodata = np.array(self.nodata).astype(self.meta.dtype)
         if not np.isnan(nodata):
             _off_nodata(data, valid, nodata)
         data[~valid] = nodata
-        _, h, w = data.shape
-        self.dst.write(data, window=Window(col, row, w, h))
+        for window, block in self.blocks.put(row, col, data):
+            self.dst.write(block, window=window)
 
     def flush(self) -> None:
-        """Put every block written so far on disk (close and reopen), e.g. before recording progress."""
+        """Put every pixel written so far on disk (the blocks still being filled too, close and reopen),
+        e.g. before recording progress; ``block_counts`` then says how much of each block that is."""
+        for window, block in self.blocks.partial():
+            self.dst.write(block, window=window)
         self.dst.close()
         self.dst = rasterio.open(self.tmp, "r+")
+
+    def block_counts(self) -> np.ndarray:
+        """Pixels written so far in each internal block ``(block rows, block columns)``, for a rerun."""
+        return self.blocks.counts.copy()
+
+    def resume_blocks(self, counts: np.ndarray) -> None:
+        """Continue a job whose ``block_counts`` (at its last ``flush``) were ``counts``: blocks begun then
+        are read back from the file, to be completed."""
+        self.blocks.counts = counts.astype(np.int64)
+        area = np.array([[self.blocks.window(i, j).height * self.blocks.window(i, j).width
+                          for j in range(counts.shape[1])] for i in range(counts.shape[0])])  # fmt: skip
+        for bi, bj in zip(*np.nonzero((counts > 0) & (counts < area)), strict=True):
+            window = self.blocks.window(int(bi), int(bj))
+            self.blocks.pending[(int(bi), int(bj))] = self.dst.read(window=window)
 
     def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         if exc_type is not None and issubclass(exc_type, KeyboardInterrupt) and self.resumable:  # for a rerun
@@ -128,6 +199,8 @@ class RasterWriter:
             return
         try:
             if exc_type is None:
+                for window, block in self.blocks.partial():  # pixels never written stay as they are
+                    self.dst.write(block, window=window)
                 for i, name in enumerate(self.meta.band_names, start=1):
                     self.dst.set_band_description(i, name)
                 self.dst.update_tags(**self.tags)

@@ -36,8 +36,8 @@ from satsr.pipelines.request import check_output_name, check_sampling, output_sc
 from satsr.pipelines.resume import JobState
 from satsr.pipelines.scene import RasterScene
 
-#: GDAL's block cache while streaming, MB. It holds the output blocks still being filled (one
-#: row of 256-px blocks across the scene) so each compressed block is written once.
+#: GDAL's block cache while streaming, MB: input blocks that overlapping windows share, and output blocks
+#: until GDAL writes them (the blocks still being filled wait whole in ``satsr.io.writer.BlockAssembler``).
 GDAL_CACHE_MB = 512
 #: Files a folder run takes (besides ``.SAFE`` products).
 FOLDER_SUFFIXES = (".tif", ".tiff", ".jp2", ".vrt")

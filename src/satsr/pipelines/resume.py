@@ -15,6 +15,9 @@ from satsr.io.writer import RasterWriter, resumable_temp_path
 
 log = logging.getLogger(__name__)
 
+#: Version of the progress file: 2 records how much of each output block is on disk (``RasterWriter``).
+STATE_FORMAT = 2
+
 
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C stopped a job; the message says what was kept and whether the same command resumes it."""
@@ -49,7 +52,7 @@ class JobState:
         if self.path.exists():
             try:
                 with np.load(self.path) as state:
-                    same = str(state["fingerprint"]) == fingerprint
+                    same = str(state["fingerprint"]) == fingerprint and int(state["format"]) == STATE_FORMAT
             except (OSError, ValueError, KeyError):
                 same = False
             self.resuming = same and all(resumable_temp_path(p).exists() for p in outputs)
@@ -67,6 +70,8 @@ class JobState:
         try:
             with np.load(self.path) as state:
                 before = json.loads(str(state["fingerprint"]))
+                if "format" not in state.files or int(state["format"]) != STATE_FORMAT:
+                    return "the interrupted run's progress file is from another satsr version"
         except (OSError, ValueError, KeyError):
             return "the interrupted run's progress file is unreadable"
         changes = _differences(before, json.loads(self.fingerprint))
@@ -95,6 +100,8 @@ class JobState:
                 for key in state.files
                 if key.startswith("c_")
             }
+            for k, writer in enumerate(self.writers):
+                writer.resume_blocks(state[f"blocks_{k}"])
             return int(state["next_row"]), pending  # type: ignore[return-value]
 
     def save(self, next_row: int, rows: int, pending: Pending) -> None:
@@ -102,8 +109,15 @@ class JobState:
             writer.flush()
         tmp = self.path.with_name(self.path.name + ".part")
         with open(tmp, "wb") as f:
-            arrays = {f"c_{a}_{b}": v for (a, b), v in pending.items()}
-            np.savez(f, next_row=next_row, rows=rows, fingerprint=self.fingerprint, **arrays)  # type: ignore[arg-type]
+            arrays: dict[str, Any] = {f"c_{a}_{b}": v for (a, b), v in pending.items()}
+            arrays |= {f"blocks_{k}": writer.block_counts() for k, writer in enumerate(self.writers)}
+            arrays |= {
+                "next_row": next_row,
+                "rows": rows,
+                "fingerprint": self.fingerprint,
+                "format": STATE_FORMAT,
+            }
+            np.savez(f, **arrays)
         os.replace(tmp, self.path)
 
     def discard(self) -> None:

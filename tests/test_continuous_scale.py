@@ -17,14 +17,14 @@ from satsr.cli import main
 from satsr.io.grid import RasterError
 from satsr.models.continuous import ContinuousSR
 from satsr.pipelines import upscale_file
+from tests.conftest import tiny_continuous as tiny
 from tests.conftest import write_geotiff
-from tests.models.test_continuous import tiny
 
 RGB = ["red", "green", "blue"]
 
 
 def save_continuous(model: ContinuousSR, folder: Path, prior: bool) -> Path:
-    from tests.models.test_continuous import TINY
+    from tests.conftest import TINY_CONTINUOUS as TINY
 
     folder.mkdir()
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, folder / "model.safetensors")

@@ -11,10 +11,17 @@ import xarray as xr
 
 import satsr
 from satsr.io.raster import read_raster
-from tests.conftest import write_geotiff
-from tests.io.test_nodata import NEON, RGB, NearestRGB
-from tests.io.test_nodata import nearest as nearest_rgb
-from tests.test_pipelines import SCALE, NoisyReplicate, Replicate, nearest
+from tests.conftest import (
+    NEON,
+    RGB,
+    SCALE,
+    NearestRGB,
+    NoisyReplicate,
+    Replicate,
+    nearest,
+    nearest_rgb,
+    write_geotiff,
+)
 
 
 def open_lazy(path: Path) -> xr.DataArray:

@@ -9,47 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-from rasterio.crs import CRS
-from rasterio.transform import from_origin
 
 from satsr.cli import main
-from satsr.io.bands import S2_RGBN
 from satsr.io.stac import stac_path
-from tests.models.test_ldm import TINY, save_ldm, time_conditioned_ldm
-
-
-@pytest.fixture
-def fusion_model_dir(tmp_path: Path) -> Path:
-    unet = {**TINY["unet"], "time_conditioning": True}  # type: ignore[dict-item]
-    return save_ldm(time_conditioned_ldm(), tmp_path / "tiny-fusion", unet=unet)
-
-
-def write(path: Path, dn: np.ndarray, pixel: float = 10.0, nodata: float | None = 0) -> Path:
-    _, h, w = dn.shape
-    with rasterio.open(
-        path, "w", driver="GTiff", height=h, width=w, count=4, dtype="uint16", nodata=nodata,
-        crs=CRS.from_epsg(32633), transform=from_origin(399960.0, 5800020.0, pixel, pixel),
-    ) as dst:  # fmt: skip
-        dst.write(dn)
-        dst.descriptions = S2_RGBN
-    return path
-
-
-def scene(seed: int, side: int = 24) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:side, 0:side]
-    base = 1200 + 300 * np.sin(xx / 4) * np.cos(yy / 5)
-    return (base[None] + 100 * np.arange(4)[:, None, None] + rng.integers(0, 30, (4, side, side))).astype(
-        np.uint16
-    )
-
-
-def revisits(tmp_path: Path) -> list[Path]:
-    return [
-        write(tmp_path / "S2_20220301.tif", scene(0)),
-        write(tmp_path / "S2_20220308.tif", scene(1, 12), pixel=20.0),  # another grid: reprojected
-        write(tmp_path / "S2_20220315.tif", scene(2)),
-    ]
+from tests.conftest import revisit_dn as scene
+from tests.conftest import revisits
+from tests.conftest import write_revisit as write
 
 
 def test_fuse_reprojects_dates_and_writes_one_image_on_the_first_grid(

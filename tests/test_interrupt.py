@@ -10,7 +10,7 @@ import pytest
 import rasterio
 
 from satsr.cli import EXIT_INTERRUPTED, main
-from tests.test_pipelines import DiesAt, NoisyReplicate
+from tests.conftest import DiesAt, NoisyReplicate
 
 JOB = ["--tile-size", "32", "--overlap", "8", "--batch-size", "2"]
 

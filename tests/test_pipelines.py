@@ -2,14 +2,11 @@
 
 import json
 import multiprocessing
-import os
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
-import torch
 from rasterio.warp import transform_bounds
 
 import satsr
@@ -17,57 +14,8 @@ from satsr.cli import main
 from satsr.io.bands import S2_RGBN
 from satsr.io.grid import RasterError
 from satsr.io.stac import stac_path
-from satsr.models.registry import Upscaler
 from satsr.pipelines import uncertainty_path, upscale_file
-
-SCALE = 4
-
-
-def nearest(lr: np.ndarray) -> np.ndarray:
-    return np.repeat(np.repeat(np.asarray(lr, dtype=np.float32), SCALE, axis=-2), SCALE, axis=-1)
-
-
-class Replicate(Upscaler):
-    """Pixel replication: an identity-like model whose exact output is known."""
-
-    def __init__(self) -> None:
-        super().__init__("replicate-x4", torch.nn.Identity(), SCALE, S2_RGBN, "test model")
-
-    def __call__(
-        self,
-        lr: np.ndarray | torch.Tensor,
-        seeds: Sequence[int] | None = None,
-        steps: int | None = None,
-        origins: Sequence[tuple[int, int]] | None = None,
-    ) -> np.ndarray:
-        return nearest(np.asarray(lr))
-
-
-class NoisyReplicate(Replicate):
-    """A stand-in sampling model: replication plus noise drawn from each item's own seed."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.stochastic, self.default_steps = True, 7
-        self.calls: list[tuple[int, int | None]] = []
-
-    def __call__(
-        self,
-        lr: np.ndarray | torch.Tensor,
-        seeds: Sequence[int] | None = None,
-        steps: int | None = None,
-        origins: Sequence[tuple[int, int]] | None = None,
-    ) -> np.ndarray:
-        assert seeds is not None and origins is not None and len(seeds) == len(origins) == len(lr)
-        self.calls.append((len(lr), steps))
-        up = nearest(np.asarray(lr))
-        noise = np.stack(
-            [
-                np.random.default_rng((s, *o)).normal(size=up.shape[1:])
-                for s, o in zip(seeds, origins, strict=True)
-            ]
-        )
-        return up + 0.01 * noise.astype(np.float32)
+from tests.conftest import DiesAt, NoisyReplicate, Replicate, nearest
 
 
 def read(path: Path) -> np.ndarray:
@@ -194,21 +142,6 @@ def test_existing_stac_item_is_refused_before_any_work(smooth_tif: Path, tmp_pat
     with pytest.raises(RasterError, match=r"o\.json: output exists"):
         upscale_file(smooth_tif, tmp_path / "o.tif", Replicate())
     assert not (tmp_path / "o.tif").exists()
-
-
-class DiesAt(NoisyReplicate):
-    """Kills its process (no cleanup at all, like SIGKILL) or raises at the ``at``-th call."""
-
-    def __init__(self, at: int, how: str = "exit") -> None:
-        super().__init__()
-        self.at, self.how = at, how
-
-    def __call__(self, lr, seeds=None, steps=None, origins=None):  # type: ignore[no-untyped-def]
-        if len(self.calls) + 1 == self.at:
-            if self.how == "exit":
-                os._exit(3)
-            raise KeyboardInterrupt
-        return super().__call__(lr, seeds, steps, origins)
 
 
 JOB = {"samples": 2, "tile_size": 32, "overlap": 8, "batch_size": 2}

@@ -11,9 +11,7 @@ from PIL import Image
 from satsr.evaluation.report import LABEL_BAND_PX
 from satsr.io.bands import rgb_channels
 from satsr.pipelines import upscale_file
-from tests.conftest import write_geotiff
-from tests.io.test_nodata import RGB, NearestRGB
-from tests.test_pipelines import Replicate
+from tests.conftest import RGB, NearestRGB, Replicate, write_geotiff
 
 
 def red_field(channels: int, red: int) -> np.ndarray:

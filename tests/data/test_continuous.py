@@ -4,25 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
+from tests.conftest import pictures
 
 from satsr.data.continuous import ContinuousAerialPatches, ContinuousDataModule, ScaleBatchSampler
 from satsr.data.degradation import bicubic_degrade
-
-
-def pictures(root: Path, sides: tuple[int, ...] = (40, 40, 40, 72, 72, 72, 96, 96, 96, 96)) -> Path:
-    """``root/aerial/set/class/*.jpg`` of the given sides (``aerial_rgb_images`` splits them 70/15/15)."""
-    folder = root / "aerial" / "set" / "class"
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for i, side in enumerate(sides):
-        yy, xx = np.mgrid[0:side, 0:side]
-        rgb = np.stack([120 + 90 * np.sin(xx / 5 + i + c) * np.cos(yy / 7) for c in range(3)], axis=-1)
-        Image.fromarray((rgb + rng.integers(0, 10, rgb.shape)).astype(np.uint8)).save(folder / f"{i:02d}.jpg")
-    return root
 
 
 def module(root: Path, **kwargs: object) -> ContinuousDataModule:

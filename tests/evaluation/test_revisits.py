@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tests.conftest import time_conditioned_ldm
 from tests.evaluation.conftest import natural_scene
-from tests.models.test_ldm import time_conditioned_ldm
 
 from satsr.data.revisits import RevisitSimulator
 from satsr.data.sources import Scene

@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 import rasterio
 import rioxarray
-from tests.conftest import write_geotiff
-from tests.test_pipelines import Replicate, nearest
+from tests.conftest import Replicate, nearest, write_geotiff
 
 import satsr
 from satsr.cli import main

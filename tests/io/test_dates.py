@@ -8,11 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-from tests.conftest import write_geotiff
+from tests.conftest import Replicate, revisits, write_geotiff
 from tests.io.test_safe import make_safe
 from tests.io.test_stac_input import make_item
-from tests.test_fuse import fusion_model_dir, revisits  # noqa: F401  (a fixture)
-from tests.test_pipelines import Replicate
 
 from satsr.cli import main
 from satsr.io.dates import acquisition_time, date_in_name
@@ -74,7 +72,7 @@ def test_product_and_item_metadata_are_named_as_the_source(tmp_path: Path) -> No
 
 def test_fuse_dates_its_item_by_the_target_and_derives_it_from_every_input(
     tmp_path: Path,
-    fusion_model_dir: Path,  # noqa: F811
+    fusion_model_dir: Path,
 ) -> None:
     paths = revisits(tmp_path)
     out = tmp_path / "fused.tif"

@@ -8,31 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-import torch
-from tests.conftest import write_geotiff
+from tests.conftest import NEON, RGB, NearestRGB, write_geotiff
+from tests.conftest import RGB_SCALE as SCALE
+from tests.conftest import nearest_rgb as nearest
 
 from satsr.io.raster import RasterReader, read_raster
 from satsr.io.writer import write_raster
-from satsr.models.registry import Upscaler
 from satsr.pipelines import upscale_file
-
-SCALE = 2
-RGB = ("red", "green", "blue")
-NEON = Path(__file__).resolve().parents[3] / "shared" / "data" / "aerial" / "neon" / "OSBS_029.tif"
-
-
-class NearestRGB(Upscaler):
-    """Pixel replication x2 of three bands: every output pixel is known."""
-
-    def __init__(self) -> None:
-        super().__init__("nearest-rgb", torch.nn.Identity(), SCALE, RGB, "test model")
-
-    def __call__(self, lr, seeds=None, steps=None, origins=None):  # type: ignore[no-untyped-def]
-        return np.repeat(np.repeat(np.asarray(lr), SCALE, axis=-2), SCALE, axis=-1)
-
-
-def nearest(a: np.ndarray) -> np.ndarray:
-    return np.repeat(np.repeat(a, SCALE, axis=-2), SCALE, axis=-1)
 
 
 @pytest.fixture

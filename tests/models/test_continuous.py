@@ -9,27 +9,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
+from tests.conftest import TINY_CONTINUOUS as TINY
+from tests.conftest import tiny_continuous as tiny
 
 from satsr.diffusion.unrolled import eps_from_x0, linear_betas, q_sample, reverse_step, unrolled_reverse
 from satsr.models import implicit
 from satsr.models.continuous import ContinuousSR, ScaleCoefficients
 from satsr.models.implicit import ContinuousUpsampler, output_size, regular_grid
 
-TINY = {
-    "channels": 8, "num_units": 4, "blocks_per_unit": 1, "pyramid_channels": 4, "mlp_hidden": 8,
-    "mlp_layers": 2, "encoder_channels": [4, 4, 8, 8], "denoiser_channels": [8, 8],
-}  # fmt: skip
 SCALES = [1.0, 2.6, 3.4, 8.0]
-
-
-def tiny(prior: bool = True, seed: int = 0, **kwargs: object) -> ContinuousSR:
-    torch.manual_seed(seed)
-    model = ContinuousSR(**{**TINY, "prior": prior, **kwargs}).eval()  # type: ignore[arg-type]
-    # The UNet's and the pixel MLP's last layers start at zero: give them something to say.
-    torch.nn.init.normal_(model.upsampler.mlp[-1].weight, std=0.3)
-    if model.denoiser is not None:
-        torch.nn.init.normal_(model.denoiser.conv_out.weight, std=0.1)
-    return model
 
 
 def picture(height: int = 16, width: int = 20, seed: int = 0) -> torch.Tensor:

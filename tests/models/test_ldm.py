@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import rasterio
 import torch
-from safetensors.torch import save_file
+from tests.conftest import SPACE_TO_DEPTH, lr_batch, save_ldm, time_conditioned_ldm, tiny_ldm
 
 import satsr
 from satsr.cli import main
@@ -17,30 +17,8 @@ from satsr.diffusion.samplers import sample_ddim
 from satsr.diffusion.schedules import karras_sigmas
 from satsr.io.bands import S2_RGBN
 from satsr.models.consistency import project_to_lr, sensor_degradation
-from satsr.models.ldm import LatentDiffusionSR
 from satsr.models.revisit_fusion import FusionConfig
 from satsr.pipelines import uncertainty_path
-
-TINY = {
-    "autoencoder": {"in_channels": 4, "latent_channels": 4, "channels": [8, 8, 8], "num_res_blocks": 1,
-                    "downsampling_factor": 4},
-    "unet": {"latent_channels": 4, "cond_channels": 8, "channels": [8, 16], "num_res_blocks": 1,
-             "noise_features": 8},
-    "reference": {"in_channels": 4, "scale": 4, "channels": 8, "num_blocks": 1},
-    "default_steps": 3,
-}  # fmt: skip
-
-
-def tiny_ldm(**overrides: object) -> LatentDiffusionSR:
-    torch.manual_seed(0)
-    model = LatentDiffusionSR(**{**TINY, **overrides}).eval()  # type: ignore[arg-type]
-    # A zero-initialised output layer would make every sample equal: give the UNet a random output.
-    torch.nn.init.normal_(model.precond.net.conv_out.weight, std=0.1)
-    return model
-
-
-def lr_batch(n: int = 2, side: int = 16) -> torch.Tensor:
-    return 0.05 + 0.2 * torch.rand(n, 4, side, side, generator=torch.Generator().manual_seed(1))
 
 
 def test_samples_have_the_hr_shape_and_are_fixed_by_their_seed() -> None:
@@ -83,21 +61,6 @@ def test_overlapping_tiles_start_from_the_same_noise(monkeypatch: pytest.MonkeyP
     x = started[0]
     torch.testing.assert_close(x[0, :, 4:16, 8:16], x[1, :, 0:12, 0:8])
     assert not torch.allclose(x[0, :, :12, :8], x[1, :, :12, :8])
-
-
-def save_ldm(model: LatentDiffusionSR, folder: Path, **config: object) -> Path:
-    """``model`` in the bundled format, its config being TINY updated with ``config``."""
-    folder.mkdir()
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, folder / "model.safetensors")
-    full = {
-        "architecture": "LatentDiffusionSR",
-        "bands": list(S2_RGBN),
-        "summary": "tiny",
-        "scale": 4,
-        **TINY,
-    }
-    (folder / "config.json").write_text(json.dumps({**full, **config}))
-    return folder
 
 
 @pytest.fixture
@@ -158,12 +121,6 @@ def test_upscale_refuses_the_consistency_switch_for_a_model_without_one(s2_tif: 
     assert not (tmp_path / "sr.tif").exists()
 
 
-def time_conditioned_ldm() -> LatentDiffusionSR:
-    model = tiny_ldm(unet={**TINY["unet"], "time_conditioning": True})  # type: ignore[dict-item]
-    torch.nn.init.normal_(model.precond.net.dt_embed.last.weight, std=0.5)  # type: ignore[union-attr]
-    return model
-
-
 def test_fusion_of_revisits_gives_one_image_fixed_by_the_seed() -> None:
     model, lrs = time_conditioned_ldm(), lr_batch(3)
     fused = model.fuse(lrs, [0.0, -10.0, 25.0], seed=1, config=FusionConfig(steps=6, every=2, alpha=0.2))
@@ -203,13 +160,6 @@ def test_fusion_refuses_mismatched_dates() -> None:
 def test_fusion_pads_and_crops_lr_sides_the_unet_cannot_halve() -> None:
     lrs = torch.rand(2, 4, 10, 13) * 0.3
     assert time_conditioned_ldm().fuse(lrs, [0.0, 5.0], seed=0, steps=2).shape == (1, 4, 40, 52)
-
-
-SPACE_TO_DEPTH = {
-    "autoencoder": {"architecture": "SpaceToDepth", "in_channels": 4, "downsampling_factor": 4},
-    "unet": {"latent_channels": 64, "cond_channels": 68, "channels": [8, 16], "num_res_blocks": 1,
-             "noise_features": 8},
-}  # fmt: skip
 
 
 def test_a_lossless_first_stage_serves_the_same_sampler() -> None:

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
-from tests.data.test_continuous import pictures
+from tests.conftest import pictures
 from torch.utils.data import DataLoader, TensorDataset
 
 import satsr

@@ -302,7 +302,8 @@ def test_revisit_batches_carry_dates_and_cloud_masks() -> None:
 
 
 def test_fine_tuning_starts_from_the_saved_model_and_learns_only_where_it_is_clear(tmp_path: Path) -> None:
-    from tests.models.test_ldm import TINY, save_ldm, tiny_ldm
+    from tests.conftest import TINY_LDM as TINY
+    from tests.conftest import save_ldm, tiny_ldm
 
     from satsr.training.ldm import LatentDiffusionModule
 
@@ -335,7 +336,8 @@ def test_fine_tuning_starts_from_the_saved_model_and_learns_only_where_it_is_cle
 
 def test_the_fusion_recipe_fine_tunes_a_saved_model_into_a_time_aware_one(tmp_path: Path) -> None:
     """configs/s2-rgbn-x4-fusion.yaml, shrunk, from a tiny saved latent diffusion model."""
-    from tests.models.test_ldm import TINY, save_ldm, tiny_ldm
+    from tests.conftest import TINY_LDM as TINY
+    from tests.conftest import save_ldm, tiny_ldm
 
     saved = save_ldm(tiny_ldm(), tmp_path / "ldm")
     unet = json.dumps({**TINY["unet"], "time_conditioning": True})  # type: ignore[dict-item]
@@ -353,7 +355,7 @@ def test_the_fusion_recipe_fine_tunes_a_saved_model_into_a_time_aware_one(tmp_pa
 
 
 def test_a_lossless_first_stage_needs_no_autoencoder_training(tmp_path: Path, tiny_model_dir: Path) -> None:
-    from tests.models.test_ldm import SPACE_TO_DEPTH
+    from tests.conftest import SPACE_TO_DEPTH
 
     from satsr.training.ldm import LatentDiffusionModule
 

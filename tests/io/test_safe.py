@@ -13,7 +13,7 @@ import rasterio.shutil
 from rasterio.crs import CRS
 from rasterio.io import MemoryFile
 from rasterio.transform import from_origin
-from tests.test_pipelines import Replicate, nearest
+from tests.conftest import Replicate, nearest
 
 from satsr.cli import main
 from satsr.io.grid import RasterError

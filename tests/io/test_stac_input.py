@@ -7,8 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.conftest import write_geotiff
-from tests.test_pipelines import Replicate
+from tests.conftest import Replicate, write_geotiff
 
 from satsr.io.grid import RasterError
 from satsr.io.raster import RasterReader, read_raster

@@ -102,3 +102,16 @@ def test_reference_distances_hold_under_bf16_autocast_and_bf16_inputs(name: str)
         low = net(reference.bfloat16(), distorted.bfloat16())
     assert low.dtype == torch.float32 and round(low.item(), 3) == EXPECTED[name]
     torch.testing.assert_close(low, expected, rtol=0, atol=5e-3)  # only the inputs' bf16 rounding
+
+
+def test_the_shared_network_takes_gradients_even_when_first_built_in_inference_mode() -> None:
+    """Fusion's center search differentiates through the shared LPIPS; the harness may build it first,
+    inside ``torch.inference_mode``, whose tensors autograd refuses."""
+    from satsr.nn.lpips import _cached_lpips, shared_lpips
+
+    _cached_lpips.cache_clear()
+    with torch.inference_mode():
+        shared_lpips("cpu")
+    x = torch.rand(1, 3, 32, 32, requires_grad=True)
+    (grad,) = torch.autograd.grad(shared_lpips("cpu")(x, torch.rand(1, 3, 32, 32), normalize=True).sum(), [x])
+    assert torch.isfinite(grad).all() and grad.abs().sum() > 0

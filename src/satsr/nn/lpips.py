@@ -193,7 +193,10 @@ def _check_rgb_pair(x: Tensor, y: Tensor) -> None:
 
 @functools.cache
 def _cached_lpips(device: str) -> LPIPS:
-    return LPIPS().to(device)
+    # Never built as inference tensors (as it would be inside ``torch.inference_mode``): a gradient flows
+    # through it in fusion's center search.
+    with torch.inference_mode(False):
+        return LPIPS().to(device)
 
 
 def shared_lpips(device: torch.device | str) -> LPIPS:

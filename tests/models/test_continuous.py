@@ -14,7 +14,8 @@ from tests.conftest import tiny_continuous as tiny
 
 from satsr.diffusion.unrolled import eps_from_x0, linear_betas, q_sample, reverse_step, unrolled_reverse
 from satsr.models import implicit
-from satsr.models.continuous import ContinuousSR, ScaleCoefficients
+from satsr.models.continuous import ContinuousSR
+from satsr.models.continuous_parts import ScaleCoefficients
 from satsr.models.implicit import ContinuousUpsampler, output_size, regular_grid
 
 SCALES = [1.0, 2.6, 3.4, 8.0]

@@ -1,7 +1,7 @@
 """LR/HR evaluation pairs: real pairs from ``hr/`` + ``lr/`` folders, or HR rasters degraded on the fly.
 
 Files are read as ``satsr upscale`` reads them: one rule for band names
-(``satsr.io.raster.file_band_names``) and one DN convention (``satsr.io.raster.file_scaling``: the GDAL
+(``satsr.io.inputs.file_band_names``) and one DN convention (``satsr.io.inputs.file_scaling``: the GDAL
 scale/offset a file declares, else DN / 255 for 8-bit pictures, Sentinel-2's DN / 10000 for other
 integers). Synthetic pairs follow the two protocols of ``satsr.data.degradation``:
 
@@ -97,7 +97,7 @@ def hr_size_for(size: int, scale: float) -> tuple[int, int]:
 
 
 def _s2_names(src: rasterio.io.DatasetReader, path: Path) -> tuple[str, ...] | None:
-    """Sentinel-2 band names by the rule ``satsr upscale`` follows (``satsr.io.raster.file_band_names``:
+    """Sentinel-2 band names by the rule ``satsr upscale`` follows (``satsr.io.inputs.file_band_names``:
     band descriptions, else ``_B02_B03...`` in the file name), when every band has one."""
     names = file_band_names(src, path)
     return tuple(n for n in names if n) if all(names) else None

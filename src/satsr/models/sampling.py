@@ -26,7 +26,7 @@ def sampling_tile_fn(
 
     The output has ``C`` channels (mean) or ``2 C`` (mean, then per-band standard deviation). A
     continuous-scale model needs the scene ``grid``: each tile is asked for its part of the scene's
-    output grid at ``grid.scale`` (see ``satsr.io.tiling.upscale_stream``).
+    output grid at ``grid.scale`` (see ``satsr.io.stream.upscale_stream``).
     """
     if upscaler.continuous and grid is None:
         raise ValueError(f"{upscaler.name} is a continuous-scale model: give the scene grid")

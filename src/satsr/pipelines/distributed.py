@@ -52,7 +52,7 @@ class RemoteTileFn:
 
 
 class DaskExecutor:
-    """``satsr.io.tiling.Executor`` over a ``distributed.Client`` (tasks are not deduplicated)."""
+    """``satsr.io.stream.Executor`` over a ``distributed.Client`` (tasks are not deduplicated)."""
 
     def __init__(self, client: Any) -> None:
         self.client = client

@@ -37,7 +37,7 @@ def _differences(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
 
 
 class JobState:
-    """Progress of one resumable ``upscale_file`` call (a ``satsr.io.tiling.Checkpoint``).
+    """Progress of one resumable ``upscale_file`` call (a ``satsr.io.stream.Checkpoint``).
 
     ``.OUTPUT.state.npz`` holds the next tile row, the pending blended sums and a fingerprint of the
     job (input, model weights, options); a rerun resumes only when the fingerprint and the temporary

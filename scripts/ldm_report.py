@@ -23,6 +23,7 @@ from scipy.stats import spearmanr
 import satsr
 from satsr.data.sources import shared_data_dir
 from satsr.evaluation.datasets import load_pairs
+from satsr.evaluation.places import place_pairs
 from satsr.io.bands import S2_DISPLAY_WHITE
 from satsr.io.stream import upscale_stream
 from satsr.io.tiling import Tile
@@ -66,10 +67,11 @@ def speed(ldm: Upscaler, fast: Upscaler, lr: np.ndarray, steps: int) -> dict[str
 
 
 def calibration(ldm: Upscaler, steps: int, samples: int, out: Path) -> dict[str, object]:
-    """Spearman correlation of the per-pixel std of ``samples`` draws with the error of their mean."""
-    pairs = load_pairs(shared_data_dir() / TEST_SCENE, 4, bands=list(ldm.bands), crop=128, max_images=1)
+    """Spearman correlation of the per-pixel std of ``samples`` draws with the error of their mean, on all
+    the held-apart places (``place_pairs("test")``) and per kind of place."""
+    pairs = place_pairs("test")
     tile_fn = sampling_tile_fn(ldm, samples, steps, seed=0)
-    stds, errors, panels = [], [], []
+    stds, errors, panels, kinds = [], [], [], []
     for pair in pairs:
         c, h, w = pair.lr.shape
         with torch.inference_mode():
@@ -78,6 +80,7 @@ def calibration(ldm: Upscaler, steps: int, samples: int, out: Path) -> dict[str,
         error = np.abs(mean - pair.hr)
         stds.append(std.ravel())
         errors.append(error.ravel())
+        kinds.append(pair.kind)
         if len(panels) < 1:
             panels = [
                 rgb(nearest(pair.lr.transpose(1, 2, 0), 4).transpose(2, 0, 1)), rgb(mean), rgb(pair.hr),
@@ -85,6 +88,11 @@ def calibration(ldm: Upscaler, steps: int, samples: int, out: Path) -> dict[str,
             ]  # fmt: skip
     std_all, error_all = np.concatenate(stds), np.concatenate(errors)
     rho = float(spearmanr(std_all, error_all).statistic)
+    per_kind = {}
+    for kind in dict.fromkeys(kinds):
+        picked = [i for i, k in enumerate(kinds) if k == kind]
+        kind_std, kind_error = (np.concatenate([x[i] for i in picked]) for x in (stds, errors))
+        per_kind[kind] = float(spearmanr(kind_std, kind_error).statistic)
     # Mean absolute error per decile of uncertainty: should rise from the first to the last.
     edges = np.quantile(std_all, np.linspace(0, 1, 11))
     bins = np.clip(np.searchsorted(edges, std_all, side="right") - 1, 0, 9)
@@ -93,6 +101,7 @@ def calibration(ldm: Upscaler, steps: int, samples: int, out: Path) -> dict[str,
     decile_chart(by_decile, rho).save(out / "calibration_deciles.png")
     return {
         "pairs": len(pairs), "samples": samples, "steps": steps, "spearman": rho,
+        "spearman_by_kind": per_kind,
         "mae_by_uncertainty_decile": by_decile, "mean_std": float(std_all.mean()),
     }  # fmt: skip
 

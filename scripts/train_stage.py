@@ -72,6 +72,9 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--workers", type=int, default=1, help="data loader processes")
+    parser.add_argument(
+        "--precision", default="32-true", help="Lightning precision, e.g. bf16-mixed (measure it on your CPU)"
+    )
     args = parser.parse_args()
     torch.manual_seed(0)
     if args.threads:
@@ -125,7 +128,7 @@ def main() -> None:
     if args.stage != "ae":  # diffusion samples are much better from EMA weights (Karras et al. 2022)
         callbacks.append(EMAWeightAveraging(decay=0.999, update_starting_at_step=100))
     trainer = L.Trainer(
-        max_time=datetime.timedelta(minutes=args.minutes), max_epochs=-1, precision="32-true",
+        max_time=datetime.timedelta(minutes=args.minutes), max_epochs=-1, precision=args.precision,
         callbacks=callbacks,
         logger=L.pytorch.loggers.CSVLogger(args.out, name="logs"), val_check_interval=250,
         check_val_every_n_epoch=None, limit_val_batches=4, enable_progress_bar=False, log_every_n_steps=25,

@@ -71,3 +71,27 @@ def test_ctrl_c_before_any_progress_leaves_nothing(
         f"satsr: interrupted: {out} was not written (no row of tiles had finished; nothing kept)"
     ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["smooth.tif"]
+
+
+def test_a_run_with_other_options_stopped_before_any_row_leaves_no_stale_progress(
+    smooth_tif: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Run A stops after some rows; run B (another seed) starts afresh and stops before any row; A again
+    must not take A's old progress onto B's temporary file (it once finished with holes where B had not
+    written): it starts afresh and its pixels equal an uninterrupted run's."""
+    reference, out = tmp_path / "reference.tif", tmp_path / "o.tif"
+    monkeypatch.setattr("satsr.models.registry.load", lambda *a, **k: NoisyReplicate())
+    assert run(["upscale", str(smooth_tif), str(reference), *JOB]) == 0
+    monkeypatch.setattr("satsr.models.registry.load", lambda *a, **k: DiesAt(5, "raise"))
+    assert run(["upscale", str(smooth_tif), str(out), *JOB]) == EXIT_INTERRUPTED
+    monkeypatch.setattr("satsr.models.registry.load", lambda *a, **k: DiesAt(1, "raise"))
+    capsys.readouterr()
+    assert run(["upscale", str(smooth_tif), str(out), *JOB, "--seed", "9"]) == EXIT_INTERRUPTED
+    assert messages(capsys.readouterr().err)[-1] == (
+        f"satsr: interrupted: {out} was not written (no row of tiles had finished; nothing kept)"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["reference.json", "reference.tif", "smooth.tif"]
+    monkeypatch.setattr("satsr.models.registry.load", lambda *a, **k: NoisyReplicate())
+    assert run(["upscale", str(smooth_tif), str(out), *JOB]) == 0
+    with rasterio.open(reference) as ref, rasterio.open(out) as dst:
+        np.testing.assert_array_equal(dst.read(), ref.read())

@@ -53,3 +53,30 @@ def test_rgb_channels_by_name() -> None:
     assert rgb_channels(("red", "green", "blue")) == (0, 1, 2)
     assert rgb_channels(("B", "G", "R")) == (2, 1, 0)
     assert rgb_channels(("B08", "B11", "B12")) is None
+
+
+def panel_pixels(png: Path, panel: int) -> np.ndarray:
+    """(H, W, 3) pixels of panel 0 (input) or 1 (output) of a two-panel quick-look, below the labels."""
+    with Image.open(png) as image:
+        pixels = np.asarray(image.convert("RGB"), dtype=np.int64)
+    half = pixels.shape[1] // 2
+    return pixels[LABEL_BAND_PX + 2 :, half * panel + 8 : half * panel + half - 8]  # off the gap
+
+
+def test_a_band_that_is_nodata_alone_does_not_blacken_a_valid_pixel(tmp_path: Path) -> None:
+    """The nodata rule in pictures: an 8-bit picture with nodata 255 whose right half is saturated in red
+    only (valid pixels: the dataset mask keeps them) shows bright there, not black as it did; its
+    bottom rows, 255 in every band (nodata), stay black."""
+    dn = np.full((3, 12, 16), 90, dtype=np.uint8)
+    dn[:, :, :8] = np.linspace(40, 140, 8).astype(np.uint8)  # contrast for the stretch
+    dn[0, :, 8:] = 255  # red saturated: nodata in that band alone
+    dn[:, 10:] = 255  # nodata in every band
+    src = write_geotiff(tmp_path / "rgb.tif", dn, nodata=255, names=RGB)
+    png = tmp_path / "look.png"
+    upscale_file(src, tmp_path / "o.tif", NearestRGB(), quicklook=png)
+    for panel in (0, 1):
+        pixels = panel_pixels(png, panel)
+        rows = pixels.shape[0]
+        saturated = pixels[: rows * 9 // 12, pixels.shape[1] * 5 // 8 :]
+        assert (saturated.sum(axis=-1) > 0).all(), f"panel {panel}: valid pixels shown black"
+        assert (pixels[rows * 11 // 12 :] == 0).all(), f"panel {panel}: nodata pixels not black"

@@ -63,7 +63,10 @@ def to_quicklook_rgb(
     """An 8-bit (H, W, 3) true-colour quick-look of a (C, H, W) reflectance array.
 
     Each RGB channel is linearly stretched between its ``stretch`` percentiles (or the given
-    ``limits`` from :func:`stretch_limits`) and clipped; NaN pixels become black.
+    ``limits`` from :func:`stretch_limits`) and clipped. NaN means nodata, as in the nodata rule of the
+    README: a pixel is black only where all three channels are NaN; a channel that is NaN alone (a band
+    that is nodata where the others are not: saturated, or at a swath edge) is shown at the brightness
+    of the pixel's other channels, so it does not turn a valid pixel black or take a false colour.
     """
     _check_chw(x, rgb)
     low, high = limits if limits is not None else stretch_limits(x, rgb, stretch)
@@ -72,7 +75,10 @@ def to_quicklook_rgb(
     high = np.asarray(high, dtype=np.float64).reshape(-1, 1, 1)
     span = np.where(high > low, high - low, 1.0)  # a flat channel maps to black, not to NaN
     scaled = np.clip((channels - low) / span, 0.0, 1.0)
-    scaled = np.nan_to_num(scaled, nan=0.0)  # NaN means nodata: shown black, by design
+    missing = np.isnan(scaled)
+    seen = (~missing).sum(axis=0)
+    brightness = np.where(missing, 0.0, scaled).sum(axis=0) / np.maximum(seen, 1)
+    scaled = np.where(missing, brightness, scaled)  # no channel seen: brightness 0, black
     return np.round(scaled * _UINT8_MAX).astype(np.uint8).transpose(1, 2, 0)
 
 

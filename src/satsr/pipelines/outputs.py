@@ -103,12 +103,18 @@ def quicklook_channels(upscaler: Upscaler) -> tuple[int, int, int]:
     return rgb_channels(upscaler.bands) or (0, 0, 0)
 
 
+def _masked(reflectance: np.ndarray, usable: np.ndarray) -> np.ndarray:
+    return np.where(usable, reflectance, np.float32(np.nan))
+
+
 def write_quicklook(reader: RasterReader, output: Path, upscaler: Upscaler, quicklook: str | Path) -> None:
-    """Input and result side by side, both read decimated so the PNG stays small for any scene."""
-    lr, _ = reader.read_decimated(QUICKLOOK_SIDE)
+    """Input and result side by side, both read decimated so the PNG stays small for any scene; values
+    that are nodata in their band are NaN (``to_quicklook_rgb`` shows them by the nodata rule)."""
     with RasterReader(output, scaling=reader.meta.scaling) as sr_reader:
-        sr, _ = sr_reader.read_decimated(QUICKLOOK_SIDE)
-    panels = {"LR (input)": lr, f"SR {upscaler.name}": sr}
+        panels = {
+            "LR (input)": _masked(*reader.read_decimated(QUICKLOOK_SIDE, per_band=True)),
+            f"SR {upscaler.name}": _masked(*sr_reader.read_decimated(QUICKLOOK_SIDE, per_band=True)),
+        }
     Path(quicklook).parent.mkdir(parents=True, exist_ok=True)
     render_crops(panels, rgb=quicklook_channels(upscaler)).save(quicklook)
 

@@ -62,6 +62,10 @@ class JobState:
                 log.warning(
                     "%s: %s; starting afresh, its progress is discarded", output, self._why_afresh(same)
                 )
+                # Discarded now, not when this run saves its first row: if it stops before then, the
+                # old progress must not later be resumed onto this run's new temporary files.
+                self.path.unlink()
+                self.path.with_name(self.path.name + ".part").unlink(missing_ok=True)
 
     def _why_afresh(self, same: bool) -> str:
         """Why an earlier run's progress cannot be used: which options differ, or what is missing."""

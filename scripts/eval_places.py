@@ -3,8 +3,9 @@
 Usage: python scripts/eval_places.py OUT_DIR --model s2-rgbn-x4-fast s2-rgbn-x4-ldm:samples=4 [--split val]
 
 A model spec is ``NAME_OR_DIR[:key=value,...]`` with keys ``samples``, ``steps``, ``detail``,
-``threshold`` (the structure gate's ``detail_threshold``), ``sigma_min`` (in units of the model's
-``sigma_data``; diffusion models), ``consistency`` (on/off) and ``label`` (the row name). Pairs come from
+``threshold`` (the structure gate's ``detail_threshold``), ``precision`` (float32 or bfloat16),
+``sigma_min`` (in units of the model's ``sigma_data``; diffusion models), ``consistency`` (on/off) and
+``label`` (the row name). Pairs come from
 ``satsr.evaluation.places.place_pairs`` (Wald's protocol x4; T33UUB in 128 px tiles, EuroSAT tiles and
 BigEarthNet patches whole); the report has the per-kind tables of ``satsr.evaluation.kinds``.
 """
@@ -50,12 +51,15 @@ def method_for(spec: str, seed: int) -> tuple[str, Method]:
         network.detail = float(options["detail"])
     if "threshold" in options:
         network.detail_threshold = float(options["threshold"])
+    if "precision" in options:
+        network.precision = options["precision"]
     if "sigma_min" in options:
         network.sigma_min = float(options["sigma_min"]) * network.precond.sigma_data
     if options.get("consistency", "on") == "off":
         set_lr_consistency(variant, False)
     detail, threshold = getattr(network, "detail", 1.0), getattr(network, "detail_threshold", 0.0)
     gate = f" gate {threshold:g}" if threshold else ""
+    gate += ", bf16" if getattr(network, "precision", "") == "bfloat16" else ""
     label = options.get("label") or (
         f"{upscaler.name} ({steps or upscaler.default_steps} steps, detail {detail:g}{gate}, "
         + (f"mean of {samples})" if samples > 1 else "1 sample)")

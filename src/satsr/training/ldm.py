@@ -65,6 +65,8 @@ class LatentDiffusionModule(L.LightningModule):
         first_stage: dict[str, Any] | None = None,  # parameter-free first stage instead of autoencoder_dir
         default_detail: float = 1.0,  # LatentDiffusionSR.detail of the exported model
         sampler: str = "dpmpp_2m",  # LatentDiffusionSR.sampler of the exported model
+        detail_threshold: float = 0.0,  # LatentDiffusionSR.detail_threshold of the exported model
+        precision: str = "float32",  # LatentDiffusionSR.precision (sampling) of the exported model
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -93,7 +95,8 @@ class LatentDiffusionModule(L.LightningModule):
             "autoencoder": ae_config, "unet": dict(unet), "reference": ref_config, "bands": list(bands),
             "scale": ae_config.get("downsampling_factor", 4), "sigma_data": sigma_data,
             "sigma_min": sigma_min, "sigma_max": sigma_max, "default_steps": default_steps,
-            "detail": default_detail, "sampler": sampler,
+            "detail": default_detail, "sampler": sampler, "detail_threshold": detail_threshold,
+            "precision": precision,
         }  # fmt: skip
         self.model = LatentDiffusionSR(**self.config)
         self.model.autoencoder.load_state_dict(ae_state)

@@ -103,20 +103,24 @@ class LatentDiffusionModule(L.LightningModule):
         if self.model.reference is not None:
             self.model.reference.load_state_dict(ref_state)
         if init:
-            try:
-                missing, unexpected = self.model.precond.load_state_dict(
-                    _prefixed(init, "precond."), strict=False
-                )
-            except RuntimeError as error:  # shapes differ
-                raise ValueError(f"{init_dir}: UNet weights do not fit the unet arguments: {error}") from None
-            if unexpected or any(not k.startswith("net.dt_embed.") for k in missing):
-                raise ValueError(
-                    f"{init_dir}: UNet weights do not fit: missing {missing}, unexpected {unexpected}"
-                )
+            self._start_unet_from(init, str(init_dir))
         for part in (self.model.autoencoder, self.model.reference):
             if part is not None:
                 part.requires_grad_(False).eval()
         self.P_mean, self.P_std, self.lr = P_mean, P_std, lr
+
+    def _start_unet_from(self, init: dict[str, Tensor], init_dir: str) -> None:
+        """The UNet weights of a saved model; only a ``dt_embed`` it lacks may keep its initialisation."""
+        try:
+            missing, unexpected = self.model.precond.load_state_dict(
+                _prefixed(init, "precond."), strict=False
+            )
+        except RuntimeError as error:  # shapes differ
+            raise ValueError(f"{init_dir}: UNet weights do not fit the unet arguments: {error}") from None
+        if unexpected or any(not k.startswith("net.dt_embed.") for k in missing):
+            raise ValueError(
+                f"{init_dir}: UNet weights do not fit: missing {missing}, unexpected {unexpected}"
+            )
 
     @property
     def network(self) -> LatentDiffusionSR:

@@ -225,9 +225,12 @@ def test_detail_outside_zero_to_one_is_refused() -> None:
         tiny_ldm(detail=1.5)
 
 
-def test_bfloat16_sampling_runs_the_network_in_bf16_and_stays_close_to_float32() -> None:
-    """``precision="bfloat16"``: the UNet's convolutions see bf16 (the speed lever), the sample stays a
-    float32 image within bf16 rounding of the float32 one, and the seed still fixes it."""
+def test_bfloat16_sampling_runs_the_network_in_bf16_and_stays_close_to_float32(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``precision="bfloat16"`` where bf16 is native: the UNet's convolutions see bf16 (the speed lever),
+    the sample stays a float32 image within bf16 rounding of the float32 one, and the seed still fixes it."""
+    monkeypatch.setattr("satsr.models.ldm.bfloat16_is_native", lambda device_type: True)
     lr = lr_batch()
     exact = tiny_ldm(lr_consistency=False).sample(lr, seeds=[0, 1])
     model = tiny_ldm(lr_consistency=False, precision="bfloat16")
@@ -241,3 +244,15 @@ def test_bfloat16_sampling_runs_the_network_in_bf16_and_stays_close_to_float32()
     torch.testing.assert_close(model.sample(lr, seeds=[0, 1]), fast)
     with pytest.raises(ValueError, match="precision must be one of float32, bfloat16"):
         tiny_ldm(precision="float16")
+
+
+def test_bfloat16_falls_back_to_float32_where_bf16_is_not_native(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Emulated bf16 is several times slower than float32: there the model samples in float32 exactly."""
+    monkeypatch.setattr("satsr.models.ldm.bfloat16_is_native", lambda device_type: False)
+    lr = lr_batch()
+    torch.testing.assert_close(
+        tiny_ldm(lr_consistency=False, precision="bfloat16").sample(lr, seeds=[0, 1]),
+        tiny_ldm(lr_consistency=False).sample(lr, seeds=[0, 1]),
+        rtol=0,
+        atol=0,
+    )

@@ -52,7 +52,8 @@ PRECISIONS = ("float32", "bfloat16")
 def bfloat16_is_native(device_type: str) -> bool:
     """Whether bf16 units back autocast on this device: a CUDA GPU that supports bf16, or a CPU with
     AVX512-BF16 or AMX (read from Linux's /proc/cpuinfo). Elsewhere bf16 is emulated, several times slower
-    than float32 (a training step measured 7x slower on an AVX2-only CPU), so ``precision="bfloat16"`` samples in float32 there."""
+    than float32 (a training step measured 7x slower on an AVX2-only CPU), so ``precision="bfloat16"``
+    samples in float32 there."""
     if device_type == "cuda":
         return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
     if device_type != "cpu":

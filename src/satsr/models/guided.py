@@ -39,7 +39,8 @@ def high_pass_injection(
 ) -> Tensor:
     """The baseline: ``up(coarse) + sum_k a_ck * detail(guide_k)``, the weights ``a_c`` (with an offset)
     fitted per image by least squares between the bands' detail and the guide's detail one octave down
-    (the guide degraded to the bands' grid). Images' sides must be multiples of ``2 * scale``."""
+    (the guide degraded to the bands' grid). The bands' sides must be multiples of ``scale`` (the guide's
+    of ``scale**2``), so that they can be degraded once more."""
     guide_low = wald_degrade(guide, scale, guide_bands)  # the guide on the bands' grid
     fitted = []
     for g, g_low, c in zip(guide.double(), guide_low.double(), coarse.double(), strict=True):

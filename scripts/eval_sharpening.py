@@ -3,7 +3,7 @@
 Usage: python scripts/eval_sharpening.py OUT_DIR --model runs/guided [--split test]
 
 Every band is degraded one octave by Wald's protocol (10 m -> 20 m, 20 m -> 40 m); bicubic upsampling,
-the high-pass-injection baseline (``satsr.evaluation.sharpening``) and each GuidedSR folder sharpen the
+the high-pass-injection baseline (``satsr.models.guided``) and each GuidedSR folder sharpen the
 40 m bands with the 20 m guide, and the real 20 m bands are the truth. Per place and on average: per-band
 RMSE (reflectance x 10^4, i.e. L1C DN) and PSNR (data range 1), SAM (degrees) and ERGAS. Writes
 OUT_DIR/report.md, OUT_DIR/metrics.json and OUT_DIR/crops.png (a red-edge and a SWIR band of T33UUB).
@@ -20,11 +20,11 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from satsr.data.degradation import wald_degrade
+from satsr.data.pairs import dsen2_triplet
 from satsr.data.sources import s2_band_scenes
-from satsr.evaluation.sharpening import band_scores, bicubic_up, high_pass_injection
+from satsr.evaluation.sharpening import band_scores
 from satsr.io.bands import S2_20M, S2_RGBN
-from satsr.models.guided import GuidedSR
+from satsr.models.guided import GuidedSR, bicubic_up, high_pass_injection
 
 SCALE = 2
 CROP_BANDS = ("B05", "B11")  # a red-edge and a SWIR band
@@ -58,11 +58,7 @@ def main() -> None:
     results: dict[str, dict[str, dict]] = {}
     crops: dict[str, np.ndarray] = {}
     for scene in s2_band_scenes(args.split):
-        unit = 2 * SCALE  # whole 80 m pixels, so that injection can look one octave further down
-        h, w = scene.coarse.shape[1] // unit * unit, scene.coarse.shape[2] // unit * unit
-        truth = torch.from_numpy(np.ascontiguousarray(scene.coarse[:, :h, :w]))[None]
-        fine = torch.from_numpy(np.ascontiguousarray(scene.fine[:, : 2 * h, : 2 * w]))[None]
-        guide, coarse = wald_degrade(fine, SCALE, S2_RGBN), wald_degrade(truth, SCALE, S2_20M)
+        guide, coarse, truth = (x[None] for x in dsen2_triplet(scene, SCALE))
         for name, method in methods.items():
             with torch.no_grad():
                 sr = method(guide, coarse)

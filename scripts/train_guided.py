@@ -19,24 +19,13 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from satsr.data.degradation import wald_degrade
-from satsr.data.sources import BandScene, s2_band_scenes
+from satsr.data.pairs import dsen2_triplet
+from satsr.data.sources import s2_band_scenes
 from satsr.evaluation.metrics import psnr
 from satsr.io.bands import S2_20M, S2_RGBN
 from satsr.models.guided import GuidedSR
 
 SCALE = 2
-
-
-def degraded(scene: BandScene) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(guide at 20 m, bands at 40 m, truth at 20 m) of a whole scene, cropped to whole 80 m pixels (so that
-    injection can look one octave below the 40 m bands)."""
-    unit = 2 * SCALE
-    h, w = scene.coarse.shape[1] // unit * unit, scene.coarse.shape[2] // unit * unit
-    fine = torch.from_numpy(np.ascontiguousarray(scene.fine[:, : 2 * h, : 2 * w]))[None]
-    truth = torch.from_numpy(np.ascontiguousarray(scene.coarse[:, :h, :w]))[None]
-    with torch.no_grad():
-        return wald_degrade(fine, SCALE, S2_RGBN)[0], wald_degrade(truth, SCALE, S2_20M)[0], truth[0]
 
 
 def batch(
@@ -82,7 +71,7 @@ def main() -> None:
     train = s2_band_scenes("train")
     by_source: dict[str, list] = {}
     for scene in train:
-        by_source.setdefault(scene.source, []).append(degraded(scene))
+        by_source.setdefault(scene.source, []).append(dsen2_triplet(scene, SCALE))
     sources = list(by_source.values())
     fine = np.concatenate([s.fine.reshape(4, -1) for s in train], axis=1)
     coarse = np.concatenate([s.coarse.reshape(6, -1) for s in train], axis=1)
@@ -94,7 +83,7 @@ def main() -> None:
     }  # fmt: skip
     model = GuidedSR(**config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr)
-    val = [degraded(s) for s in s2_band_scenes("val")]
+    val = [dsen2_triplet(s, SCALE) for s in s2_band_scenes("val")]
     budget, start, step, log = args.minutes * 60, time.perf_counter(), 0, []
     while (elapsed := time.perf_counter() - start) < budget:
         for group in optimizer.param_groups:  # cosine over the time budget

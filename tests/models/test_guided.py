@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 
 from satsr.data.degradation import wald_degrade
-from satsr.evaluation.sharpening import band_scores, bicubic_up, high_pass_injection
+from satsr.evaluation.sharpening import band_scores
 from satsr.io.bands import S2_20M, S2_RGBN
-from satsr.models.guided import GuidedSR
+from satsr.models.guided import GuidedSR, bicubic_up, high_pass_injection
 
 
 def textured(bands: int, side: int, seed: int = 0) -> torch.Tensor:

@@ -17,7 +17,8 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from satsr.data.degradation import bicubic_degrade, wald_degrade
-from satsr.data.sources import Scene
+from satsr.data.sources import BandScene, Scene
+from satsr.io.bands import S2_20M, S2_RGBN
 
 
 def dihedral(x: Tensor, k: int) -> Tensor:
@@ -207,3 +208,15 @@ def _image_size(path: Path) -> tuple[int, int]:
     """(width, height) from the file header, without decoding the pixels."""
     with Image.open(path) as picture:
         return picture.size
+
+
+def dsen2_triplet(scene: BandScene, scale: int = 2) -> tuple[Tensor, Tensor, Tensor]:
+    """DSen2's protocol on one whole scene: (the 10 m bands degraded to 20 m, the 20 m bands degraded to 40 m,
+    the real 20 m bands), each (C, H, W), cropped to whole pixels of twice the 40 m grid so that a method
+    (high-pass injection) can look one octave below the 40 m bands."""
+    unit = 2 * scale
+    h, w = scene.coarse.shape[1] // unit * unit, scene.coarse.shape[2] // unit * unit
+    fine = torch.from_numpy(np.ascontiguousarray(scene.fine[:, : 2 * h, : 2 * w]))[None]
+    truth = torch.from_numpy(np.ascontiguousarray(scene.coarse[:, :h, :w]))[None]
+    with torch.no_grad():
+        return wald_degrade(fine, scale, S2_RGBN)[0], wald_degrade(truth, scale, S2_20M)[0], truth[0]

@@ -2,25 +2,17 @@
 
 The protocol (Lanaras et al. 2018, Sec. 4): every band is degraded one octave by Wald's protocol (the 10 m
 bands to 20 m, the 20 m bands to 40 m), a method sharpens the 40 m bands with the 20 m guide, and the
-result is compared with the real 20 m bands. ``high_pass_injection`` is the simple baseline a learned
-method must beat clearly: a least-squares fit of each band's detail on the guide's detail one octave
-further down, applied to the guide's own detail.
+result is compared with the real 20 m bands (``satsr.data.pairs.dsen2_triplet``). The simple baseline a
+learned method must beat clearly, ``satsr.models.guided.high_pass_injection``, is a least-squares fit of
+each band's detail on the guide's detail one octave further down, applied to the guide's own detail.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
 from satsr.evaluation.metrics import ergas, psnr, sam
-from satsr.models.guided import bicubic_up, high_pass_injection
-
-__all__ = ["Sharpen", "band_scores", "bicubic_up", "high_pass_injection"]
-
-#: A sharpening method: (guide (B, G, H, W), coarse (B, C, H / 2, W / 2)) -> (B, C, H, W).
-Sharpen = Callable[[Tensor, Tensor], Tensor]
 
 
 def band_scores(sr: Tensor, hr: Tensor, scale: int) -> dict[str, Tensor]:

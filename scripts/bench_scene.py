@@ -110,19 +110,14 @@ def main() -> None:
 
     results["whole"] = run([str(scene), str(a.out / "whole.tif"), *common], a.out)
     finished("whole")
-    if a.only_whole:
-        print(
-            " ".join(
-                f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in results["whole"].items()
-            )
+    if not a.only_whole:
+        results["killed"] = run([str(scene), str(a.out / "resumed.tif"), *common], a.out, kill_when=0.5)
+        results["resumed"] = run([str(scene), str(a.out / "resumed.tif"), *common], a.out)
+        finished("resumed")
+        results["dask"] = run(
+            [str(scene), str(a.out / "dask.tif"), *common, "--workers", str(a.workers)], a.out
         )
-        print(f"pixels whole sha256 {hashes['whole']} ({os.cpu_count()} CPUs)")
-        return
-    results["killed"] = run([str(scene), str(a.out / "resumed.tif"), *common], a.out, kill_when=0.5)
-    results["resumed"] = run([str(scene), str(a.out / "resumed.tif"), *common], a.out)
-    finished("resumed")
-    results["dask"] = run([str(scene), str(a.out / "dask.tif"), *common, "--workers", str(a.workers)], a.out)
-    finished("dask")
+        finished("dask")
     for name, r in results.items():
         print(
             f"{name:8s} "
@@ -130,12 +125,9 @@ def main() -> None:
         )
     for name, h in hashes.items():
         print(f"pixels {name:8s} sha256 {h}")
-    print(
-        "resumed == whole:",
-        hashes["resumed"] == hashes["whole"],
-        " dask == whole:",
-        hashes["dask"] == hashes["whole"],
-    )
+    for name in ("resumed", "dask"):
+        if name in hashes:
+            print(f"{name} == whole: {hashes[name] == hashes['whole']}")
     print(
         f"(peak RSS: sum over the satsr process and its children, sampled every 0.5 s; {os.cpu_count()} CPUs)"
     )

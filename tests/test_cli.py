@@ -134,7 +134,7 @@ def test_processing_baseline_offset_is_applied_and_dn_convention_kept(s2_tif: Pa
 def test_models_lists_every_bundled_model_with_its_card_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["models"]) == 0
     names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
-    assert names == ["rgb-continuous", "s2-rgbn-x4-fast", "s2-rgbn-x4-fusion", "s2-rgbn-x4-ldm"]
+    assert names == ["rgb-continuous", "s2-10band", "s2-rgbn-x4-fast", "s2-rgbn-x4-fusion", "s2-rgbn-x4-ldm"]
 
 
 def test_evaluate_writes_a_report_with_bicubic_and_the_model(

@@ -94,8 +94,13 @@ def _upscale(args: argparse.Namespace) -> int:
         "mask_clouds": args.mask_clouds,
     }  # fmt: skip
     if not is_folder(args.input):
-        print(upscale_file(args.input, args.output, upscaler, quicklook=args.quicklook, **options))
+        output = upscale_file(
+            args.input, args.output, upscaler, quicklook=args.quicklook, add_bands=args.add_bands, **options
+        )
+        print(output)
         return 0
+    if args.add_bands:
+        raise ValueError("--add-bands adds bands to one raster; it does not apply to a folder")
     results = upscale_folder(args.input, args.output, upscaler, args.quicklook, args.keep_going, **options)
     failed: list[str] = []
     total = 0
@@ -189,7 +194,15 @@ def _add_upscale(sub: argparse._SubParsersAction) -> None:
     up.add_argument("output", type=Path)
     up.add_argument("--model", default=DEFAULT_MODEL, help="bundled model name or model folder")
     up.add_argument("--scale", type=float, default=None, help="upscaling factor (default: the model's)")
-    up.add_argument("--bands", nargs="+", default=None, help="band names (B04, red, ...) or 1-based indexes")
+    up.add_argument(
+        "--bands", nargs="+", default=None,
+        help="band names (B04, red, ...) or 1-based indexes; for s2-10band, the output bands in that order",
+    )  # fmt: skip
+    up.add_argument(
+        "--add-bands", nargs="+", type=Path, default=[], metavar="FILE",
+        help="rasters with more bands of the same place and date on coarser grids (a 20 m GeoTIFF beside "
+        "a 10 m INPUT), read with INPUT's bands",
+    )  # fmt: skip
     up.add_argument("--tile-size", type=int, default=DEFAULT_TILE_SIZE, help="LR tile side, pixels")
     up.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP, help="LR tile overlap, pixels")
     up.add_argument(

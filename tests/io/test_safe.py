@@ -60,6 +60,7 @@ def make_safe(
     offsets: dict[int, int] | None = None,
     bands: tuple[str, ...] = BANDS,
     scl: np.ndarray | None = None,
+    coarse: dict[str, np.ndarray] | None = None,  # 20 m bands (and any others) on their own grids
 ) -> Path:
     name = f"S2A_MSI{level}_20220304T102031_N{baseline.replace('.', '')}_R065_T33UUB_20220304T120000.SAFE"
     safe = root / name
@@ -70,9 +71,14 @@ def make_safe(
     for band in bands:
         suffix = "_10m" if level == "L2A" else ""
         write_jp2(img / f"T33UUB_20220304T102031_{band}{suffix}.jp2", dn[BANDS.index(band)])
-    if scl is not None:
+    if scl is not None or (coarse and level == "L2A"):
         (granule / "R20m").mkdir()
+    if scl is not None:
         write_jp2(granule / "R20m" / "T33UUB_20220304T102031_SCL_20m.jp2", scl, pixel=20.0)
+    for band, values in (coarse or {}).items():
+        pixel = 10.0 * dn.shape[-1] / values.shape[-1]
+        folder, suffix = (granule / "R20m", "_20m") if level == "L2A" else (granule, "")
+        write_jp2(folder / f"T33UUB_20220304T102031_{band}{suffix}.jp2", values, pixel=pixel)
     (granule.parent / "QI_DATA").mkdir()
     return safe
 
@@ -138,9 +144,34 @@ def test_a_missing_band_is_named(tmp_path: Path, dn: np.ndarray) -> None:
         read_safe(make_safe(tmp_path, dn, bands=("B02", "B03", "B04"))).vrt(BANDS)
 
 
-def test_a_coarse_band_is_named(tmp_path: Path, dn: np.ndarray) -> None:
-    with pytest.raises(RasterError, match="band B05 is a 20 m band"):
-        RasterReader(make_safe(tmp_path, dn), bands=["B05"])
+def test_a_60m_band_is_named(tmp_path: Path, dn: np.ndarray) -> None:
+    with pytest.raises(RasterError, match="band B01 is a 60 m band; satsr reads the 10 m and 20 m bands"):
+        RasterReader(make_safe(tmp_path, dn), bands=["B01"])
+
+
+def test_a_missing_20m_band_is_named(tmp_path: Path, dn: np.ndarray) -> None:
+    with pytest.raises(RasterError, match="band B05 is missing"):
+        RasterReader(make_safe(tmp_path, dn), bands=["B02", "B05"])
+
+
+@pytest.mark.parametrize("level", ["L1C", "L2A"])
+def test_20m_bands_are_read_on_the_10m_grid_each_pixel_repeated(
+    tmp_path: Path, dn: np.ndarray, level: str
+) -> None:
+    rng = np.random.default_rng(0)
+    twenty = {b: rng.integers(1000, 5000, (dn.shape[1] // 2, dn.shape[2] // 2)).astype(np.uint16)
+              for b in ("B05", "B11")}  # fmt: skip
+    safe = make_safe(tmp_path, dn, level=level, coarse=twenty)
+    with RasterReader(safe, bands=["B11", "B04", "B05"]) as reader:
+        values, usable = reader.read_bands()
+        assert reader.meta.band_names == ("B11", "B04", "B05")
+        assert (reader.meta.height, reader.meta.width) == dn.shape[1:]
+    assert usable[[0, 2]].all() and usable[1].sum() == usable[1].size - 6  # B04's nodata corner
+    offset = 1000  # baseline 04.00
+    for i, band in ((0, "B11"), (2, "B05")):
+        expected = (twenty[band].astype(np.float32) - offset) / 10000
+        np.testing.assert_allclose(values[i], np.kron(expected, np.ones((2, 2))), atol=1e-7)
+    np.testing.assert_allclose(values[1][usable[1]], (dn[2][usable[1]].astype(np.float32) - offset) / 10000)
 
 
 def test_product_with_a_missing_band_is_refused_by_upscale(tmp_path: Path, dn: np.ndarray) -> None:

@@ -56,6 +56,13 @@ S2_BANDS: dict[str, S2Band] = {
 S2_RGBN = tuple(name for name, band in S2_BANDS.items() if band.gsd_m == 10.0)
 #: The 20 m bands (red edge, narrow NIR, SWIR), in the order of their band numbers.
 S2_20M = tuple(name for name, band in S2_BANDS.items() if band.gsd_m == 20.0)
+#: The names that stand for one band each in the public STAC APIs' asset keys (Element 84's Earth Search)
+#: and in user spellings; the common name "rededge" of three bands is not one of them.
+STAC_ASSET_KEYS = {
+    "coastal": "B01", "blue": "B02", "green": "B03", "red": "B04", "rededge1": "B05", "rededge2": "B06",
+    "rededge3": "B07", "nir": "B08", "nir08": "B8A", "nir09": "B09", "cirrus": "B10", "swir16": "B11",
+    "swir22": "B12",
+}  # fmt: skip
 #: Sentinel-2 bands that make a true-colour (R, G, B) image.
 S2_TRUE_COLOUR = ("B04", "B03", "B02")
 #: Reflectance shown as white in RGB pictures of Sentinel-2 bands (LPIPS, FID, fusion's perceptual
@@ -66,7 +73,7 @@ _PICTURE_CHANNELS = {"R": "B04", "G": "B03", "B": "B02"}
 
 
 def canonical_band_name(name: str) -> str:
-    """Normalise user spellings ("b4", "B4", "B04", "red", "nir") to a Sentinel-2 band name."""
+    """Normalise user spellings ("b4", "B4", "B04", "red", "nir", "swir16") to a Sentinel-2 band name."""
     key = name.strip().upper()
     if key in S2_BANDS:
         return key
@@ -74,9 +81,8 @@ def canonical_band_name(name: str) -> str:
         padded = f"B{int(key[1:]):02d}"
         if padded in S2_BANDS:
             return padded
-    by_common = {b.common_name.upper(): b.name for b in S2_BANDS.values() if b.gsd_m == 10.0}
-    if key in by_common:
-        return by_common[key]
+    if key.lower() in STAC_ASSET_KEYS:
+        return STAC_ASSET_KEYS[key.lower()]
     raise ValueError(f"unknown Sentinel-2 band {name!r}; expected one of {', '.join(S2_BANDS)}")
 
 

@@ -19,10 +19,11 @@ from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 
 from satsr.io.bands import ReflectanceScaling, canonical_band_name, dn_scaling
-from satsr.io.dates import DATE_SOURCE_TAG
+from satsr.io.dates import DATE_SOURCE_TAG, acquisition_time
 from satsr.io.grid import Grid, RasterError
 from satsr.io.safe import SafeError, SafeProduct, is_safe, read_safe
 from satsr.io.stac_input import StacInputError, is_stac_item, read_item_input
+from satsr.io.vrt import VRTError, stack_vrt
 
 #: A Sentinel-2 band name as a token of a file name (``..._10m_B02_B03_B04_B08.tif``).
 _BAND_TOKEN = re.compile(r"^B(\d{1,2}|8A)$", re.IGNORECASE)
@@ -47,15 +48,25 @@ def open_input(
     scaling: ReflectanceScaling | None = None,
     mask_clouds: bool = False,
     grid: Grid | None = None,
+    more: Sequence[Path] = (),
 ) -> OpenedInput:
     """Open ``path`` (any kind) and select ``bands`` (names or 1-based indexes; default: all), with the
     scene classification when ``mask_clouds``, resampled onto ``grid`` when given and not its own
-    (bilinear for the bands, nearest for the classification)."""
+    (bilinear for the bands, nearest for the classification). ``more``: rasters holding more bands of
+    the same place and date on coarser grids (a 20 m GeoTIFF beside a 10 m one), stacked with ``path``'s
+    bands on the finest grid (``stack_files``)."""
     if not path.exists():
         raise RasterError(f"{path}: no such file")
     source: str | Path = path
-    scl, declared, extra = None, None, {}
-    if is_safe(path):
+    scl, declared = None, None
+    extra: dict[str, str] = {}
+    if more:
+        if is_safe(path) or is_stac_item(path):
+            raise RasterError(
+                f"{path}: products and STAC Items hold their own bands; add bands to rasters only"
+            )
+        source, declared, extra = stack_files([path, *more])
+    elif is_safe(path):
         product, source = _product(path, bands)
         declared, extra = product.scaling, _product_tags(product)
         scl = _scene_classification(product) if mask_clouds else None
@@ -85,15 +96,55 @@ def open_input(
     return OpenedInput(src, scl, indexes, tuple(names[i - 1] for i in indexes), dtype, scaling, tags)
 
 
+def stack_files(paths: Sequence[Path]) -> tuple[str, ReflectanceScaling, dict[str, str]]:
+    """Every band of ``paths`` (rasters of one place and date, on grids that align: 10 m and 20 m bands)
+    as one VRT on the finest grid, by band name (each file must name its bands, no name twice); the DN
+    scaling they share and the first file's tags. One clear error for anything else."""
+    sources: dict[str, tuple[str, int]] = {}
+    scalings, dates = set(), {}
+    for path in paths:
+        if not path.exists():
+            raise RasterError(f"{path}: no such file")
+        try:
+            with rasterio.open(path) as src:
+                names = file_band_names(src, path)
+                scalings.add(file_scaling(src, list(range(1, src.count + 1)), np.dtype(src.dtypes[0])))
+                tags = src.tags()
+        except rasterio.errors.RasterioIOError as err:
+            raise RasterError(f"{path}: not a readable raster ({err})") from err
+        if not all(names):
+            raise RasterError(
+                f"{path}: its bands have no Sentinel-2 names (band descriptions or _B05_B06_... in the file "
+                "name): bands from several files are matched by name"
+            )
+        for index, name in enumerate(names, start=1):
+            if name in sources:
+                raise RasterError(f"{path}: band {name} is also in {sources[name][0]}")
+            sources[str(name)] = (str(path), index)
+        acquired = acquisition_time(tags, path.name)
+        if acquired is not None:
+            dates[path.name] = acquired.when.date()
+    if len(scalings) > 1:
+        raise RasterError(f"{', '.join(map(str, paths))}: the files declare different DN scalings")
+    if len(set(dates.values())) > 1:
+        listed = ", ".join(f"{name} {when}" for name, when in dates.items())
+        raise RasterError(f"the files are of different dates ({listed}): bands of one acquisition only")
+    try:
+        vrt = stack_vrt(sources)
+    except VRTError as err:
+        raise RasterError(f"{paths[0]} + {', '.join(map(str, paths[1:]))}: {err}") from err
+    with rasterio.open(paths[0]) as src:
+        first_tags = src.tags()
+    return vrt, scalings.pop(), first_tags
+
+
 def _product(path: Path, bands: Sequence[str | int] | None) -> tuple[SafeProduct, str]:
-    """A Sentinel-2 product and the VRT of its 10 m bands; named ``bands`` it does not hold at 10 m are
-    a clear error (20 and 60 m bands, missing ones)."""
+    """A Sentinel-2 product and the VRT of the ``bands`` it names (default: its 10 m bands); a band it
+    does not hold, or a 60 m band, is a clear error."""
     try:
         product = read_safe(path)
-        for band in bands or ():
-            if isinstance(band, str) and not band.isdigit():
-                product.vrt((canonical_band_name(band),))
-        return product, product.vrt()
+        named = tuple(canonical_band_name(b) for b in bands or () if isinstance(b, str) and not b.isdigit())
+        return product, product.vrt(named or None)
     except (SafeError, ValueError) as err:
         raise RasterError(str(err)) from err
 

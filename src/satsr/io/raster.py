@@ -41,9 +41,10 @@ class RasterReader:
         scaling: ReflectanceScaling | None = None,
         mask_clouds: bool = False,
         grid: Grid | None = None,
+        more: Sequence[str | Path] = (),  # rasters with more bands of the scene (``open_input``)
     ) -> None:
         self.path = Path(path)
-        opened = open_input(self.path, bands, scaling, mask_clouds, grid)
+        opened = open_input(self.path, bands, scaling, mask_clouds, grid, [Path(p) for p in more])
         self.src, self.scl, self.indexes = opened.src, opened.scl, opened.indexes
         self.source_tags = opened.tags
         self.named = all(opened.names)  # every selected band has a name

@@ -1,7 +1,8 @@
 """Sentinel-2 L1C / L2A products as ``.SAFE`` folders or ``.SAFE.zip`` archives.
 
-A product is read through a VRT that stacks its 10 m band files (JP2) under their band names, so
-every reader in ``satsr.io`` handles it like any raster. The product metadata
+A product is read through a VRT that stacks its band files (JP2) under their band names on the 10 m grid
+(the 10 m bands by default; the 20 m bands when asked, each pixel repeated 2 x 2), so every reader in
+``satsr.io`` handles it like any raster. The product metadata
 (``MTD_MSIL1C.xml`` / ``MTD_MSIL2A.xml``) gives the processing baseline, the quantification value
 and the per-band RADIO_ADD_OFFSET (L1C) or BOA_ADD_OFFSET (L2A), applied when reading (baseline
 04.00 and later store DN = reflectance x 10000 + 1000), and the acquisition start time.
@@ -19,6 +20,7 @@ from xml.sax.saxutils import escape
 import rasterio
 
 from satsr.io.bands import (
+    S2_20M,
     S2_BANDS,
     S2_QUANTIFICATION_VALUE,
     S2_RGBN,
@@ -43,12 +45,14 @@ METADATA_BAND_ORDER = (
     "B11",
     "B12",
 )
-#: The bands of a product satsr reads, at 10 m.
+#: The bands of a product satsr reads by default, at 10 m.
 TEN_METRE_BANDS = S2_RGBN
+#: The bands of a product satsr reads when asked: the 10 m and 20 m bands, on their native grids.
+READ_BANDS = S2_RGBN + S2_20M
 #: Scene classification classes masked by ``--mask-clouds``: no data, saturated or defective, cloud
 #: shadows, cloud medium and high probability, thin cirrus (Sentinel-2 L2A product specification).
 SCL_MASKED_CLASSES = (0, 1, 3, 8, 9, 10)
-_BAND_FILE = re.compile(r"_(B\d[\dA])(?:_10m)?\.jp2$", re.IGNORECASE)
+_BAND_FILE = re.compile(r"_(B\d[\dA])(?:_[126]0m)?\.jp2$", re.IGNORECASE)
 
 
 class SafeError(ValueError):
@@ -61,7 +65,7 @@ class SafeProduct:
 
     path: Path
     level: str  # "L1C" or "L2A"
-    band_files: dict[str, str] = field(repr=False)  # band name -> GDAL path of its 10 m JP2
+    band_files: dict[str, str] = field(repr=False)  # band name -> GDAL path of its JP2 (10 and 20 m bands)
     processing_baseline: str | None
     scaling: ReflectanceScaling
     start_time: str | None
@@ -85,18 +89,19 @@ class SafeProduct:
         )
 
     def vrt(self, bands: tuple[str, ...] | None = None) -> str:
-        """A VRT (XML text, openable by rasterio) stacking ``bands`` (default: all 10 m bands)."""
+        """A VRT (XML text, openable by rasterio) stacking ``bands`` (default: all 10 m bands) on the 10 m
+        grid, the 20 m bands' pixels repeated 2 x 2 (``satsr.io.vrt.stack_vrt``)."""
         bands = bands or tuple(b for b in TEN_METRE_BANDS if b in self.band_files)
         for band in bands:
             if band not in self.band_files:
                 native = S2_BANDS[band].gsd_m if band in S2_BANDS else None
                 why = (
-                    f"a {native:g} m band; satsr reads SAFE bands at 10 m"
-                    if native and native != 10
+                    f"a {native:g} m band; satsr reads the 10 m and 20 m bands of products"
+                    if native and native not in (10, 20)
                     else "missing"
                 )
                 raise SafeError(
-                    f"{self.path}: band {band} is {why} (10 m bands here: {', '.join(self.band_files)})"
+                    f"{self.path}: band {band} is {why} (bands here: {', '.join(self.band_files)})"
                 )
         try:
             return stack_vrt({band: self.band_files[band] for band in bands}, nodata=0)
@@ -145,16 +150,19 @@ def _scaling(root: ET.Element, level: str, baseline: str | None) -> ReflectanceS
         if 0 <= band_id < len(METADATA_BAND_ORDER):
             offsets[METADATA_BAND_ORDER[band_id]] = float(element.text or 0)
     if offsets:
-        wanted = {offsets.get(b, 0.0) for b in TEN_METRE_BANDS}
+        wanted = {offsets.get(b, 0.0) for b in READ_BANDS}
         if len(wanted) > 1:
-            raise SafeError(f"{offset_tag} differs between the 10 m bands ({sorted(wanted)}); not supported")
+            raise SafeError(
+                f"{offset_tag} differs between the 10 m and 20 m bands ({sorted(wanted)}); not supported"
+            )
         return ReflectanceScaling(quantification=quantification, offset=wanted.pop())
     offset = processing_baseline_offset(baseline) if baseline else 0.0
     return ReflectanceScaling(quantification=quantification, offset=offset)
 
 
 def read_safe(path: str | Path) -> SafeProduct:
-    """Inspect a ``.SAFE`` folder or ``.SAFE.zip``: metadata and the 10 m band files."""
+    """Inspect a ``.SAFE`` folder or ``.SAFE.zip``: metadata and the 10 m and 20 m band files (of an
+    L2A product, each from the folder of its native resolution: ``R10m``, ``R20m``)."""
     path = Path(path)
     if not path.exists():
         raise SafeError(f"{path}: no such product")
@@ -189,17 +197,19 @@ def read_safe(path: str | Path) -> SafeProduct:
         match = _BAND_FILE.search(name)
         if "/IMG_DATA/" not in f"/{name}" or match is None:
             continue
-        if level == "L2A" and "/R10m/" not in f"/{name}":
-            continue
         band = match.group(1).upper()
+        if band not in READ_BANDS:
+            continue
+        if level == "L2A" and f"/R{S2_BANDS[band].gsd_m:g}m/" not in f"/{name}":
+            continue
         if band in band_files:
             raise SafeError(
                 f"{path}: several files for band {band} (multi-granule products are not supported)"
             )
         band_files[band] = prefix + name
-    band_files = {b: band_files[b] for b in TEN_METRE_BANDS if b in band_files}
+    band_files = {b: band_files[b] for b in READ_BANDS if b in band_files}  # the 10 m grid's bands first
     scl = [n for n in sorted(names) if re.search(r"/R20m/[^/]*_SCL_20m\.jp2$", f"/{n}", re.IGNORECASE)]
-    if not band_files:
+    if not any(b in band_files for b in TEN_METRE_BANDS):
         raise SafeError(f"{path}: no 10 m band files (IMG_DATA/*_B0?.jp2) in the product")
     return SafeProduct(
         path=path, level=level, band_files=band_files, processing_baseline=baseline,

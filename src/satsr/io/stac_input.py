@@ -1,6 +1,9 @@
 """STAC Items (https://stacspec.org) as inputs: their band assets stacked into one raster.
 
 Local files only: asset hrefs relative to the Item file or absolute local paths; nothing is downloaded.
+Assets at different resolutions (Sentinel-2's 10 m and 20 m bands) are stacked on the finest grid, each
+coarser pixel repeated (``satsr.io.vrt.stack_vrt``); assets are found by ``eo:bands`` name or by the
+asset keys of the public STAC APIs (``satsr.io.bands.STAC_ASSET_KEYS``).
 The output side (the Item written beside every output) is ``satsr.io.stac``.
 """
 
@@ -35,7 +38,10 @@ def is_stac_item(path: str | Path) -> bool:
 
 
 def _asset_band(key: str, asset: Mapping[str, Any]) -> str | None:
-    """The Sentinel-2 band an asset holds: its ``eo:bands`` name or common name, else its key."""
+    """The Sentinel-2 band an asset holds: its ``eo:bands`` name or common name, else its key (None for
+    an asset of several bands, such as a true-colour picture)."""
+    if len(asset.get("eo:bands", [])) > 1:
+        return None
     candidates = [b.get(f) for b in asset.get("eo:bands", []) for f in ("name", "common_name")] + [key]
     for candidate in candidates:
         if isinstance(candidate, str):
@@ -68,6 +74,7 @@ def read_item_input(path: str | Path, bands: Sequence[str] | None = None) -> Ite
             f"(assets: {', '.join(item['assets'])})"
         )
     assets = {band: by_band[band] for band in wanted}
+    _check_one_date(path, item, assets)
     files = {band: _local_file(path, key, band, asset) for band, (key, asset) in assets.items()}
     try:
         vrt = stack_vrt(files)
@@ -78,6 +85,15 @@ def read_item_input(path: str | Path, bands: Sequence[str] | None = None) -> Ite
     if isinstance(when, str):
         tags.update({"ACQUISITION_DATE": when, DATE_SOURCE_TAG: f"STAC Item {path.name} datetime"})
     return ItemInput(vrt, _scaling(path, [asset for _, asset in assets.values()]), tags)
+
+
+def _check_one_date(path: Path, item: Mapping[str, Any], assets: Mapping[str, tuple[str, Any]]) -> None:
+    """Refuse assets of other dates than the rest (an asset's own ``datetime`` overrides the Item's)."""
+    default = item.get("properties", {}).get("datetime")
+    dates = {band: asset.get("datetime", default) for band, (_, asset) in assets.items()}
+    if len(set(dates.values())) > 1:
+        listed = ", ".join(f"{band} {when}" for band, when in dates.items())
+        raise StacInputError(f"{path}: the bands asked for were acquired at different times ({listed})")
 
 
 def _load_item(path: Path) -> dict[str, Any]:

@@ -209,6 +209,22 @@ def fit_tiling(tile_size: int, overlap: int, height: int, width: int) -> tuple[i
     return fitted, min(overlap, fitted - 1)
 
 
+def align_tiling(tiling: tuple[int, int], multiple: int, height: int, width: int) -> tuple[int, int]:
+    """``tiling`` (window side, overlap) in whole ``multiple``s of pixels, the side rounded up and the
+    overlap down, so that every window of an image whose sides are multiples too starts and ends on that
+    coarser grid (``s2-10band``: the 20 m grid under the 10 m one). Refuses other sides."""
+    if multiple == 1:
+        return tiling
+    if height % multiple or width % multiple:
+        raise ValueError(
+            f"the image is {height} x {width} pixels: this model needs whole {multiple} x {multiple} blocks "
+            f"(the coarser bands' pixels); crop it to multiples of {multiple}"
+        )
+    side, overlap = tiling
+    side = min(-(-side // multiple) * multiple, max(height, width))
+    return side, min(overlap // multiple * multiple, side - multiple)
+
+
 @dataclass(frozen=True)
 class StreamPlan:
     """The windows of an ``upscale_stream`` run and how they blend, per axis (see ``_AxisPlan``)."""

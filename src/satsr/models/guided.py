@@ -39,8 +39,15 @@ def high_pass_injection(
 ) -> Tensor:
     """The baseline: ``up(coarse) + sum_k a_ck * detail(guide_k)``, the weights ``a_c`` (with an offset)
     fitted per image by least squares between the bands' detail and the guide's detail one octave down
-    (the guide degraded to the bands' grid). The bands' sides must be multiples of ``scale`` (the guide's
-    of ``scale**2``), so that they can be degraded once more."""
+    (the guide degraded to the bands' grid). Bands whose sides are not multiples of ``scale`` (so that
+    they can be degraded once more) are padded by repeating their last row and column, then cropped."""
+    h, w = coarse.shape[-2:]
+    pad_h, pad_w = -h % scale, -w % scale
+    if pad_h or pad_w:
+        coarse = F.pad(coarse, (0, pad_w, 0, pad_h), mode="replicate")
+        guide = F.pad(guide, (0, pad_w * scale, 0, pad_h * scale), mode="replicate")
+        out = high_pass_injection(guide, coarse, guide_bands, bands, scale)
+        return out[..., : h * scale, : w * scale]
     guide_low = wald_degrade(guide, scale, guide_bands)  # the guide on the bands' grid
     fitted = []
     for g, g_low, c in zip(guide.double(), guide_low.double(), coarse.double(), strict=True):

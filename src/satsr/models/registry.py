@@ -10,7 +10,7 @@ import hashlib
 import inspect
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,13 +19,16 @@ from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from satsr.defaults import DEFAULT_SCALE
+from satsr.io.bands import S2_BANDS, canonical_band_name
 from satsr.models.continuous import ContinuousSR
 from satsr.models.fast import ResidualSR
 from satsr.models.ldm import LatentDiffusionSR
 from satsr.models.revisit_fusion import FusionConfig, fuse_revisits, revisit_conditioning
+from satsr.models.ten_band import GRID_MULTIPLE, TEN_BAND_SCALES, TenBandSR
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {
     "ResidualSR": ResidualSR, "LatentDiffusionSR": LatentDiffusionSR, "ContinuousSR": ContinuousSR,
+    "TenBandSR": TenBandSR,
 }  # fmt: skip
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "weights"
 #: Keys of config.json that describe the model rather than its constructor.
@@ -70,6 +73,53 @@ class Upscaler:
     weights_sha256: str = ""  # of model.safetensors, recorded with every output
     source: str = ""  # what load() was given (bundled name or folder), so other processes can load it too
     continuous: bool = False  # any real scale (ContinuousSR); ``scale`` is the default one
+    scales: tuple[int, ...] = ()  # the fixed scales a model serves besides ``scale`` (TenBandSR: 1, 2, 4)
+    grid_multiple: int = 1  # windows start and end on multiples of this many input pixels
+    input_bands: tuple[str, ...] = ()  # the bands it reads, where not ``bands`` (see ``select_outputs``)
+    outputs: tuple[int, ...] = ()  # which of the network's output bands are returned (all when empty)
+
+    @property
+    def needs_all_bands(self) -> bool:
+        """Whether every input band is needed whatever is asked (``--bands`` then picks the outputs)."""
+        return isinstance(self.network, TenBandSR)
+
+    def at_scale(self, scale: float) -> Upscaler:
+        """This model running at ``scale`` by default: one of the fixed scales it serves."""
+        if scale == self.scale:
+            return self
+        if scale not in self.scales:
+            raise ValueError(f"{self.name} supports scale {self.scale} only, got {scale:g}")
+        return replace(self, scale=int(scale))
+
+    @property
+    def reads(self) -> tuple[str, ...]:
+        """The bands the model takes, in its order."""
+        return self.input_bands or self.bands
+
+    def select_outputs(self, bands: Sequence[str]) -> Upscaler:
+        """This model returning only ``bands`` (names, in the order asked) of what it computes from all of
+        its input bands: how ``--bands`` picks the output bands of a model whose every input band is
+        needed (``s2-10band``). A band it does not compute is a clear error."""
+        names = []
+        for band in bands:
+            try:
+                names.append(canonical_band_name(str(band)))
+            except ValueError as err:
+                raise ValueError(f"{self.name}: {err}") from err
+        missing = [b for b in names if b not in self.reads]
+        if missing:
+            why = [f"{b} ({S2_BANDS[b].gsd_m:g} m band)" if b in S2_BANDS else b for b in missing]
+            raise ValueError(
+                f"{self.name} does not give band(s) {', '.join(why)}; it gives {', '.join(self.reads)}"
+            )
+        if len(set(names)) != len(names):
+            raise ValueError(f"{self.name}: a band is asked for twice ({', '.join(names)})")
+        return replace(
+            self,
+            bands=tuple(names),
+            input_bands=self.reads,
+            outputs=tuple(self.reads.index(b) for b in names),
+        )
 
     def __call__(
         self,
@@ -82,29 +132,34 @@ class Upscaler:
     ) -> np.ndarray | Tensor:
         if steps is not None and not self.stochastic:
             raise ValueError(f"{self.name} is a deterministic model: it takes no sampling steps")
-        if not self.continuous and (coords is not None or scale not in (None, self.scale)):
-            raise ValueError(f"{self.name} supports scale {self.scale} only on its own grid")
+        if not self.continuous and (coords is not None or scale not in (None, self.scale, *self.scales)):
+            served = ", ".join(map(str, sorted({self.scale, *self.scales})))
+            raise ValueError(f"{self.name} supports scale {served} only, on its own grid")
         as_numpy = isinstance(lr, np.ndarray)
         x: Tensor = torch.from_numpy(np.asarray(lr, dtype=np.float32)) if isinstance(lr, np.ndarray) else lr
         single = x.ndim == 3
         if single:
             x = x[None]
-        if x.ndim != 4 or x.shape[1] != len(self.bands):
+        if x.ndim != 4 or x.shape[1] != len(self.reads):
             raise ValueError(
-                f"{self.name} expects {len(self.bands)} bands ({', '.join(self.bands)}) "
+                f"{self.name} expects {len(self.reads)} bands ({', '.join(self.reads)}) "
                 f"as (C,H,W) or (B,C,H,W); got shape {tuple(x.shape)}"
             )
         if not _all_finite(x):
             raise ValueError("input contains NaN or infinite values; mask them before calling the model")
         param = next(self.network.parameters())
         x = x.to(param.device, param.dtype).contiguous(memory_format=torch.channels_last)
-        extra = {"scale": scale or self.scale, "coords": coords} if self.continuous else {}
+        extra: dict = {"scale": scale or self.scale, "coords": coords} if self.continuous else {}
+        if self.scales:
+            extra = {"scale": scale or self.scale}
         with torch.inference_mode():
             if self.stochastic:
                 seeds = list(range(len(x))) if seeds is None else list(seeds)
                 y = self.network.sample(x, seeds, steps, origins, **extra)  # type: ignore[operator]
             else:
                 y = self.network(x, **extra)
+        if self.outputs:
+            y = y[:, list(self.outputs)]
         y = y.contiguous()[0] if single else y.contiguous()
         return y.cpu().numpy() if as_numpy else y
 
@@ -187,10 +242,11 @@ def load(name: str | Path, device: str = "cpu") -> Upscaler:
     steps = getattr(network, "default_steps", None)
     if isinstance(network, ContinuousSR) and stochastic:
         steps = len(network.betas)
+    ten_band = isinstance(network, TenBandSR)
     return Upscaler(
         folder.name, network, scale, tuple(config["bands"]), config.get("summary", ""),
         stochastic, steps if stochastic else None, file_sha256(folder / "model.safetensors"), source,
-        continuous,
+        continuous, TEN_BAND_SCALES if ten_band else (), GRID_MULTIPLE if ten_band else 1,
     )  # fmt: skip
 
 

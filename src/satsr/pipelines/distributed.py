@@ -37,6 +37,8 @@ class RemoteTileFn:
     seed: int
     device: str = "cpu"
     grid: SceneGrid | None = None  # the scene's output grid, for continuous-scale models
+    scale: int | None = None  # the fixed scale asked of a model that serves several (``Upscaler.at_scale``)
+    outputs: tuple[str, ...] = ()  # the output bands asked (``Upscaler.select_outputs``)
 
     def upscaler(self) -> Upscaler:
         if isinstance(self.model, Upscaler):
@@ -44,7 +46,9 @@ class RemoteTileFn:
         key = (self.model, self.device)
         if key not in _MODELS:
             _MODELS[key] = load(self.model, device=self.device)
-        return _MODELS[key]
+        upscaler = _MODELS[key]
+        upscaler = upscaler.at_scale(self.scale) if self.scale is not None else upscaler
+        return upscaler.select_outputs(self.outputs) if self.outputs else upscaler
 
     def __call__(self, batch: np.ndarray, tiles: Sequence[Tile]) -> np.ndarray:
         tile_fn: TileFn = sampling_tile_fn(self.upscaler(), self.samples, self.steps, self.seed, self.grid)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +16,11 @@ import rasterio
 from satsr.defaults import DEFAULT_BATCH_SIZE, DEFAULT_MODEL, DEFAULT_OVERLAP, DEFAULT_SEED, DEFAULT_TILE_SIZE
 from satsr.io.bands import ReflectanceScaling, processing_baseline_offset
 from satsr.io.dates import acquisition_time
-from satsr.io.grid import RasterError
+from satsr.io.grid import RasterError, RasterMeta
 from satsr.io.raster import RasterReader
 from satsr.io.safe import SCL_MASKED_CLASSES, is_safe, output_name
 from satsr.io.stac import stac_path
-from satsr.io.tiling import SceneGrid, fit_tiling
+from satsr.io.tiling import SceneGrid, align_tiling, fit_tiling
 from satsr.models.registry import Upscaler, load
 from satsr.models.sampling import sampling_tile_fn
 from satsr.pipelines.bands import open_for_model
@@ -50,7 +50,7 @@ def upscale_file(
     quicklook: str | Path | None = None, processing_baseline: str | None = None, samples: int = 1,
     steps: int | None = None, seed: int = DEFAULT_SEED, cog: bool = False,
     batch_size: int = DEFAULT_BATCH_SIZE, resumable: bool = True, scheduler: str | None = None,
-    workers: int | None = None, mask_clouds: bool = False,
+    workers: int | None = None, mask_clouds: bool = False, add_bands: Sequence[str | Path] = (),
 ) -> Path:  # fmt: skip
     """Super-resolve one raster into a GeoTIFF on the same bounds with pixel size / scale.
 
@@ -69,24 +69,40 @@ def upscale_file(
     ``scheduler`` (a Dask scheduler address) or ``workers`` (a local Dask cluster of that many
     processes) runs the model calls on a cluster (``satsr.pipelines.distributed``); the pixels are the
     same. ``mask_clouds`` (Sentinel-2 L2A products) masks no-data, defective, cloud, cloud-shadow and
-    cirrus pixels of the scene classification: they are written as nodata.
+    cirrus pixels of the scene classification: they are written as nodata. ``add_bands``: rasters with
+    more bands of the same place and date on coarser grids (the 20 m bands beside a 10 m GeoTIFF, for
+    ``s2-10band``), stacked with the input's bands on its grid.
     """
     upscaler = model if isinstance(model, Upscaler) else load(model, device=device)
     s = output_scale(upscaler, scale)
+    upscaler = upscaler.at_scale(s) if upscaler.scales else upscaler
+    if bands is not None and upscaler.needs_all_bands:  # every band is read; --bands picks the outputs
+        upscaler, bands = upscaler.select_outputs([str(b) for b in bands]), None
     check_sampling(upscaler, samples, steps)
     output = check_output_name(output)
     outputs = [output] + ([uncertainty_path(output)] if samples > 1 else [])
     refuse_existing(outputs, overwrite)
+    more = [Path(p) for p in add_bands]
     run = _FileRun(
-        upscaler, s, (samples, steps, seed), batch_size, cog, overwrite, progress, (scheduler, workers)
+        upscaler,
+        s,
+        (samples, steps, seed),
+        batch_size,
+        cog,
+        overwrite,
+        progress,
+        (scheduler, workers),
+        tuple(more),
     )
     offset = None if processing_baseline is None else processing_baseline_offset(processing_baseline)
     scaling = None if offset is None else ReflectanceScaling(offset=offset)
     with (
         rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB),
-        open_for_model(input, bands, upscaler, scaling, mask_clouds) as reader,
+        open_for_model(input, bands, upscaler, scaling, mask_clouds, more=more) as reader,
     ):
-        tiling = fit_tiling(tile_size, overlap, reader.meta.height, reader.meta.width)  # small: one window
+        height, width = reader.meta.height, reader.meta.width
+        tiling = fit_tiling(tile_size, overlap, height, width)  # small: one window
+        tiling = align_tiling(tiling, upscaler.grid_multiple, height, width)
         run.stream(reader, Path(input), outputs, tiling, resumable, mask_clouds)
         if quicklook is not None:
             write_quicklook(reader, output, upscaler, quicklook)
@@ -106,10 +122,18 @@ class _FileRun:
     overwrite: bool
     progress: bool
     dask: tuple[str | None, int | None]  # scheduler address, local workers (satsr.pipelines.distributed)
+    more: tuple[Path, ...] = ()  # rasters with more bands of the input (``add_bands``)
+
+    def meta(self, reader: RasterReader) -> RasterMeta:
+        """The input's grid and DN convention with the output's band names (a subset of the bands read,
+        when ``--bands`` picks the outputs of ``s2-10band``)."""
+        outputs = self.upscaler.bands if self.upscaler.outputs else reader.meta.band_names
+        return replace(reader.meta, band_names=tuple(outputs))
 
     def tags(self, reader: RasterReader, input: Path, mask_clouds: bool) -> dict[str, str]:
         (samples, steps, seed), network = self.sampling, self.upscaler.network
-        tags = {**model_tags(self.upscaler, seed, steps), "SATSR_INPUT": input.name,
+        names = " + ".join(p.name for p in (input, *self.more))
+        tags = {**model_tags(self.upscaler, seed, steps), "SATSR_INPUT": names,
                 "SATSR_SAMPLES": str(samples), "SATSR_SCALE": f"{self.scale:g}"}  # fmt: skip
         if mask_clouds:
             classes = ", ".join(map(str, SCL_MASKED_CLASSES))
@@ -122,15 +146,16 @@ class _FileRun:
     def job(self, reader: RasterReader, input: Path, outputs: list[Path], tiling: tuple[int, int],
             tags: dict[str, str]) -> JobState:  # fmt: skip
         """The resumable job: its fingerprint holds the tags (model, seed, samples, steps, masking...)."""
-        meta = reader.meta
-        options = {"input": str(input.resolve()), "size": [meta.height, meta.width], "bands": meta.band_names,
+        meta = self.meta(reader)
+        inputs = [str(p.resolve()) for p in (input, *self.more)]
+        options = {"input": inputs, "size": [meta.height, meta.width], "bands": meta.band_names,
                    "weights": self.upscaler.weights_sha256, "tile": [*tiling, self.batch_size],
                    "cog": self.cog, "tags": tags}  # fmt: skip
         return JobState(outputs[0], outputs, json.dumps(options, sort_keys=True))
 
     def stream(self, reader: RasterReader, input: Path, outputs: list[Path], tiling: tuple[int, int],
                resumable: bool, mask_clouds: bool) -> None:  # fmt: skip
-        meta, tags = reader.meta, self.tags(reader, input, mask_clouds)
+        meta, tags = self.meta(reader), self.tags(reader, input, mask_clouds)
         scene = RasterScene([reader])  # its fill refuses an all-nodata raster before anything is written
         grid = SceneGrid((meta.height, meta.width), self.scale) if self.upscaler.continuous else None
         job = self.job(reader, input, outputs, tiling, tags) if resumable else None
@@ -140,19 +165,24 @@ class _FileRun:
                 from satsr.pipelines.distributed import RemoteTileFn, dask_executor
 
                 executor = stack.enter_context(dask_executor(*self.dask))
-                tile_fn = RemoteTileFn(self.upscaler.source or self.upscaler, *self.sampling, grid=grid)
+                upscaler = self.upscaler
+                tile_fn = RemoteTileFn(
+                    upscaler.source or upscaler, *self.sampling, grid=grid,
+                    scale=upscaler.scale if upscaler.scales else None,
+                    outputs=upscaler.bands if upscaler.outputs else (),
+                )  # fmt: skip
                 prefetch = 2 * executor.workers
             stream_to_files(
                 scene, meta, outputs, tags, self.scale, tile_fn, tiling, self.sampling[0], self.overwrite,
                 self.cog, job, batch_size=self.batch_size, progress=self.progress, executor=executor,
-                prefetch=prefetch,
+                prefetch=prefetch, band_validity=self.upscaler.outputs,
             )  # fmt: skip
 
     def describe(
         self, reader: RasterReader, input: Path, outputs: list[Path], quicklook: str | Path | None
     ) -> None:
         """The STAC Item beside the output."""
-        (samples, steps, seed), upscaler, meta = self.sampling, self.upscaler, reader.meta
+        (samples, steps, seed), upscaler, meta = self.sampling, self.upscaler, self.meta(reader)
         provenance: dict[str, Any] = {
             **model_provenance(upscaler, self.scale, seed), "samples": samples,
             "steps": (steps or upscaler.default_steps) if upscaler.stochastic else None,
@@ -162,7 +192,8 @@ class _FileRun:
         if len(outputs) > 1:
             assets["uncertainty"] = (outputs[1], "per-pixel per-band std of the samples", ["metadata"])
         acquired = acquisition_time(reader.tags(), input.name)
-        write_stac(outputs[0], meta.refined(self.scale), [input], acquired, provenance, assets, quicklook,
+        sources = [input, *self.more]
+        write_stac(outputs[0], meta.refined(self.scale), sources, acquired, provenance, assets, quicklook,
                    "input | output")  # fmt: skip
 
 

@@ -110,9 +110,10 @@ def _masked(reflectance: np.ndarray, usable: np.ndarray) -> np.ndarray:
 def write_quicklook(reader: RasterReader, output: Path, upscaler: Upscaler, quicklook: str | Path) -> None:
     """Input and result side by side, both read decimated so the PNG stays small for any scene; values
     that are nodata in their band are NaN (``to_quicklook_rgb`` shows them by the nodata rule)."""
+    lr = _masked(*reader.read_decimated(QUICKLOOK_SIDE, per_band=True))
     with RasterReader(output, scaling=reader.meta.scaling) as sr_reader:
         panels = {
-            "LR (input)": _masked(*reader.read_decimated(QUICKLOOK_SIDE, per_band=True)),
+            "LR (input)": lr[list(upscaler.outputs)] if upscaler.outputs else lr,  # the output's bands
             f"SR {upscaler.name}": _masked(*sr_reader.read_decimated(QUICKLOOK_SIDE, per_band=True)),
         }
     Path(quicklook).parent.mkdir(parents=True, exist_ok=True)
@@ -122,10 +123,12 @@ def write_quicklook(reader: RasterReader, output: Path, upscaler: Upscaler, quic
 def stream_to_files(
     scene: Scene, meta: RasterMeta, outputs: list[Path], tags: dict[str, str], scale: float, tile_fn: TileFn,
     tiling: tuple[int, int], samples: int, overwrite: bool, cog: bool, job: JobState | None = None,
-    not_resumed: str = "", **stream: Any,
+    not_resumed: str = "", band_validity: Sequence[int] = (), **stream: Any,
 ) -> None:  # fmt: skip
     """Stream ``scene`` (``run_scene``) into the writers of ``outputs`` (the image, then the uncertainty
     when ``samples > 1``) and publish them together; with a ``job``, resumable (``satsr.pipelines.resume``).
+    ``band_validity``: the input band whose validity each output band takes, when they are not the same
+    bands (``Upscaler.select_outputs``).
 
     Ctrl-C keeps a job's progress and raises ``Interrupted`` saying so (without a job: that nothing was
     written, ``not_resumed`` added); any other error removes the temporary files.
@@ -140,6 +143,7 @@ def stream_to_files(
             channels = len(meta.band_names)
 
             def sink(row: int, col: int, block: np.ndarray, valid: np.ndarray) -> None:
+                valid = valid[list(band_validity)] if band_validity else valid
                 for k, writer in enumerate(writers):
                     writer.write(row, col, block[k * channels : (k + 1) * channels], valid)
 

@@ -19,9 +19,11 @@ def output_scale(upscaler: Upscaler, scale: float | None) -> float:
     """The scale a request runs at: the model's own, or for a continuous-scale model any real one in
     ``[1, MAX_SCALE]`` (with a warning beyond the ``TRAINED_MAX_SCALE`` it was trained for)."""
     if not upscaler.continuous:
-        if scale is not None and scale != upscaler.scale:
-            raise RasterError(f"model {upscaler.name} supports scale {upscaler.scale} only, got {scale}")
-        return upscaler.scale
+        served = sorted({upscaler.scale, *upscaler.scales})
+        if scale is not None and scale not in served:
+            listed = " or ".join(map(str, served))
+            raise RasterError(f"model {upscaler.name} supports scale {listed} only, got {scale:g}")
+        return upscaler.scale if scale is None else int(scale)
     s = float(upscaler.scale if scale is None else scale)
     if not (math.isfinite(s) and 1.0 <= s <= MAX_SCALE):
         raise ValueError(f"--scale must be a number in [1, {MAX_SCALE:g}] for {upscaler.name}, got {scale}")

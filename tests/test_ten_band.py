@@ -286,3 +286,33 @@ def test_stac_item_with_bands_of_another_date_is_refused(tmp_path: Path, pair) -
     with pytest.raises(RasterError, match=r"different times.*B11 2023-07-06"):
         upscale_file(item, tmp_path / "sr.tif", "s2-10band")
     assert not list(tmp_path.glob("sr*"))
+
+
+def test_evaluate_dsen2_protocol_on_a_folder_of_pairs(tmp_path: Path, tiny_ten_band: Path) -> None:
+    from satsr.cli import main
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for k in range(2):
+        fine, coarse = scene(side=48, seed=k)
+        write(data / f"place{k}_10m_B02_B03_B04_B08.tif", fine, S2_RGBN, 10.0)
+        write(data / f"place{k}_20m_B05_B06_B07_B8A_B11_B12.tif", coarse, S2_20M, 20.0)
+    out = tmp_path / "eval"
+    args = [
+        "evaluate",
+        "--protocol",
+        "dsen2",
+        "--model",
+        str(tiny_ten_band),
+        "--data",
+        str(data),
+        "--output",
+        str(out),
+    ]
+    assert main(args) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics) == {"bicubic", "high-pass injection", "tiny-10band"}
+    assert set(metrics["bicubic"]) == {"place0", "place1", "mean"}
+    assert len(metrics["tiny-10band"]["mean"]["psnr"]) == 6
+    assert "| high-pass injection |" in (out / "report.md").read_text()
+    assert main([*args[:4], "s2-rgbn-x4-fast", *args[5:]]) == 2  # not a ten-band model: one clear error

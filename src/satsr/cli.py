@@ -132,6 +132,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     from satsr.models.registry import load, resolve_device, set_lr_consistency
 
     upscalers = [load(name, device=resolve_device(args.device)) for name in args.model]
+    if args.protocol == "dsen2":
+        return _evaluate_sharpening(args, upscalers)
     scale = args.scale if args.scale is not None else upscalers[0].scale
     pairs = load_pairs(
         args.data, scale, bands=list(upscalers[0].bands), degradation=args.degradation,
@@ -162,6 +164,23 @@ def _evaluate(args: argparse.Namespace) -> int:
     results = evaluate(methods, pairs, args.output, scale, fid=not args.no_fid, title=args.title or "")
     print(f"{args.output / 'report.md'} ({len(pairs)} pairs, methods: bicubic, {', '.join(methods)})")
     return 0 if results else 1
+
+
+def _evaluate_sharpening(args: argparse.Namespace, upscalers: list) -> int:
+    """``--protocol dsen2``: ten-band models' 20 m bands against bicubic and high-pass injection."""
+    from satsr.evaluation.sharpening import baselines, folder_band_scenes, sharpening_report, ten_band_method
+
+    methods = baselines()
+    for upscaler in upscalers:
+        if not upscaler.needs_all_bands:
+            raise ValueError(
+                f"--protocol dsen2 scores ten-band models (s2-10band); {upscaler.name} is not one"
+            )
+        methods[upscaler.name] = ten_band_method(upscaler)
+    scenes = folder_band_scenes(args.data)
+    sharpening_report(methods, scenes, args.output, args.title or f"Sharpening the 20 m bands: {args.data}")
+    print(f"{args.output / 'report.md'} ({len(scenes)} places, methods: {', '.join(methods)})")
+    return 0
 
 
 def _fuse(args: argparse.Namespace) -> int:
@@ -288,6 +307,12 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         "--output", type=Path, default=Path("evaluation"), help="folder for metrics.json + report.md"
     )
     ev.add_argument("--degradation", default="auto", choices=["auto", "wald", "bicubic", "real"])
+    ev.add_argument(
+        "--protocol", default="wald", choices=["wald", "dsen2"],
+        help="wald: HR images degraded by --degradation; dsen2: the 20 m bands of ten-band models, on pairs "
+        "PREFIX_10m*.tif + PREFIX_20m*.tif in --data (every band degraded one octave, the real 20 m bands "
+        "as truth)",
+    )  # fmt: skip
     ev.add_argument("--crop", type=int, default=128, help="cut HR images into tiles of this side (0: whole)")
     ev.add_argument("--max-images", type=int, default=None, help="use at most this many files")
     ev.add_argument(

@@ -316,3 +316,18 @@ def test_evaluate_dsen2_protocol_on_a_folder_of_pairs(tmp_path: Path, tiny_ten_b
     assert len(metrics["tiny-10band"]["mean"]["psnr"]) == 6
     assert "| high-pass injection |" in (out / "report.md").read_text()
     assert main([*args[:4], "s2-rgbn-x4-fast", *args[5:]]) == 2  # not a ten-band model: one clear error
+
+
+def test_nodata_of_a_20m_band_stays_nodata_in_that_band_only(tmp_path: Path, tiny_ten_band: Path) -> None:
+    fine, coarse = scene()
+    coarse[4, :3, :4] = 0  # B11: nodata in a 3 x 4 block of 20 m pixels (6 x 8 at 10 m)
+    ten = write(tmp_path / "s2_10m.tif", fine, S2_RGBN, 10.0)
+    twenty = write(tmp_path / "s2_20m.tif", coarse, S2_20M, 20.0)
+    out = upscale_file(ten, tmp_path / "sr.tif", tiny_ten_band, add_bands=[twenty], scale=2)
+    with rasterio.open(out) as src:
+        masks = src.read_masks() > 0
+    b11 = TEN_BANDS.index("B11")
+    expected = np.ones((48, 48), bool)
+    expected[:12, :16] = False  # the 20 m block at 5 m
+    np.testing.assert_array_equal(masks[b11], expected)
+    assert np.delete(masks, b11, axis=0).all()

@@ -30,6 +30,9 @@ def resumable_temp_path(path: str | Path) -> Path:
 
 #: Side of the output's internal (compressed) blocks, pixels.
 BLOCK_SIDE = 256
+#: How outputs are compressed: DEFLATE (every GeoTIFF reader has it) at level 1, which on model outputs
+#: (noisy at the finest scale) gave a file as small as level 6's in 60 % of its time.
+COMPRESSION: dict[str, str | int] = {"compress": "deflate", "zlevel": 1}
 
 
 class BlockAssembler:
@@ -127,7 +130,7 @@ class RasterWriter:
             "tiled": True,
             "blockxsize": BLOCK_SIDE,
             "blockysize": BLOCK_SIDE,
-            "compress": "deflate",
+            **COMPRESSION,
             "predictor": 3 if np.issubdtype(meta.dtype, np.floating) else 2,
             "BIGTIFF": "IF_SAFER",
         }

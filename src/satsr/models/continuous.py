@@ -25,6 +25,7 @@ from satsr.defaults import DEFAULT_SCALE
 from satsr.diffusion.noise import SeededNoise, mix_seed
 from satsr.diffusion.unrolled import EpsFn, eps_from_x0, linear_betas, unrolled_reverse
 from satsr.models.autoencoder import DiagonalGaussian
+from satsr.models.consistency import DEFAULT_ITERATIONS
 from satsr.models.continuous_parts import DPDecoder, DPEncoder, LatentDenoiser, SRBranch
 from satsr.models.implicit import (
     ContinuousUpsampler,
@@ -85,9 +86,11 @@ class ContinuousSR(nn.Module):
         latent_scaling: float = 1.0,  # diffusion-space latent = z * latent_scaling
         band_mean: Sequence[float] | None = None,  # per-band mean used to normalise
         band_std: Sequence[float] | None = None,  # per-band std used to normalise
+        lr_consistency: bool = False,  # back-project every output onto its LR (``lr_correction``)
     ) -> None:
         super().__init__()
         register_band_statistics(self, in_channels, band_mean, band_std)
+        self.lr_consistency = lr_consistency
         if latent_scaling <= 0:
             raise ValueError(f"latent_scaling must be positive, got {latent_scaling}")
         self.in_channels, self.prior, self.latent_scaling = in_channels, prior, float(latent_scaling)
@@ -235,9 +238,32 @@ class ContinuousSR(nn.Module):
         scale = check_scale(scale)
         size = output_size((lr.shape[-2], lr.shape[-1]), scale)
         z = self.sample_prior(lr, scale, seeds) if self.prior else None
-        if coords is None:
-            coords = regular_grid((lr.shape[-2], lr.shape[-1]), size, lr.device)[None]
-        return self.render(lr, scale, coords, z).clamp(0.0, 1.0)
+        grid = regular_grid((lr.shape[-2], lr.shape[-1]), size, lr.device)[None]
+        coords = grid if coords is None else coords.to(lr.device)
+        out = self.render(lr, scale, coords, z)
+        if self.lr_consistency:  # the regular grid is rendered again only when not what was asked for
+            on_grid = coords.shape[1:3] == grid.shape[1:3] and bool(torch.allclose(coords, grid, atol=1e-4))
+            regular = out if on_grid else self.render(lr, scale, grid, z)
+            out = out + sample_at(self.lr_correction(regular, lr, grid), coords, mode="bicubic")
+        return out.clamp(0.0, 1.0)
+
+    @staticmethod
+    def lr_correction(sr: Tensor, lr: Tensor, grid: Tensor) -> Tensor:
+        """Back-projection (``satsr.models.consistency``; the degradation: antialiased bicubic to the LR's
+        size, as ``satsr.data.degradation.bicubic_degrade``) of ``sr``, on the regular output grid ``grid``,
+        onto ``lr``, as one LR-sized correction. Each round adds the bicubic upsampling of
+        ``lr - degrade(sr)``, so the rounds together add the bicubic upsampling of the sum of their
+        residuals, which this returns. Sampled at any coordinates (``sample_at``, bicubic), it corrects the
+        values there as it corrects the regular grid: a tile asked for its part of a scene's grid is
+        corrected as the whole would be."""
+        total = torch.zeros_like(lr)
+        for _ in range(DEFAULT_ITERATIONS):
+            residual = lr - F.interpolate(
+                sr, size=lr.shape[-2:], mode="bicubic", antialias=True, align_corners=False
+            )
+            sr = sr + sample_at(residual, grid, mode="bicubic")
+            total = total + residual
+        return total
 
     def sample(
         self,

@@ -30,7 +30,8 @@ from satsr.data.degradation import wald_degrade
 from satsr.io.bands import S2_20M, S2_BANDS, S2_RGBN
 from satsr.models.consistency import project_to_lr
 from satsr.models.fast import ResidualSR
-from satsr.models.guided import GuidedSR, bicubic_up
+from satsr.models.guided import GuidedSR
+from satsr.nn.blocks import bicubic_upscale
 
 #: The bands in, and out: the 10 m and 20 m bands in band-number order (B02 ... B8A B11 B12).
 TEN_BANDS = tuple(name for name, band in S2_BANDS.items() if band.gsd_m in (10.0, 20.0))
@@ -85,7 +86,7 @@ class TenBandSR(nn.Module):
         if scale == 1:
             return self._merge(fine, sharpened)
         fine_sr = self.rgbn(fine)
-        coarse_sr = bicubic_up(sharpened, 4) + _injected_detail(fine, sharpened, coarse, fine_sr)
+        coarse_sr = bicubic_upscale(sharpened, 4) + _injected_detail(fine, sharpened, coarse, fine_sr)
         if self.lr_consistency:
             fine_sr = project_to_lr(fine_sr, fine, lambda hr: wald_degrade(hr, 4, S2_RGBN))
             coarse_sr = project_to_lr(coarse_sr, coarse, lambda hr: wald_degrade(hr, 8, S2_20M))
@@ -104,9 +105,9 @@ def _injected_detail(fine: Tensor, sharpened: Tensor, coarse: Tensor, fine_sr: T
     """The 20 m bands' detail at x4 of the 10 m grid: the detail the RGBN model added to the 10 m bands,
     ``fine_sr - up4(fine)``, weighted per image by the least-squares fit of stage 1's detail
     (``sharpened - up2(coarse)``) on the 10 m bands' detail one octave down (``fine - up2(fine at 20 m)``)."""
-    fine_detail = fine - bicubic_up(wald_degrade(fine, 2, S2_RGBN), 2)
-    coarse_detail = sharpened - bicubic_up(coarse, 2)
-    added = fine_sr - bicubic_up(fine, 4)
+    fine_detail = fine - bicubic_upscale(wald_degrade(fine, 2, S2_RGBN), 2)
+    coarse_detail = sharpened - bicubic_upscale(coarse, 2)
+    added = fine_sr - bicubic_upscale(fine, 4)
     out = []
     for x, y, d in zip(fine_detail.double(), coarse_detail.double(), added.double(), strict=True):
         design = x.reshape(x.shape[0], -1).T  # (pixels, 4)

@@ -202,3 +202,24 @@ def test_an_input_smaller_than_the_tile_runs_as_one_window_of_its_size(s2_tif: P
     out = upscale_file(s2_tif, tmp_path / "o.tif", Recording())  # 40 x 52 px, default tile 128
     assert shapes == [(1, 4, 52, 52)]
     np.testing.assert_array_equal(read(out), nearest(read(s2_tif)).astype(np.uint16))
+
+
+def test_streaming_reads_with_a_block_cache_of_megabytes(
+    s2_tif: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """rasterio takes an integer GDAL_CACHEMAX as bytes: 512 meant no cache at all, and windows that
+    overlap decompressed their blocks again (50x slower reads of a pixel-interleaved 20 m file)."""
+    from rasterio._env import get_gdal_config
+
+    from satsr.io.raster import RasterReader
+
+    seen: list[int] = []
+    read_bands = RasterReader.read_bands
+
+    def spy(self: RasterReader, *args: object, **kwargs: object) -> tuple:
+        seen.append(int(get_gdal_config("GDAL_CACHEMAX")))
+        return read_bands(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(RasterReader, "read_bands", spy)
+    upscale_file(s2_tif, tmp_path / "sr.tif", Replicate())
+    assert seen and min(seen) >= 256 * 2**20

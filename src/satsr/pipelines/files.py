@@ -39,6 +39,9 @@ from satsr.pipelines.scene import RasterScene
 #: GDAL's block cache while streaming, MB: input blocks that overlapping windows share, and output blocks
 #: until GDAL writes them (the blocks still being filled wait whole in ``satsr.io.writer.BlockAssembler``).
 GDAL_CACHE_MB = 512
+#: The same in bytes, as ``rasterio.Env(GDAL_CACHEMAX=...)`` takes an integer (GDAL's own "512" means MB;
+#: rasterio's integer 512 meant a 512-byte cache: every overlapping window decompressed its blocks again).
+GDAL_CACHE_BYTES = GDAL_CACHE_MB * 2**20
 #: Files a folder run takes (besides ``.SAFE`` products).
 FOLDER_SUFFIXES = (".tif", ".tiff", ".jp2", ".vrt")
 
@@ -97,7 +100,7 @@ def upscale_file(
     offset = None if processing_baseline is None else processing_baseline_offset(processing_baseline)
     scaling = None if offset is None else ReflectanceScaling(offset=offset)
     with (
-        rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB),
+        rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES),
         open_for_model(input, bands, upscaler, scaling, mask_clouds, more=more) as reader,
     ):
         height, width = reader.meta.height, reader.meta.width

@@ -38,7 +38,7 @@ from satsr.io.tiling import Tile, fit_tiling
 from satsr.models.registry import Upscaler, load
 from satsr.models.revisit_fusion import FusionConfig
 from satsr.pipelines.bands import open_for_model
-from satsr.pipelines.files import GDAL_CACHE_MB
+from satsr.pipelines.files import GDAL_CACHE_BYTES
 from satsr.pipelines.outputs import model_provenance, model_tags, stream_to_files, write_quicklook, write_stac
 from satsr.pipelines.request import check_output_name, refuse_existing
 from satsr.pipelines.resume import Interrupted
@@ -210,7 +210,7 @@ def fuse_files(
     refuse_existing([output], overwrite)
     time_aware = bool(getattr(upscaler.network, "time_conditioned", False))
     try:
-        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), ExitStack() as stack:
+        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), ExitStack() as stack:
             readers = _open_revisits(stack, paths, bands, upscaler, mask_clouds)
             timing = _timing(paths, readers, dates, target_date, upscaler, time_aware)
             keep = _clear_revisits(paths, readers, timing.dt_days, min_clear)

@@ -226,3 +226,19 @@ def test_l2a_scene_classification_masks_clouds_on_request(tmp_path: Path, dn: np
 def test_cloud_masking_needs_an_l2a_product(tmp_path: Path, dn: np.ndarray) -> None:
     with pytest.raises(RasterError, match="scene classification"):
         RasterReader(make_safe(tmp_path, dn), mask_clouds=True)
+
+
+@pytest.mark.parametrize("level", ["L1C", "L2A"])
+def test_ten_band_model_reads_a_product_s_10m_and_20m_bands(tmp_path: Path, dn: np.ndarray, level: str) -> None:
+    from satsr.io.bands import S2_20M
+
+    rng = np.random.default_rng(1)
+    twenty = {b: rng.integers(1100, 4000, (10, 12)).astype(np.uint16) for b in S2_20M}
+    safe = make_safe(tmp_path, dn, level=level, coarse=twenty)
+    out = upscale_file(safe, tmp_path / "sr.tif", "s2-10band", scale=1, bands=["B12", "B02"])
+    with rasterio.open(out) as src:
+        assert src.descriptions == ("B12", "B02") and src.res == (10.0, 10.0)
+        b02 = src.read(2)
+        valid = src.read_masks(2) > 0
+    np.testing.assert_array_equal(b02[valid], dn[0][valid])  # the 10 m band at 10 m is the input, in DN
+    assert not valid[:2, :3].any() and valid.sum() == valid.size - 6  # the product's nodata corner

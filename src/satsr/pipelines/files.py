@@ -38,7 +38,7 @@ from satsr.pipelines.scene import RasterScene
 
 #: GDAL's block cache while streaming, MB: input blocks that overlapping windows share, and output blocks
 #: until GDAL writes them (the blocks still being filled wait whole in ``satsr.io.writer.BlockAssembler``).
-GDAL_CACHE_MB = 512
+GDAL_CACHE_MB = 128
 #: The same in bytes, as ``rasterio.Env(GDAL_CACHEMAX=...)`` takes an integer (GDAL's own "512" means MB;
 #: rasterio's integer 512 meant a 512-byte cache: every overlapping window decompressed its blocks again).
 GDAL_CACHE_BYTES = GDAL_CACHE_MB * 2**20
@@ -64,9 +64,10 @@ def upscale_file(
     per-pixel, per-band standard deviation in reflectance. ``seed`` fixes every sample; ``cog``
     writes Cloud-Optimized GeoTIFFs; ``quicklook`` names a PNG with input and result side by side.
 
-    ``resumable``: progress is recorded after every row of windows (``.OUTPUT.state.npz`` beside the
-    hidden temporary file ``.OUTPUT.part``); if the process is killed or interrupted (Ctrl-C), running
-    the same call again continues from there and gives the same pixels as an uninterrupted run.
+    ``resumable``: progress is recorded after the first row of windows, then at most every 30 s
+    (``.OUTPUT.state.npz`` beside the hidden temporary file ``.OUTPUT.part``); if the process is
+    killed or interrupted (Ctrl-C), running the same call again continues from there and gives the
+    same pixels as an uninterrupted run.
     Other errors remove both. Only finished outputs ever appear under their own names.
 
     ``scheduler`` (a Dask scheduler address) or ``workers`` (a local Dask cluster of that many
@@ -76,27 +77,14 @@ def upscale_file(
     more bands of the same place and date on coarser grids (the 20 m bands beside a 10 m GeoTIFF, for
     ``s2-10band``), stacked with the input's bands on its grid.
     """
-    upscaler = model if isinstance(model, Upscaler) else load(model, device=device)
-    s = output_scale(upscaler, scale)
-    upscaler = upscaler.at_scale(s) if upscaler.scales else upscaler
-    if bands is not None and upscaler.needs_all_bands:  # every band is read; --bands picks the outputs
-        upscaler, bands = upscaler.select_outputs([str(b) for b in bands]), None
+    upscaler, s, bands = requested_model(model, device, scale, bands)
     check_sampling(upscaler, samples, steps)
     output = check_output_name(output)
     outputs = [output] + ([uncertainty_path(output)] if samples > 1 else [])
     refuse_existing(outputs, overwrite)
-    more = [Path(p) for p in add_bands]
-    run = _FileRun(
-        upscaler,
-        s,
-        (samples, steps, seed),
-        batch_size,
-        cog,
-        overwrite,
-        progress,
-        (scheduler, workers),
-        tuple(more),
-    )
+    more = tuple(Path(p) for p in add_bands)
+    run = _FileRun(upscaler, s, (samples, steps, seed), batch_size, cog, overwrite, progress,
+                   (scheduler, workers), more)  # fmt: skip
     offset = None if processing_baseline is None else processing_baseline_offset(processing_baseline)
     scaling = None if offset is None else ReflectanceScaling(offset=offset)
     with (
@@ -111,6 +99,20 @@ def upscale_file(
             write_quicklook(reader, output, upscaler, quicklook)
         run.describe(reader, Path(input), outputs, quicklook)
     return output
+
+
+def requested_model(
+    model: str | Path | Upscaler, device: str, scale: float | None, bands: Sequence[str | int] | None
+) -> tuple[Upscaler, float, Sequence[str | int] | None]:
+    """The model as a request runs it, the scale, and the bands to read: a model that serves several
+    fixed scales set to the one asked; for a model that needs every band it reads (``s2-10band``),
+    ``bands`` picks its outputs instead, and every band is read."""
+    upscaler = model if isinstance(model, Upscaler) else load(model, device=device)
+    s = output_scale(upscaler, scale)
+    upscaler = upscaler.at_scale(s) if upscaler.scales else upscaler
+    if bands is not None and upscaler.needs_all_bands:
+        return upscaler.select_outputs([str(b) for b in bands]), s, None
+    return upscaler, s, bands
 
 
 @dataclass(frozen=True)

@@ -229,7 +229,9 @@ def test_cloud_masking_needs_an_l2a_product(tmp_path: Path, dn: np.ndarray) -> N
 
 
 @pytest.mark.parametrize("level", ["L1C", "L2A"])
-def test_ten_band_model_reads_a_product_s_10m_and_20m_bands(tmp_path: Path, dn: np.ndarray, level: str) -> None:
+def test_ten_band_model_reads_a_product_s_10m_and_20m_bands(
+    tmp_path: Path, dn: np.ndarray, level: str
+) -> None:
     from satsr.io.bands import S2_20M
 
     rng = np.random.default_rng(1)

@@ -150,7 +150,7 @@ def _scaling(root: ET.Element, level: str, baseline: str | None) -> ReflectanceS
         if 0 <= band_id < len(METADATA_BAND_ORDER):
             offsets[METADATA_BAND_ORDER[band_id]] = float(element.text or 0)
     if offsets:
-        wanted = {offsets.get(b, 0.0) for b in READ_BANDS}
+        wanted = {offsets[b] for b in READ_BANDS if b in offsets} or {0.0}
         if len(wanted) > 1:
             raise SafeError(
                 f"{offset_tag} differs between the 10 m and 20 m bands ({sorted(wanted)}); not supported"

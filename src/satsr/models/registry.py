@@ -88,7 +88,8 @@ class Upscaler:
         if scale == self.scale:
             return self
         if scale not in self.scales:
-            raise ValueError(f"{self.name} supports scale {self.scale} only, got {scale:g}")
+            served = " or ".join(map(str, sorted({self.scale, *self.scales})))
+            raise ValueError(f"{self.name} supports scale {served} only, got {scale:g}")
         return replace(self, scale=int(scale))
 
     @property

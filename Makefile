@@ -85,6 +85,9 @@ evaluate-continuous: venv
 		model-i-retrained=training_seeds/rgb-continuous-regression-gan e2diffsr=rgb-continuous
 
 # The 20 m bands sharpened x2 by the 10 m bands, DSen2's protocol, on the held-apart places (T33UUB, two
-# BigEarthNet patches): bicubic, high-pass injection and the guided network seed (training_seeds/).
+# BigEarthNet patches): bicubic, high-pass injection, the guided network seed (training_seeds/) and s2-10band
+# at --scale 1; then s2-10band's x4 of all ten bands, Wald's protocol two octaves down.
 evaluate-sharpening: venv
-	$(BIN)/python scripts/eval_sharpening.py eval_out/sharpening --model training_seeds/s2-20m-guided
+	$(BIN)/python scripts/eval_sharpening.py eval_out/sharpening --model training_seeds/s2-20m-guided \
+		--ten-band s2-10band
+	$(BIN)/python scripts/eval_ten_band.py eval_out/ten_band

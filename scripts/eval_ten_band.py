@@ -24,7 +24,7 @@ import torch
 
 from satsr.data.degradation import wald_degrade
 from satsr.data.sources import s2_band_scenes
-from satsr.evaluation.sharpening import band_scores
+from satsr.evaluation.sharpening import band_scores, ten_band_input
 from satsr.io.bands import S2_20M, S2_RGBN
 from satsr.models import ten_band
 from satsr.models.guided import bicubic_up
@@ -33,13 +33,6 @@ from satsr.models.ten_band import TEN_BANDS
 
 TEN = [TEN_BANDS.index(b) for b in S2_RGBN]
 TWENTY = [TEN_BANDS.index(b) for b in S2_20M]
-
-
-def model_input(fine: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
-    """(1, 10, H, W): the 10 m bands and the 20 m bands repeated 2 x 2, in band-number order."""
-    x = torch.empty(1, 10, *fine.shape[-2:])
-    x[:, TEN], x[:, TWENTY] = fine, torch.kron(coarse, torch.ones(2, 2))
-    return x
 
 
 def no_detail(
@@ -67,9 +60,9 @@ def main() -> None:
         with torch.no_grad():
             outputs = {"bicubic": torch.cat([bicubic_up(fine, 4), bicubic_up(coarse, 8)], 1)}
             with mock.patch.object(ten_band, "_injected_detail", no_detail):
-                y = torch.from_numpy(model(model_input(fine, coarse).numpy()))
+                y = torch.from_numpy(model(ten_band_input(fine, coarse).numpy()))
             outputs["s2-10band without stage-2 detail"] = torch.cat([y[:, TEN], y[:, TWENTY]], 1)
-            y = torch.from_numpy(model(model_input(fine, coarse).numpy()))
+            y = torch.from_numpy(model(ten_band_input(fine, coarse).numpy()))
             outputs[args.model] = torch.cat([y[:, TEN], y[:, TWENTY]], 1)
         for name, out in outputs.items():
             ten_scores = band_scores(out[:, :4], fine_hr, 4)

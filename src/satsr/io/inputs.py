@@ -101,7 +101,7 @@ def stack_files(paths: Sequence[Path]) -> tuple[str, ReflectanceScaling, dict[st
     as one VRT on the finest grid, by band name (each file must name its bands, no name twice); the DN
     scaling they share and the first file's tags. One clear error for anything else."""
     sources: dict[str, tuple[str, int]] = {}
-    scalings, dates = set(), {}
+    scalings, dates, first_tags = set(), {}, dict[str, str]()
     for path in paths:
         if not path.exists():
             raise RasterError(f"{path}: no such file")
@@ -112,6 +112,7 @@ def stack_files(paths: Sequence[Path]) -> tuple[str, ReflectanceScaling, dict[st
                 tags = src.tags()
         except rasterio.errors.RasterioIOError as err:
             raise RasterError(f"{path}: not a readable raster ({err})") from err
+        first_tags = first_tags or tags
         if not all(names):
             raise RasterError(
                 f"{path}: its bands have no Sentinel-2 names (band descriptions or _B05_B06_... in the file "
@@ -133,8 +134,6 @@ def stack_files(paths: Sequence[Path]) -> tuple[str, ReflectanceScaling, dict[st
         vrt = stack_vrt(sources)
     except VRTError as err:
         raise RasterError(f"{paths[0]} + {', '.join(map(str, paths[1:]))}: {err}") from err
-    with rasterio.open(paths[0]) as src:
-        first_tags = src.tags()
     return vrt, scalings.pop(), first_tags
 
 

@@ -34,7 +34,7 @@ def resumable_temp_path(path: str | Path) -> Path:
 #: Side of the output's internal (compressed) blocks, pixels.
 BLOCK_SIDE = 256
 #: Complete blocks waiting for the writing thread (``BlockWriter``) at most: 16 x 256 x 256 x bands x dtype
-#: (2 MiB for 4 uint16 bands).
+#: (8 MiB for 4 uint16 bands).
 WRITE_QUEUE_BLOCKS = 16
 
 

@@ -238,13 +238,14 @@ class ContinuousSR(nn.Module):
         scale = check_scale(scale)
         size = output_size((lr.shape[-2], lr.shape[-1]), scale)
         z = self.sample_prior(lr, scale, seeds) if self.prior else None
-        grid = regular_grid((lr.shape[-2], lr.shape[-1]), size, lr.device)[None]
-        coords = grid if coords is None else coords.to(lr.device)
-        out = self.render(lr, scale, coords, z)
+        lr_size = (lr.shape[-2], lr.shape[-1])
+        asked = regular_grid(lr_size, size, lr.device)[None] if coords is None else coords.to(lr.device)
+        out = self.render(lr, scale, asked, z)
         if self.lr_consistency:  # the regular grid is rendered again only when not what was asked for
-            on_grid = coords.shape[1:3] == grid.shape[1:3] and bool(torch.allclose(coords, grid, atol=1e-4))
+            grid = asked if coords is None else regular_grid(lr_size, size, lr.device)[None]
+            on_grid = asked.shape[1:3] == grid.shape[1:3] and bool(torch.allclose(asked, grid, atol=1e-4))
             regular = out if on_grid else self.render(lr, scale, grid, z)
-            out = out + sample_at(self.lr_correction(regular, lr, grid), coords, mode="bicubic")
+            out = out + sample_at(self.lr_correction(regular, lr, grid), asked, mode="bicubic")
         return out.clamp(0.0, 1.0)
 
     @staticmethod

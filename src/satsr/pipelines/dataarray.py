@@ -31,10 +31,10 @@ from satsr.io.bands import ReflectanceScaling, dn_scaling
 from satsr.io.raster import STATS_READ_SIDE
 from satsr.io.stream import TileFn
 from satsr.io.tiling import DEFAULT_RAMP, Region, SceneGrid, StreamPlan, align_tiling, fit_tiling, hr_index
-from satsr.models.registry import Upscaler, load
+from satsr.models.registry import Upscaler
 from satsr.models.sampling import sampling_tile_fn
 from satsr.pipelines.bands import select_array_bands
-from satsr.pipelines.request import output_scale
+from satsr.pipelines.request import requested_model
 from satsr.pipelines.scene import ArrayScene, array_band_means, array_sink, run_scene
 
 if TYPE_CHECKING:
@@ -60,13 +60,11 @@ def upscale_dataarray(
     continuous-scale model takes any real one in [1, 10], and the result has ``round(y * scale) x
     round(x * scale)`` pixels on the same bounds. A dask-backed array gives a lazy, dask-backed result.
     """
-    upscaler = model if isinstance(model, Upscaler) else load(model, device=device)
+    upscaler, s, _ = requested_model(model, device, scale, None)
     if set(da.dims) != {band_dim, "y", "x"}:
         raise ValueError(f"expected dims ({band_dim!r}, 'y', 'x'), got {da.dims}")
     if samples < 1 or (samples > 1 and not upscaler.stochastic):
         raise ValueError(f"samples={samples}: needs >= 1, and > 1 only with a diffusion model")
-    s = output_scale(upscaler, scale)
-    upscaler = upscaler.at_scale(s) if upscaler.scales else upscaler
     da = select_array_bands(da.transpose(band_dim, "y", "x"), band_dim, upscaler)
     _, height, width = da.shape
     if height == 0 or width == 0:

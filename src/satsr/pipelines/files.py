@@ -21,7 +21,7 @@ from satsr.io.raster import RasterReader
 from satsr.io.safe import SCL_MASKED_CLASSES, is_safe, output_name
 from satsr.io.stac import stac_path
 from satsr.io.tiling import SceneGrid, align_tiling, fit_tiling
-from satsr.models.registry import Upscaler, load
+from satsr.models.registry import Upscaler
 from satsr.models.sampling import sampling_tile_fn
 from satsr.pipelines.bands import open_for_model
 from satsr.pipelines.outputs import (
@@ -32,7 +32,7 @@ from satsr.pipelines.outputs import (
     write_quicklook,
     write_stac,
 )
-from satsr.pipelines.request import check_output_name, check_sampling, output_scale, refuse_existing
+from satsr.pipelines.request import check_output_name, check_sampling, refuse_existing, requested_model
 from satsr.pipelines.resume import JobState
 from satsr.pipelines.scene import RasterScene
 
@@ -99,20 +99,6 @@ def upscale_file(
             write_quicklook(reader, output, upscaler, quicklook)
         run.describe(reader, Path(input), outputs, quicklook)
     return output
-
-
-def requested_model(
-    model: str | Path | Upscaler, device: str, scale: float | None, bands: Sequence[str | int] | None
-) -> tuple[Upscaler, float, Sequence[str | int] | None]:
-    """The model as a request runs it, the scale, and the bands to read: a model that serves several
-    fixed scales set to the one asked; for a model that needs every band it reads (``s2-10band``),
-    ``bands`` picks its outputs instead, and every band is read."""
-    upscaler = model if isinstance(model, Upscaler) else load(model, device=device)
-    s = output_scale(upscaler, scale)
-    upscaler = upscaler.at_scale(s) if upscaler.scales else upscaler
-    if bands is not None and upscaler.needs_all_bands:
-        return upscaler.select_outputs([str(b) for b in bands]), s, None
-    return upscaler, s, bands
 
 
 @dataclass(frozen=True)

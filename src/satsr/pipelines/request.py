@@ -1,4 +1,5 @@
-"""What every entry point checks before any work: the scale, the sampling options, the output names."""
+"""What every entry point checks before any work: the model and scale asked, the sampling options, the
+output names."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 from satsr.io.grid import RasterError
 from satsr.io.stac import stac_path
 from satsr.models.continuous import MAX_SCALE, TRAINED_MAX_SCALE
-from satsr.models.registry import Upscaler
+from satsr.models.registry import Upscaler, load
 
 log = logging.getLogger("satsr.pipelines")
 
@@ -63,3 +64,17 @@ def refuse_existing(outputs: Sequence[Path], overwrite: bool) -> None:
     for path in [*outputs, stac_path(outputs[0])]:
         if path.exists() and not overwrite:
             raise RasterError(f"{path}: output exists (pass --overwrite to replace it)")
+
+
+def requested_model(
+    model: str | Path | Upscaler, device: str, scale: float | None, bands: Sequence[str | int] | None
+) -> tuple[Upscaler, float, Sequence[str | int] | None]:
+    """The model as a request runs it, the scale, and the bands to read: a model that serves several
+    fixed scales set to the one asked; for a model that needs every band it reads (``s2-10band``),
+    ``bands`` picks its outputs instead, and every band is read."""
+    upscaler = model if isinstance(model, Upscaler) else load(model, device=device)
+    s = output_scale(upscaler, scale)
+    upscaler = upscaler.at_scale(s) if upscaler.scales else upscaler
+    if bands is not None and upscaler.needs_all_bands:
+        return upscaler.select_outputs([str(b) for b in bands]), s, None
+    return upscaler, s, bands

@@ -19,8 +19,8 @@ log = logging.getLogger(__name__)
 #: Version of the progress file: 2 records how much of each output block is on disk (``RasterWriter``).
 STATE_FORMAT = 2
 #: Progress is recorded after the first row of windows, then at most this often: each record writes the
-#: blocks still being filled (compressed again when they are complete) and reopens the outputs, which on
-#: a full tile at every row took about a tenth of the run; a rerun redoes at most this much work.
+#: blocks still being filled (compressed again when they are complete) and reopens the outputs, which at
+#: every row took 2.2 of 30 s of a 2048 x 2048 run with the fast model; a rerun redoes at most this much.
 CHECKPOINT_SECONDS = 30.0
 
 

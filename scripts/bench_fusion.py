@@ -1,9 +1,10 @@
-"""Inference time of multi-revisit fusion against the number of revisits N (``make bench-fusion``).
+"""Inference time of multi-revisit fusion against the number of revisits N (``make bench-fusion``), as a
+ratio to the single-image time of the same model in the same run.
 
-One window of simulated revisits of the held-apart scene (T33UUB), fused with DDIM 50 steps and the
-trajectory fusion every 5 steps, as ``satsr fuse`` runs it; timed for N = 1, 2, 4, 8, 16, with the
-L2 + LPIPS center (alpha = 0.2, the default) and with the L2 center alone (alpha = 0). Printed, not
-asserted; run it on a quiet machine.
+One window of simulated revisits of the held-apart scene (T33UUB), fused as ``satsr fuse`` runs it (the
+model's own fusion settings: anchored, its sampler and steps, at most ``max_trajectories`` sampled), for
+N = 1, 2, 4, 8, 16; then SatDiffMoE as published (DDIM 50 steps, L2 + LPIPS center every 5) at the same
+N for comparison. Each time is the best of ``--repeats``. Printed, not asserted; run it on a quiet machine.
 
 Usage: python scripts/bench_fusion.py [--model s2-rgbn-x4-fusion] [--lr-side 64] [--counts 1 2 4 8 16]
 """
@@ -12,15 +13,24 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
 
 from satsr.data.sources import s2_rgbn_scenes
 from satsr.evaluation.revisits import simulated_revisit_pairs
-from satsr.models.ldm import LatentDiffusionSR
 from satsr.models.registry import load
 from satsr.models.revisit_fusion import FusionConfig
+
+
+def best_time(run: Callable[[], object], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return min(times)
 
 
 def main() -> None:
@@ -28,33 +38,36 @@ def main() -> None:
     parser.add_argument("--model", default="s2-rgbn-x4-fusion")
     parser.add_argument("--lr-side", type=int, default=64)
     parser.add_argument("--counts", type=int, nargs="+", default=[1, 2, 4, 8, 16])
-    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--satdiffmoe-counts", type=int, nargs="*", default=[2, 8])
     parser.add_argument("--threads", type=int, default=0)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    network = load(args.model).network
-    assert isinstance(network, LatentDiffusionSR)
+    model = load(args.model)
     pair = simulated_revisit_pairs(s2_rgbn_scenes("test"), 1, 4 * args.lr_side, max(args.counts))[0]
     assert pair.revisits is not None
-    revisits = torch.from_numpy(np.ascontiguousarray(pair.revisits))
+    revisits, dts = np.ascontiguousarray(pair.revisits), list(pair.dt_days)
     side = 4 * args.lr_side
+    config = model.fusion_config
     print(f"{args.model}: one {args.lr_side} x {args.lr_side} LR window -> {side} x {side}, "
-          f"DDIM {args.steps} steps, {torch.get_num_threads()} threads")  # fmt: skip
-    with torch.no_grad():
-        network.fuse(revisits[:2], list(pair.dt_days[:2]), seed=0, steps=2)  # warm-up (LPIPS, allocations)
-    print("| N | s (L2 + LPIPS center) | s (L2 center) |")
-    print("|---|---|---|")
+          f"{model.fusion_steps(config)} steps, at most {config.max_trajectories} trajectories, "
+          f"{torch.get_num_threads()} threads, best of {args.repeats}")  # fmt: skip
+    model.fuse(revisits[:2], dts[:2], seed=0)  # warm-up (allocations)
+    single = best_time(lambda: model(revisits[0], seeds=[0]), args.repeats)
+    print(f"single image: {single:.2f} s\n")
+    print("| N | fusion s | x single | SatDiffMoE s | x single |\n|---|---:|---:|---:|---:|")
+    satdiffmoe = FusionConfig(method="satdiffmoe")
     for n in args.counts:
-        times = []
-        for alpha in (0.2, 0.0):
-            start = time.perf_counter()
-            with torch.no_grad():
-                network.fuse(
-                    revisits[:n], list(pair.dt_days[:n]), seed=0, config=FusionConfig(args.steps, alpha=alpha)
-                )
-            times.append(time.perf_counter() - start)
-        print(f"| {n} | {times[0]:.1f} | {times[1]:.1f} |", flush=True)
+        lrs, days = revisits[:n], dts[:n]
+        fused = best_time(lambda: model.fuse(lrs, days, seed=0), args.repeats)  # noqa: B023 (called here)
+        row = f"| {n} | {fused:.2f} | {fused / single:.1f} |"
+        if n in args.satdiffmoe_counts:
+            slow = best_time(lambda: model.fuse(lrs, days, seed=0, config=satdiffmoe), 1)  # noqa: B023
+            row += f" {slow:.1f} | {slow / single:.0f} |"
+        else:
+            row += " | |"
+        print(row, flush=True)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import torch
 import xarray as xr
 
 from satsr.models.registry import Upscaler
+from satsr.models.revisit_fusion import FusionConfig
 from satsr.pipelines import fuse_files, upscale_dataarray, upscale_file, upscale_folder
 from tests.conftest import write_geotiff
 
@@ -29,6 +30,13 @@ class BlurReplicate(Upscaler):
     @property
     def can_fuse(self) -> bool:
         return True
+
+    @property
+    def fusion_config(self) -> FusionConfig:
+        return FusionConfig()
+
+    def fusion_steps(self, config: FusionConfig) -> int:
+        return 1
 
     def __call__(self, lr, seeds=None, steps=None, origins=None):  # type: ignore[no-untyped-def]
         x = torch.from_numpy(np.asarray(lr, np.float32))

@@ -17,7 +17,6 @@ from pathlib import Path
 from satsr.defaults import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_FUSION_MODEL,
-    DEFAULT_FUSION_STEPS,
     DEFAULT_MIN_CLEAR,
     DEFAULT_MODEL,
     DEFAULT_OVERLAP,
@@ -278,7 +277,9 @@ def _add_fuse(sub: argparse._SubParsersAction) -> None:
     fu.add_argument("--target-date", default=None, help="date to reconstruct (default: the latest input)")
     fu.add_argument("--model", default=DEFAULT_FUSION_MODEL, help="bundled model name or folder")
     fu.add_argument("--bands", nargs="+", default=None, help="band names or 1-based indexes")
-    fu.add_argument("--steps", type=int, default=DEFAULT_FUSION_STEPS, help="DDIM steps")
+    fu.add_argument(
+        "--steps", type=int, default=None, help="sampler steps (default: the model's fusion settings)"
+    )
     fu.add_argument("--seed", type=int, default=DEFAULT_SEED, help="fixes the result")
     fu.add_argument("--tile-size", type=int, default=DEFAULT_TILE_SIZE, help="LR tile side, pixels")
     fu.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP, help="LR tile overlap, pixels")

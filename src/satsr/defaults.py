@@ -17,5 +17,4 @@ DEFAULT_OVERLAP = 16
 DEFAULT_BATCH_SIZE = 4
 #: ``satsr fuse``: its bundled model, DDIM steps, and the clear share below which a revisit is dropped.
 DEFAULT_FUSION_MODEL = "s2-rgbn-x4-fusion"
-DEFAULT_FUSION_STEPS = 50
 DEFAULT_MIN_CLEAR = 0.5

@@ -1,5 +1,6 @@
-"""SatDiffMoE trajectory fusion as a DenoiseFn wrapper: N = 1 is plain sampling, the noise component
-is kept, trajectories are pulled together, and the center search minimises its distance."""
+"""Trajectory fusion as DenoiseFn wrappers. SatDiffMoE's: N = 1 is plain sampling, the noise component
+is kept, trajectories are pulled together, and the center search minimises its distance. The weighted
+pull: estimates move toward the weighted center, a trajectory of weight 0 does not move it."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pytest
 import torch
 from torch import Tensor
 
-from satsr.diffusion.fusion import TrajectoryFusion, find_center, l2_center, pointwise
+from satsr.diffusion.fusion import TrajectoryFusion, WeightedPull, find_center, l2_center, pointwise
 from satsr.diffusion.samplers import SAMPLERS, get_sampler, sample_ddim, sample_euler
 from satsr.diffusion.schedules import karras_sigmas
 
@@ -115,3 +116,28 @@ def test_a_fusion_config_takes_no_other_sampler() -> None:
     for name in ("heun", "dpmpp_2m"):
         with pytest.raises(ValueError, match="sampler must be one of ddim, euler"):
             FusionConfig(sampler=name)
+
+
+def test_weighted_pull_moves_every_estimate_to_the_weighted_center_and_ignores_weight_zero() -> None:
+    x = torch.zeros(3, 1, 2, 2)
+    weights = torch.ones(3, 1, 2, 2)
+    weights[2] = 0.0  # trajectory 2 is not trusted anywhere
+    weights[1, :, 0, 0] = 3.0  # trajectory 1 is trusted three times as much at one pixel
+
+    def denoise(xx: Tensor, sigma: Tensor) -> Tensor:  # trajectory i believes in the value i
+        return torch.arange(3.0).reshape(3, 1, 1, 1).expand_as(xx).clone()
+
+    full = WeightedPull(denoise, weights, strength=1.0)(x, torch.full((3,), 0.5))
+    assert torch.all(full[:, :, 0, 0] == 0.75) and torch.all(full[:, :, 1, 1] == 0.5)
+    half = WeightedPull(denoise, weights, strength=0.5)(x, torch.full((3,), 0.5))
+    torch.testing.assert_close(half[:, 0, 1, 1], torch.tensor([0.25, 0.75, 1.25]))
+    offset = torch.full((3, 1, 2, 2), 10.0)  # residual denoisers: the center is taken of offset + D
+    torch.testing.assert_close(WeightedPull(denoise, weights, 1.0, offset)(x, torch.full((3,), 0.5)), full)
+    assert torch.equal(WeightedPull(denoise, weights, 0.0)(x, torch.full((3,), 0.5)), denoise(x, x))
+
+
+def test_weighted_pull_refuses_a_strength_outside_zero_one_and_weights_without_one_channel() -> None:
+    with pytest.raises(ValueError, match="strength"):
+        WeightedPull(point_denoiser, torch.ones(2, 1, 1, 1), strength=1.5)
+    with pytest.raises(ValueError, match="weights must be"):
+        WeightedPull(point_denoiser, torch.ones(2, 3, 1, 1))

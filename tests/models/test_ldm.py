@@ -11,6 +11,7 @@ from tests.conftest import SPACE_TO_DEPTH, lr_batch, save_ldm, time_conditioned_
 
 import satsr
 from satsr.cli import main
+from satsr.data.revisit_weights import RevisitWeighting
 from satsr.diffusion.noise import NOISE_BLOCK, SeededNoise, field_noise, mix_seed
 from satsr.diffusion.precond import bind
 from satsr.diffusion.samplers import sample_ddim
@@ -121,25 +122,23 @@ def test_upscale_refuses_the_consistency_switch_for_a_model_without_one(s2_tif: 
     assert not (tmp_path / "sr.tif").exists()
 
 
-def test_fusion_of_revisits_gives_one_image_fixed_by_the_seed() -> None:
+#: SatDiffMoE as published (DDIM, a pull every 2 steps, LPIPS in the center's distance), briefly.
+SATDIFFMOE = FusionConfig(method="satdiffmoe", steps=6, every=2, alpha=0.2)
+
+
+def test_satdiffmoe_fusion_of_revisits_gives_one_image_fixed_by_the_seed() -> None:
     model, lrs = time_conditioned_ldm(), lr_batch(3)
-    fused = model.fuse(lrs, [0.0, -10.0, 25.0], seed=1, config=FusionConfig(steps=6, every=2, alpha=0.2))
+    fused = model.fuse(lrs, [0.0, -10.0, 25.0], seed=1, config=SATDIFFMOE)
     assert fused.shape == (1, 4, 64, 64) and torch.isfinite(fused).all()
-    torch.testing.assert_close(
-        model.fuse(lrs, [0.0, -10.0, 25.0], seed=1, config=FusionConfig(steps=6, every=2, alpha=0.2)), fused
-    )
-    assert not torch.allclose(
-        model.fuse(lrs, [0.0, -10.0, 25.0], seed=2, config=FusionConfig(steps=6, every=2, alpha=0.2)), fused
-    )
+    torch.testing.assert_close(model.fuse(lrs, [0.0, -10.0, 25.0], seed=1, config=SATDIFFMOE), fused)
+    assert not torch.allclose(model.fuse(lrs, [0.0, -10.0, 25.0], seed=2, config=SATDIFFMOE), fused)
     # The time difference is seen: the same revisits dated otherwise give another image.
-    assert not torch.allclose(
-        model.fuse(lrs, [90.0, 90.0, 90.0], seed=1, config=FusionConfig(steps=6, every=2, alpha=0.2)), fused
-    )
+    assert not torch.allclose(model.fuse(lrs, [90.0, 90.0, 90.0], seed=1, config=SATDIFFMOE), fused)
 
 
-def test_fusion_of_one_revisit_is_plain_conditional_ddim() -> None:
+def test_satdiffmoe_fusion_of_one_revisit_is_plain_conditional_ddim() -> None:
     model, lr = time_conditioned_ldm(), lr_batch(1)
-    fused = model.fuse(lr, [12.0], seed=4, steps=5)
+    fused = model.fuse(lr, [12.0], seed=4, config=FusionConfig(method="satdiffmoe", steps=5))
     cond, z_ref = model.condition(lr)
     sigmas = karras_sigmas(5, model.sigma_min, model.sigma_max)
     noise = SeededNoise([mix_seed(4, (0, 0))])
@@ -150,6 +149,56 @@ def test_fusion_of_one_revisit_is_plain_conditional_ddim() -> None:
         )
         expected = project_to_lr(model.autoencoder.decode_latent(latent), lr, sensor_degradation(4, S2_RGBN))
     torch.testing.assert_close(fused, expected)
+
+
+def test_anchored_fusion_of_one_revisit_is_the_models_own_sampling_from_the_scene_noise() -> None:
+    model, lr = tiny_ldm(**SPACE_TO_DEPTH, detail=0.5), lr_batch(1)
+    fused = model.fuse(lr, [12.0], seed=4, steps=3)
+    reference = model.reference_sr(lr)
+    cond, z_ref = model.condition(lr, reference)
+    sigmas = karras_sigmas(3, model.sigma_min, model.sigma_max)
+    seed = mix_seed(4, (0, 0))
+    x = field_noise(seed, (0, 0), z_ref.shape[1:])[None] * float(sigmas[0])
+    with torch.no_grad():
+        residual, mean = model.run_sampler(model.denoiser(cond), x, sigmas, SeededNoise([seed]))
+        expected = model.finish(z_ref, residual, mean, lr, reference)
+    torch.testing.assert_close(fused, expected)
+
+
+def test_anchored_fusion_follows_agreeing_dates_and_falls_back_to_the_anchor_where_they_disagree() -> None:
+    """A revisit of another place altogether (a wrong date) barely moves the anchor's result; without
+    the weights it would drag it; a revisit that agrees does change it (it is fused), and the seed fixes
+    every result."""
+    model = tiny_ldm(**SPACE_TO_DEPTH)
+    anchor, wrong = lr_batch(2).split(1)
+    agreeing = anchor + 0.002 * torch.randn(anchor.shape, generator=torch.Generator().manual_seed(5))
+    alone = model.fuse(anchor, [0.0], seed=3)
+    with_wrong = model.fuse(torch.cat([anchor, wrong]), [0.0, 4.0], seed=3)
+    unweighted = model.fuse(
+        torch.cat([anchor, wrong]),
+        [0.0, 4.0],
+        seed=3,
+        config=FusionConfig(weighting=RevisitWeighting(weigh=False)),
+    )
+    assert (with_wrong - alone).abs().mean() < 0.05 * (unweighted - alone).abs().mean()
+    fused = model.fuse(torch.cat([anchor, agreeing]), [0.0, 4.0], seed=3)
+    assert not torch.allclose(fused, alone, atol=1e-5)
+    torch.testing.assert_close(model.fuse(torch.cat([anchor, agreeing]), [0.0, 4.0], seed=3), fused)
+    assert not torch.allclose(model.fuse(torch.cat([anchor, agreeing]), [0.0, 4.0], seed=4), fused)
+
+
+def test_anchored_fusion_samples_at_most_max_trajectories() -> None:
+    model, lrs = tiny_ldm(**SPACE_TO_DEPTH), lr_batch(1).repeat(5, 1, 1, 1)
+    seen: list[int] = []
+    denoiser = model.denoiser
+
+    def counting(cond: torch.Tensor, **kwargs: torch.Tensor):  # type: ignore[no-untyped-def]
+        seen.append(len(cond))
+        return denoiser(cond, **kwargs)
+
+    model.denoiser = counting  # type: ignore[method-assign]
+    model.fuse(lrs, [0.0] * 5, seed=0, steps=2, config=FusionConfig(max_trajectories=3))
+    assert seen == [3]
 
 
 def test_fusion_refuses_mismatched_dates() -> None:

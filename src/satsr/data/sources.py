@@ -234,6 +234,29 @@ def s2_band_scenes(split: Split, root: Path | None = None) -> list[BandScene]:
     return scenes
 
 
+def eurosat_band_scenes(split: Split, root: Path | None = None) -> list[BandScene]:
+    """EuroSAT tiles of ``split`` as ``BandScene`` objects of one land-cover class each, with a substitute
+    for the 20 m bands: EuroSAT's makers resampled them onto its 10 m grid by interpolation (the whole tile
+    was warped, pixels of about 10.005 m), so their 2 x 2 means (32 x 32) are smoother than a native 20 m
+    band and not on its grid. Fit for variety in training and for reports per kind, always said so; not
+    a native-grid truth (``s2_band_scenes``)."""
+    root = root or shared_data_dir()
+    scaling, scenes = ReflectanceScaling(), []
+    fine_index = [EUROSAT_BANDS.index(b) + 1 for b in S2_RGBN]
+    coarse_index = [EUROSAT_BANDS.index(b) + 1 for b in S2_20M]
+    for folder in sorted(p for p in (root / "s2/eurosat_l1c").iterdir() if p.is_dir()):
+        files = sorted(folder.glob("*.tif"), key=lambda f: int(f.stem.rsplit("_", 1)[1]))
+        for path in files:
+            if eurosat_split(int(path.stem.rsplit("_", 1)[1])) != split:
+                continue
+            fine = scaling.to_reflectance(_read_dn(path, fine_index))
+            c = scaling.to_reflectance(_read_dn(path, coarse_index))
+            h, w = c.shape[1] // 2, c.shape[2] // 2
+            coarse = c[:, : 2 * h, : 2 * w].reshape(6, h, 2, w, 2).mean((2, 4)).astype(np.float32)
+            scenes.append(BandScene(f"eurosat_{path.stem}", *_even(fine, coarse), folder.name, "eurosat"))
+    return scenes
+
+
 def aerial_rgb_images(split: Split, root: Path | None = None) -> list[Path]:
     """Aerial RGB files; a fixed, class-stratified split by file index (70/15/15 %)."""
     root = root or shared_data_dir()

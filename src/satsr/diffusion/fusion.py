@@ -1,4 +1,5 @@
-"""Multi-revisit fusion of sampling trajectories (SatDiffMoE, Song et al. 2024, Alg. 1), a DenoiseFn wrapper.
+"""Multi-revisit fusion of sampling trajectories, two DenoiseFn wrappers: SatDiffMoE's (Song et al. 2024,
+Alg. 1, ``TrajectoryFusion``) and a weighted pull on every step (``WeightedPull``).
 
 N trajectories, one per low-resolution revisit, are sampled as one batch. Every ``every`` steps the
 clean estimates ``z0_i = D(x_i, sigma)`` (Tweedie) are pulled toward their center
@@ -120,3 +121,34 @@ class TrajectoryFusion:
         r = self.sigmas[i + 1] / self.sigmas[i]
         # The sampler then computes fused + r * (x - denoised): the noise component is unchanged.
         return (fused - r * denoised) / (1 - r)
+
+
+class WeightedPull:
+    """``DenoiseFn`` over a batch of N trajectories of one scene that pulls every clean estimate toward their
+    weighted center on every call: ``z_i' = (1 - strength) z_i + strength c`` with, per pixel,
+    ``c = sum_i w_i z_i / sum_i w_i``.
+
+    ``weights`` (N, 1, h, w) say how far each trajectory is trusted at each latent pixel (revisit
+    weights, ``satsr.data.revisit_weights``); ``offset`` (N, ...) is added to the estimates before the
+    center is taken (each revisit's reference latent, for denoisers of residuals). It changes the estimate,
+    as guidance does, so it runs under any sampler; with ``strength`` 1 every trajectory follows the
+    weighted mean of the N denoisers' estimates (an ensemble of experts, one per revisit).
+    """
+
+    def __init__(
+        self, denoise: DenoiseFn, weights: Tensor, strength: float = 1.0, offset: Tensor | None = None
+    ) -> None:
+        if not 0.0 <= strength <= 1.0:
+            raise ValueError(f"strength must be in [0, 1], got {strength}")
+        if weights.ndim != 4 or weights.shape[1] != 1:
+            raise ValueError(f"weights must be (N, 1, h, w), got {tuple(weights.shape)}")
+        self.denoise, self.weights, self.strength, self.offset = denoise, weights, strength, offset
+
+    def __call__(self, x: Tensor, sigma: Tensor) -> Tensor:
+        denoised = self.denoise(x, sigma)
+        if len(x) == 1 or self.strength == 0:
+            return denoised
+        clean = denoised if self.offset is None else denoised + self.offset
+        w = self.weights.to(clean.dtype)
+        center = (w * clean).sum(0, keepdim=True) / w.sum(0, keepdim=True).clamp_min(1e-12)
+        return denoised + self.strength * (center - clean)

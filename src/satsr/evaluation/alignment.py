@@ -18,14 +18,12 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage
 
-#: Sub-pixel precision of the registration: 1 / 50 pixel (satalign's PCC default).
-DEFAULT_UPSAMPLE_FACTOR = 50
+from satsr.data.registration import DEFAULT_UPSAMPLE_FACTOR, phase_correlation_shift
+
+__all__ = ["DEFAULT_UPSAMPLE_FACTOR", "phase_correlation_shift"]  # re-exported: they live in satsr.data
+
 #: Shifts longer than this (pixels) are deemed implausible and not applied (satalign default).
 DEFAULT_MAX_SHIFT = 5.0
-#: Side of the upsampled cross-correlation neighbourhood, in original pixels (Guizar-Sicairos 2008).
-_REFINE_REGION_PX = 1.5
-#: Guards the normalisation of the cross-power spectrum.
-_SPECTRUM_EPS = 100 * np.finfo(np.float64).eps
 
 
 def histogram_match(source: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -59,47 +57,6 @@ def registration_layer(image: np.ndarray, rgb: Sequence[int] | None = None) -> n
         return image
     layer = image[list(rgb)] if rgb is not None and image.shape[0] > len(rgb) else image
     return layer.mean(axis=0)
-
-
-def _upsampled_dft(
-    data: np.ndarray, region_size: int, upsample_factor: int, offsets: np.ndarray
-) -> np.ndarray:
-    """Matrix-multiply DFT of ``data`` on a ``region_size``^2 grid, ``upsample_factor`` times finer."""
-    for n_items, offset in zip(data.shape[::-1], offsets[::-1], strict=True):
-        frequencies = np.fft.fftfreq(n_items, upsample_factor)
-        kernel = np.exp(-2j * np.pi * (np.arange(region_size) - offset)[:, None] * frequencies)
-        data = np.tensordot(kernel, data, axes=(1, -1))
-    return data
-
-
-def phase_correlation_shift(
-    reference: np.ndarray, moving: np.ndarray, upsample_factor: int = DEFAULT_UPSAMPLE_FACTOR
-) -> np.ndarray:
-    """The (dy, dx) translation that registers ``moving`` onto ``reference`` (2-D arrays).
-
-    Phase correlation: the peak of the inverse FFT of the normalised cross-power spectrum gives
-    the integer shift, refined to ``1 / upsample_factor`` pixel with a local upsampled DFT
-    (Guizar-Sicairos et al. 2008). If ``moving(x) = reference(x - s)`` the result is ``-s``.
-    """
-    if reference.shape != moving.shape or reference.ndim != 2:
-        raise ValueError(f"expected two 2-D arrays of one shape, got {reference.shape} and {moving.shape}")
-    if upsample_factor < 1:
-        raise ValueError(f"upsample_factor must be at least 1, got {upsample_factor}")
-    product = np.fft.fft2(reference) * np.fft.fft2(moving).conj()
-    product /= np.maximum(np.abs(product), _SPECTRUM_EPS)
-    correlation = np.fft.ifft2(product)
-    shape = np.array(correlation.shape)
-    peak = np.array(np.unravel_index(np.argmax(np.abs(correlation)), correlation.shape), dtype=np.float64)
-    shifts = np.where(peak > np.fix(shape / 2), peak - shape, peak)
-    if upsample_factor == 1:
-        return shifts
-    region_size = int(np.ceil(upsample_factor * _REFINE_REGION_PX))
-    centre = np.fix(region_size / 2)
-    shifts = np.round(shifts * upsample_factor) / upsample_factor
-    offsets = centre - shifts * upsample_factor
-    refined = _upsampled_dft(product.conj(), region_size, upsample_factor, offsets).conj()
-    fine_peak = np.array(np.unravel_index(np.argmax(np.abs(refined)), refined.shape), dtype=np.float64)
-    return shifts + (fine_peak - centre) / upsample_factor
 
 
 def apply_shift(image: np.ndarray, shift: np.ndarray) -> np.ndarray:

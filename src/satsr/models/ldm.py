@@ -101,6 +101,7 @@ class LatentDiffusionSR(nn.Module):
         detail: float = 1.0,  # sample = mean + detail * (sample - mean); see the module docstring
         detail_threshold: float = 0.0,  # > 0: detail only where the LR shows structure (module docstring)
         precision: str = "float32",  # "bfloat16": the denoiser under bf16 autocast where bf16 is native
+        fusion: dict[str, Any] | None = None,  # FusionConfig settings this model fuses revisits with
     ) -> None:
         super().__init__()
         self.autoencoder = build_first_stage(autoencoder)
@@ -124,6 +125,7 @@ class LatentDiffusionSR(nn.Module):
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.precision = precision
+        self.fusion = FusionConfig.from_dict(fusion or {})
         get_sampler(sampler)  # fail at load time on an unknown name
         self._aux: dict[str, nn.Module] = {}  # helpers loaded on first use (not part of the weights)
 
@@ -192,23 +194,42 @@ class LatentDiffusionSR(nn.Module):
         x = x.to(lr.device) * float(sigmas[0])
         # A time-conditioned (fusion) model upscaling one image: the target date is its own (dt = 0).
         kwargs = {"dt_days": lr.new_zeros(len(lr))} if self.time_conditioned else {}
+        residual, mean = self.run_sampler(self.denoiser(cond, **kwargs), x, sigmas, noise)
+        sr = self.finish(z_ref, residual, mean, lr, reference)
+        return sr[..., : height * self.scale, : width * self.scale]
+
+    def denoiser(self, cond: Tensor, **kwargs: Tensor) -> DenoiseFn:
+        """The preconditioned denoiser bound to ``cond``, under bfloat16 autocast where the model's precision
+        asks for it and the hardware has bf16 units."""
         denoise = bind(self.precond, cond, **kwargs)
-        if self.precision == "bfloat16" and bfloat16_is_native(lr.device.type):
-            denoise = in_bfloat16(denoise, lr.device.type)
-        first: list[Tensor] = []  # the denoised estimate at sigma_max: the posterior mean
+        if self.precision == "bfloat16" and bfloat16_is_native(cond.device.type):
+            denoise = in_bfloat16(denoise, cond.device.type)
+        return denoise
+
+    def run_sampler(
+        self, denoise: DenoiseFn, x: Tensor, sigmas: Tensor, noise: SeededNoise
+    ) -> tuple[Tensor, Tensor]:
+        """The model's sampler from ``x`` (noise at ``sigmas[0]``): the final residual latent, and the first
+        denoised estimate (at ``sigma_max``: the posterior mean, see the module docstring)."""
+        first: list[Tensor] = []
 
         def keep_first(step: StepInfo) -> None:
             if not first:
                 first.append(step.denoised)
 
         residual = get_sampler(self.sampler)(denoise, x, sigmas.to(x.dtype), noise=noise, callback=keep_first)
+        return residual, first[0]
+
+    def finish(self, z_ref: Tensor, residual: Tensor, mean: Tensor, lr: Tensor, reference: Tensor) -> Tensor:
+        """Decoded samples: ``detail`` and its structure gate applied around the decoded ``mean`` residual,
+        then back-projected onto ``lr`` when ``lr_consistency`` is on."""
         sr = self.autoencoder.decode_latent(z_ref + residual)
         if self.detail != 1.0 or self.detail_threshold > 0:
-            mean = self.autoencoder.decode_latent(z_ref + first[0])
-            sr = mean + self.detail_weight(lr, reference) * (sr - mean)
+            mean_sr = self.autoencoder.decode_latent(z_ref + mean)
+            sr = mean_sr + self.detail_weight(lr, reference) * (sr - mean_sr)
         if self.lr_consistency:
             sr = project_to_lr(sr, lr, sensor_degradation(self.scale, self.bands), DEFAULT_ITERATIONS)
-        return sr[..., : height * self.scale, : width * self.scale]
+        return sr
 
     def _pad(self, lr: Tensor) -> Tensor:
         """``lr`` padded at the bottom and right (edge values repeated) to sides the UNet can halve."""
@@ -225,6 +246,6 @@ class LatentDiffusionSR(nn.Module):
     ) -> Tensor:
         """One HR image (1, C, H, W) from N revisits ``lrs`` (N, C, h, w) of one place, ``dt_days[i]`` =
         target date minus revisit ``i``'s: ``satsr.models.revisit_fusion.fuse_revisits`` with this model
-        (``steps`` overrides the config's)."""
+        and its own fusion settings unless ``config`` is given (``steps`` overrides the config's)."""
         cond = revisit_conditioning(lrs, dt_days, self.scale)
-        return fuse_revisits(self, cond, seed, (config or FusionConfig()).with_steps(steps), origin)
+        return fuse_revisits(self, cond, seed, (config or self.fusion).with_steps(steps), origin)

@@ -165,6 +165,20 @@ class Upscaler:
         return y.cpu().numpy() if as_numpy else y
 
     @property
+    def fusion_config(self) -> FusionConfig:
+        """The settings the model fuses revisits with (its config.json ``fusion`` entry)."""
+        return self._fusable().fusion
+
+    def fusion_steps(self, config: FusionConfig) -> int:
+        """The sampler steps a fusion with ``config`` runs with this model."""
+        return config.steps_for(self._fusable())
+
+    def _fusable(self) -> LatentDiffusionSR:
+        if not isinstance(self.network, LatentDiffusionSR):
+            raise ValueError(f"model {self.name} cannot fuse revisits (use a latent diffusion model)")
+        return self.network
+
+    @property
     def can_fuse(self) -> bool:
         """Whether the model fuses revisits of one place (``satsr.models.revisit_fusion``)."""
         return isinstance(self.network, LatentDiffusionSR)
@@ -174,20 +188,18 @@ class Upscaler:
         revisits: np.ndarray,
         dt_days: Sequence[float],
         seed: int,
-        config: FusionConfig = FusionConfig(),  # noqa: B008  (frozen: one shared default is safe)
+        config: FusionConfig | None = None,  # default: the model's own (``fusion_config``)
         origin: tuple[int, int] = (0, 0),
     ) -> np.ndarray:
         """One image ``(C, H, W)`` from revisits ``(N, C, h, w)`` of one place (reflectance, masked pixels
         filled), ``dt_days[i]`` = target date minus revisit ``i``'s; ``origin``: the window's LR offset in
         its scene (scene-wide noise)."""
-        if not isinstance(self.network, LatentDiffusionSR):
-            raise ValueError(f"model {self.name} cannot fuse revisits (use a latent diffusion model)")
-        param = next(self.network.parameters())
+        network = self._fusable()
+        param = next(network.parameters())
         lrs = torch.from_numpy(np.asarray(revisits, np.float32)).to(param.device, param.dtype)
         with torch.no_grad():  # not inference_mode: the center search takes gradients
-            fused = fuse_revisits(
-                self.network, revisit_conditioning(lrs, dt_days, self.scale), seed, config, origin
-            )
+            cond = revisit_conditioning(lrs, dt_days, self.scale)
+            fused = fuse_revisits(network, cond, seed, config or network.fusion, origin)
         return fused[0].float().cpu().numpy()
 
 

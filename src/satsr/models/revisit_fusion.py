@@ -1,26 +1,39 @@
-"""Multi-revisit fusion with a latent diffusion SR model (SatDiffMoE, Song et al. 2024, Alg. 1).
+"""Multi-revisit fusion with a latent diffusion SR model: N revisits of one place give one HR image.
 
-N revisits of one place give one HR image: each revisit conditions its own trajectory (its LR, its
-reference latent and, with a time-conditioned UNet, its time difference to the target date), the
-trajectories run as one batch under a sampler whose step ``TrajectoryFusion`` back-solves (DDIM with
-eta 0, or Euler), and every ``every`` steps their clean latents are pulled toward their center under
-``satsr.models.fusion_distance``. The result decodes the center of the final latents, back-projected
-onto the per-pixel median LR when the model's ``lr_consistency`` is on. N = 1 is plain conditional
-sampling. ``FusionConfig`` holds every setting; a call takes only the revisits, the seed and a place.
+Two methods (``FusionConfig.method``):
+
+* ``"anchored"`` (the default; issue 16): the revisits are aligned onto the **anchor**, the revisit
+  nearest the target date, and weighted per pixel by how far each can be trusted there
+  (``satsr.data.revisit_weights``: registration, per-band harmonisation, time closeness, how little
+  correction a date needed, agreement with the anchor). The anchor and the ``max_trajectories - 1``
+  best-weighted others each condition a trajectory of the model's own sampler (its steps, detail gate and
+  precision), all started from **one shared noise** field; on every step each clean estimate is pulled
+  toward the weighted center of all (``satsr.diffusion.fusion.WeightedPull``; with ``strength`` 1 every
+  trajectory follows the weighted mean of the N estimates, one expert per revisit). The anchor's
+  trajectory is decoded and back-projected onto the anchor's LR: the output is the target date's
+  radiometry, and where the other dates disagree it is the single-image result of the anchor.
+* ``"satdiffmoe"`` (Song et al. 2024, Alg. 1, as published): one trajectory per revisit from its own
+  noise, DDIM (eta 0) steps back-solved by ``TrajectoryFusion``, every ``every`` steps the estimates
+  pulled toward their center under latent L2 + LPIPS; the center of the final latents is decoded and
+  back-projected onto the per-pixel median LR.
+
+A time-conditioned UNet also sees each revisit's time difference to the target date. N = 1 is plain
+conditional sampling. ``FusionConfig`` holds every setting; a call takes only the revisits, the seed and
+a place.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
 
-from satsr.defaults import DEFAULT_FUSION_STEPS
-from satsr.diffusion.fusion import TrajectoryFusion, find_center, l2_center
+from satsr.data.revisit_weights import RevisitWeighting, align_revisits
+from satsr.diffusion.fusion import TrajectoryFusion, WeightedPull, find_center, l2_center
 from satsr.diffusion.noise import SeededNoise, field_noise, mix_seed
 from satsr.diffusion.precond import EDMPrecond, bind
 from satsr.diffusion.samplers import get_sampler
@@ -29,32 +42,66 @@ from satsr.models.autoencoder import KLAutoencoder, SpaceToDepth
 from satsr.models.consistency import DEFAULT_ITERATIONS, project_to_lr, sensor_degradation
 from satsr.models.fusion_distance import latent_lpips_distance
 from satsr.nn.layers import pad_to_multiple
-from satsr.types import Conditioning
+from satsr.types import Conditioning, DenoiseFn
+
+#: The fusion methods (module docstring).
+FUSION_METHODS = ("anchored", "satdiffmoe")
+#: SatDiffMoE's DDIM steps when none are given (the anchored method runs the model's own default).
+SATDIFFMOE_STEPS = 50
 
 
 @dataclass(frozen=True)
 class FusionConfig:
-    """The settings of a fusion (defaults: those the bundled ``s2-rgbn-x4-fusion`` model is run with)."""
+    """The settings of a fusion. ``None`` fields take the method's default (in brackets)."""
 
-    steps: int = DEFAULT_FUSION_STEPS  # sampler steps (Karras sigmas over the model's range)
-    every: int = 5  # pull the trajectories together every this many steps
-    strength: float = 0.1  # how far toward the center: z0' = (1 - strength) z0 + strength center
+    method: str = "anchored"
+    steps: int | None = None  # sampler steps (anchored: the model's default; satdiffmoe: 50)
+    strength: float | None = None  # z0' = (1 - strength) z0 + strength center (anchored 1, satdiffmoe 0.1)
+    # anchored
+    weighting: RevisitWeighting = field(default_factory=RevisitWeighting)
+    max_trajectories: int = 4  # the anchor and the best-weighted others; the rest are not sampled
+    shared_noise: bool = True  # every trajectory starts from the same noise field
+    # satdiffmoe
+    every: int = 5  # pull every this many steps (the anchored method pulls on every step)
     alpha: float = 0.2  # weight of LPIPS in the distance to the center (1 - alpha: latent L2)
     center_steps: int = 5  # Adam steps of the center search
     center_batch: int = 4  # estimates each center-search step looks at
     sampler: str = "ddim"  # a sampler TrajectoryFusion is exact under: "ddim" (eta 0) or "euler"
 
     def __post_init__(self) -> None:
-        if self.steps < 1:
+        if self.method not in FUSION_METHODS:
+            raise ValueError(f"fusion method must be one of {', '.join(FUSION_METHODS)}, got {self.method!r}")
+        if self.steps is not None and self.steps < 1:
             raise ValueError(f"--steps must be >= 1, got {self.steps}")
+        if self.every < 1:
+            raise ValueError(f"every must be >= 1, got {self.every}")
+        if self.max_trajectories < 1:
+            raise ValueError(f"max_trajectories must be >= 1, got {self.max_trajectories}")
         if self.sampler not in TrajectoryFusion.compatible_samplers:
             raise ValueError(
                 f"fusion back-solves the DDIM (eta 0) / Euler step: sampler must be one of "
                 f"{', '.join(sorted(TrajectoryFusion.compatible_samplers))}, got {self.sampler!r}"
             )
 
+    @property
+    def pull_strength(self) -> float:
+        return self.strength if self.strength is not None else (1.0 if self.method == "anchored" else 0.1)
+
+    def steps_for(self, model: FusableModel) -> int:
+        """The sampler steps this fusion runs with ``model``."""
+        if self.steps is not None:
+            return self.steps
+        return model.default_steps if self.method == "anchored" else SATDIFFMOE_STEPS
+
     def with_steps(self, steps: int | None) -> FusionConfig:
         return self if steps is None else dataclasses.replace(self, steps=steps)
+
+    @classmethod
+    def from_dict(cls, settings: dict[str, Any]) -> FusionConfig:
+        """From a model's ``config.json`` ``fusion`` entry (``weighting`` a dict of its own)."""
+        settings = dict(settings)
+        weighting = RevisitWeighting(**settings.pop("weighting", {}))
+        return cls(**settings, weighting=weighting)
 
 
 class FusableModel(Protocol):
@@ -66,13 +113,26 @@ class FusableModel(Protocol):
     scale: int
     sigma_min: float
     sigma_max: float
+    default_steps: int
     size_multiple: int  # LR sides must be multiples of it (padded otherwise)
     lr_consistency: bool
 
     @property
     def time_conditioned(self) -> bool: ...
 
+    def reference_sr(self, lr: Tensor) -> Tensor: ...
+
     def condition(self, lr: Tensor, reference: Tensor | None = None) -> tuple[Tensor, Tensor]: ...
+
+    def denoiser(self, cond: Tensor, **kwargs: Tensor) -> DenoiseFn: ...
+
+    def run_sampler(
+        self, denoise: DenoiseFn, x: Tensor, sigmas: Tensor, noise: SeededNoise
+    ) -> tuple[Tensor, Tensor]: ...
+
+    def finish(
+        self, z_ref: Tensor, residual: Tensor, mean: Tensor, lr: Tensor, reference: Tensor
+    ) -> Tensor: ...
 
     def parameters(self, recurse: bool = True) -> Iterator[nn.Parameter]: ...
 
@@ -106,12 +166,50 @@ def fuse_revisits(
         raise ValueError(
             f"the model super-resolves x{model.scale}, the conditioning asks for x{cond.scale:g}"
         )
+    height, width = cond.lr.shape[-2:]
+    run = _fuse_anchored if config.method == "anchored" else _fuse_satdiffmoe
+    sr = run(model, cond, seed, config, origin)
+    return sr[..., : height * model.scale, : width * model.scale]
+
+
+def _fuse_anchored(
+    model: FusableModel, cond: Conditioning, seed: int, config: FusionConfig, origin: tuple[int, int]
+) -> Tensor:
+    assert cond.dt_days is not None  # checked by fuse_revisits
+    dts = [float(d) for d in cond.dt_days[0]]
+    aligned = align_revisits(cond.lr[0], dts, config.weighting)
+    others = sorted(
+        (i for i in range(len(dts)) if i != aligned.anchor and float(aligned.weights[i].max()) > 0),
+        key=lambda i: -float(aligned.weights[i].mean()),
+    )
+    keep = [aligned.anchor, *others[: config.max_trajectories - 1]]  # the anchor first
+    lrs = pad_to_multiple(aligned.lrs[keep], model.size_multiple)
+    weights = pad_to_multiple(aligned.weights[keep][:, None], model.size_multiple).to(lrs.dtype)
+    reference = model.reference_sr(lrs)
+    cond_in, z_ref = model.condition(lrs, reference)
+    if z_ref.shape[-2:] != weights.shape[-2:]:
+        raise ValueError(f"anchored fusion needs latents on the LR grid, got {tuple(z_ref.shape[-2:])}")
+    kwargs = {"dt_days": cond.dt_days[0][keep]} if model.time_conditioned else {}
+    steps = config.steps_for(model)
+    sigmas = karras_sigmas(steps, model.sigma_min, model.sigma_max, device=lrs.device).to(lrs.dtype)
+    seeds = [mix_seed(seed, (0 if config.shared_noise else i, 0)) for i in range(len(keep))]
+    x = torch.stack([field_noise(s, origin, z_ref.shape[1:]) for s in seeds])
+    x = x.to(device=lrs.device, dtype=z_ref.dtype) * float(sigmas[0])
+    pull = WeightedPull(model.denoiser(cond_in, **kwargs), weights, config.pull_strength, z_ref)
+    residual, mean = model.run_sampler(pull, x, sigmas, SeededNoise(seeds, lrs.device))
+    return model.finish(z_ref[:1], residual[:1], mean[:1], lrs[:1], reference[:1])
+
+
+def _fuse_satdiffmoe(
+    model: FusableModel, cond: Conditioning, seed: int, config: FusionConfig, origin: tuple[int, int]
+) -> Tensor:
+    assert cond.dt_days is not None  # checked by fuse_revisits
     lrs, n = cond.lr[0], cond.lr.shape[1]
-    height, width = lrs.shape[-2:]
     lrs = pad_to_multiple(lrs, model.size_multiple)
     cond_in, z_ref = model.condition(lrs)
     kwargs = {"dt_days": cond.dt_days[0]} if model.time_conditioned else {}
-    sigmas = karras_sigmas(config.steps, model.sigma_min, model.sigma_max, device=lrs.device).to(lrs.dtype)
+    steps = config.steps_for(model)
+    sigmas = karras_sigmas(steps, model.sigma_min, model.sigma_max, device=lrs.device).to(lrs.dtype)
     trajectory_seeds = [mix_seed(seed, (i, 0)) for i in range(n)]
     x = torch.stack([field_noise(s, origin, z_ref.shape[1:]) for s in trajectory_seeds])
     x = x.to(device=lrs.device, dtype=z_ref.dtype) * float(sigmas[0])
@@ -121,7 +219,7 @@ def fuse_revisits(
     center = find_center(distance, config.center_steps, batch=config.center_batch, seed=seed)
     fusion = TrajectoryFusion(
         bind(model.precond, cond_in, **kwargs), sigmas, center if n > 1 else l2_center, config.every,
-        config.strength, z_ref,
+        config.pull_strength, z_ref,
     )  # fmt: skip
     sample = get_sampler(config.sampler)
     latents = z_ref + sample(fusion, x, sigmas, noise=SeededNoise(trajectory_seeds, lrs.device))
@@ -129,4 +227,4 @@ def fuse_revisits(
     if model.lr_consistency:
         median = lrs.median(dim=0, keepdim=True).values
         sr = project_to_lr(sr, median, sensor_degradation(model.scale, model.bands), DEFAULT_ITERATIONS)
-    return sr[..., : height * model.scale, : width * model.scale]
+    return sr

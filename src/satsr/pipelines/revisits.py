@@ -23,7 +23,6 @@ import rasterio
 
 from satsr.defaults import (
     DEFAULT_FUSION_MODEL,
-    DEFAULT_FUSION_STEPS,
     DEFAULT_MIN_CLEAR,
     DEFAULT_OVERLAP,
     DEFAULT_SEED,
@@ -184,7 +183,7 @@ def fusion_tile_fn(
 def fuse_files(
     inputs: Sequence[str | Path], output: str | Path, model: str | Path | Upscaler = DEFAULT_FUSION_MODEL,
     dates: Sequence[str] | None = None, target_date: str | None = None,
-    bands: Sequence[str | int] | None = None, steps: int = DEFAULT_FUSION_STEPS, seed: int = DEFAULT_SEED,
+    bands: Sequence[str | int] | None = None, steps: int | None = None, seed: int = DEFAULT_SEED,
     tile_size: int = DEFAULT_TILE_SIZE, overlap: int = DEFAULT_OVERLAP, min_clear: float = DEFAULT_MIN_CLEAR,
     mask_clouds: bool = False, overwrite: bool = False, cog: bool = False, progress: bool = False,
     device: str = "cpu", quicklook: str | Path | None = None,
@@ -204,8 +203,9 @@ def fuse_files(
     if dates is not None and len(dates) != len(paths):
         raise ValueError(f"{len(paths)} inputs but {len(dates)} dates")
     run = _FusionRun(
-        upscaler, FusionConfig(steps=steps), seed, (tile_size, overlap), overwrite, cog, progress
-    )
+        upscaler, upscaler.fusion_config.with_steps(steps), seed, (tile_size, overlap), overwrite, cog,
+        progress,
+    )  # fmt: skip
     output = check_output_name(output)
     refuse_existing([output], overwrite)
     time_aware = bool(getattr(upscaler.network, "time_conditioned", False))
@@ -271,7 +271,7 @@ class _FusionRun:
 
     def tags(self, kept: _Kept) -> dict[str, str]:
         return {
-            **model_tags(self.upscaler, self.seed, self.config.steps),
+            **model_tags(self.upscaler, self.seed, self.upscaler.fusion_steps(self.config)),
             "SATSR_INPUTS": ",".join(p.name for p in kept.inputs),
             "SATSR_DT_DAYS": ",".join(f"{dt:g}" for dt in kept.dt_days),
             "SATSR_TARGET_DATE": kept.target_date,
@@ -291,7 +291,7 @@ class _FusionRun:
         """The STAC Item beside the output."""
         s = self.upscaler.scale
         provenance = {
-            **model_provenance(self.upscaler, s, self.seed), "steps": self.config.steps,
+            **model_provenance(self.upscaler, s, self.seed), "steps": self.upscaler.fusion_steps(self.config),
             "revisits": len(kept.keep), "dt_days": kept.dt_days, "target_date": kept.target_date,
             "dropped_inputs": [str(p.resolve()) for p in kept.inputs if p not in kept.paths] or None,
         }  # fmt: skip

@@ -4,7 +4,9 @@ Simulated revisits of the held-apart scene (``satsr.data.sources`` test split: T
 Deimos-2 sample; every N gets one ``satsr.evaluation.harness.evaluate`` run (report + crops under
 OUT/nN), and OUT/summary.md gathers LPIPS, PSNR and time against N.
 
-Usage: python scripts/eval_fusion.py OUT [--fusion DIR] [--no-dt DIR] [--pairs 12] [--counts 1 2 4 8 16]
+The real-revisit figures of the model card come from ``scripts/eval_fusion_real.py``.
+
+Usage: python scripts/eval_fusion.py OUT [--fusion DIR] [--pairs 12] [--counts 1 2 4 8 16] [--steps K]
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from satsr.evaluation.revisits import (
     median_lr,
     simulated_revisit_pairs,
 )
-from satsr.models.registry import load
+from satsr.models.registry import Upscaler, load
 
 OURS = "fusion (ours)"
 
@@ -36,24 +38,16 @@ def bicubic(lr):  # type: ignore[no-untyped-def]
     return bicubic_upsample(lr, 4)
 
 
-NO_DT = "fusion, no dt"
-
-
 def methods_for(
-    n: int, fusion, no_dt, single: Method, fast: Method, steps: int, part: str
+    n: int, fusion: Upscaler, single: Method, fast: Method, steps: int | None
 ) -> dict[str, PairMethod]:
-    methods = {}
-    if part in ("all", "ours"):
-        methods = {OURS: fusion_method(fusion, n, steps), "bicubic of median LR": median_lr(bicubic, n)}
-    if no_dt is not None and part in ("all", "no-dt"):
-        methods[NO_DT] = fusion_method(no_dt, n, steps)
-    if part in ("all", "ours"):
-        methods |= {
-            "mean of N single SR (ldm)": mean_of_singles(single, n),
-            "single SR of median LR (ldm)": median_lr(single, n),
-            "best single SR (ldm, oracle pick)": best_single_oracle(single, n),
-            "fast CNN of median LR": median_lr(fast, n),
-        }
+    methods = {OURS: fusion_method(fusion, n, steps), "bicubic of median LR": median_lr(bicubic, n)}
+    methods |= {
+        "mean of N single SR (ldm)": mean_of_singles(single, n),
+        "single SR of median LR (ldm)": median_lr(single, n),
+        "best single SR (ldm, oracle pick)": best_single_oracle(single, n),
+        "fast CNN of median LR": median_lr(fast, n),
+    }
     return methods
 
 
@@ -84,32 +78,25 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("out", type=Path)
     parser.add_argument("--fusion", default="s2-rgbn-x4-fusion")
-    parser.add_argument("--no-dt", default=None, help="model folder of the ablation without dt conditioning")
     parser.add_argument("--single", default="s2-rgbn-x4-ldm")
     parser.add_argument("--pairs", type=int, default=12)
     parser.add_argument("--crop", type=int, default=128)
     parser.add_argument("--counts", type=int, nargs="+", default=[1, 2, 4, 8, 16])
-    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--steps", type=int, default=None, help="default: the model's fusion settings")
     parser.add_argument("--max-dt", type=float, default=90.0)
     parser.add_argument("--skip-simulated", action="store_true")
     parser.add_argument("--skip-deimos", action="store_true")
-    parser.add_argument(
-        "--part",
-        choices=["all", "ours", "no-dt"],
-        default="all",
-        help="which rows (to run the ablation in another process)",
-    )
     parser.add_argument("--threads", type=int, default=0)
     args = parser.parse_args()
     torch.manual_seed(0)
     if args.threads:
         torch.set_num_threads(args.threads)
     fusion = load(args.fusion)
-    no_dt = load(args.no_dt) if args.no_dt else None
     single = upscaler_method(load(args.single))
     fast = upscaler_method(load("s2-rgbn-x4-fast"))
+    settings = fusion.fusion_config.with_steps(args.steps)
     sections = [
-        f"# Multi-revisit fusion: {args.fusion} (DDIM {args.steps} steps, fusion every 5, lambda 0.1)",
+        f"# Multi-revisit fusion: {args.fusion} ({fusion.fusion_steps(settings)} steps, {settings.method})",
         "",
     ]
     summary: dict[str, dict] = {}
@@ -121,7 +108,7 @@ def main() -> None:
         results = {}
         for n in args.counts:
             start = time.perf_counter()
-            rows = methods_for(n, fusion, no_dt, single, fast, args.steps, args.part)
+            rows = methods_for(n, fusion, single, fast, args.steps)
             results[n] = evaluate(
                 rows, pairs, args.out / f"sim_n{n}", 4,
                 fid=False, crops=2, title=f"{args.pairs} held-apart T33UUB crops, {n} simulated revisit(s)",
@@ -139,7 +126,7 @@ def main() -> None:
         pair = deimos_pair(deimos[0])
         results = {}
         for n in [n for n in (1, 2, 3, 5) if n <= len(pair.dt_days)]:
-            rows = methods_for(n, fusion, no_dt, single, fast, args.steps, args.part)
+            rows = methods_for(n, fusion, single, fast, args.steps)
             results[n] = evaluate(
                 rows, [pair], args.out / f"deimos_n{n}", 4,
                 fid=False, crops=1, title=f"Deimos-2 sample, {n} real S2 revisit(s) (nearest dates first)",

@@ -125,7 +125,10 @@ def main() -> None:
     (args.out / "config.json").write_text(json.dumps(full, indent=2) + "\n")
     record = {"steps": step, "minutes": round((time.perf_counter() - start) / 60, 2), "log": log}
     (args.out / "train_log.json").write_text(
-        json.dumps(record | {"args": vars(args) | {"out": str(args.out)}}, indent=1)
+        json.dumps(
+            record | {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}},
+            indent=1,
+        )
     )
 
 

@@ -27,13 +27,13 @@ A stack whose other dates disagree everywhere therefore falls back to the anchor
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import ndimage, optimize
+from scipy import ndimage
 from torch import Tensor
 
 from satsr.data.registration import phase_correlation_shift
@@ -85,13 +85,31 @@ def _correlation(a: np.ndarray, b: np.ndarray) -> float:
     return float((a * b).sum() / (np.sqrt((a * a).sum() * (b * b).sum()) + 1e-12))
 
 
+def _pattern_search(
+    cost: Callable[[np.ndarray], float], start: np.ndarray, step: float = 0.25, tolerance: float = 0.02
+) -> np.ndarray:
+    """A local minimum of ``cost`` over 2-D translations: from ``start``, move by ``step`` along an axis while
+    that lowers the cost, else halve the step, until it is below ``tolerance`` (a few dozen evaluations)."""
+    best, value = np.asarray(start, dtype=np.float64), cost(start)
+    while step >= tolerance:
+        for move in ((step, 0.0), (-step, 0.0), (0.0, step), (0.0, -step)):
+            candidate = best + move
+            candidate_value = cost(candidate)
+            if candidate_value < value:
+                best, value = candidate, candidate_value
+                break
+        else:
+            step /= 2
+    return best
+
+
 def _register(
     moving: np.ndarray, anchor: np.ndarray, max_shift: float
 ) -> tuple[np.ndarray, tuple[float, float]]:
     """``moving`` translated onto ``anchor``: phase correlation of their band means under a Hann window
-    for a start, refined to the translation that maximises their correlation (a gain or offset between
-    the dates changes nothing) over the pixels that do not differ grossly, ``_EDGE`` pixels off the
-    border. Not applied if longer than ``max_shift``."""
+    for a start, refined (``_pattern_search``) to the translation that maximises their correlation (a
+    gain or offset between the dates changes nothing) over the pixels that do not differ grossly,
+    ``_EDGE`` pixels off the border. Not applied if longer than ``max_shift``."""
     if min(anchor.shape[-2:]) < 4 * _EDGE:  # too small for a correlation peak that means anything
         return moving, (0.0, 0.0)
     a, m = anchor.mean(0).astype(np.float64), moving.mean(0).astype(np.float64)
@@ -109,11 +127,17 @@ def _register(
         start = np.zeros(2)
     usable[:_EDGE], usable[-_EDGE:], usable[:, :_EDGE], usable[:, -_EDGE:] = False, False, False, False
 
-    def cost(shift: np.ndarray) -> float:
-        return -_correlation(ndimage.shift(m, shift, order=3, mode="nearest")[usable], a[usable])
+    coefficients = ndimage.spline_filter(m, order=3, mode="nearest")  # once, not at every evaluation
 
-    found = optimize.minimize(cost, start, method="Nelder-Mead", options={"xatol": 0.01, "fatol": 1e-9})
-    shift = found.x if cost(found.x) < cost(np.zeros(2)) else np.zeros(2)
+    def cost(shift: np.ndarray) -> float:
+        moved = ndimage.shift(coefficients, shift, order=3, mode="nearest", prefilter=False)
+        return -_correlation(moved[usable], a[usable])
+
+    shift = (
+        _pattern_search(cost, start)
+        if cost(start) <= cost(np.zeros(2))
+        else _pattern_search(cost, np.zeros(2))
+    )
     if np.abs(shift).max() > max_shift or np.abs(shift).max() < 0.01:
         return moving, (0.0, 0.0)
     moved = np.stack([ndimage.shift(b, shift, order=3, mode="nearest") for b in moving])

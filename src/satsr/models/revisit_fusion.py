@@ -59,7 +59,7 @@ class FusionConfig:
     strength: float | None = None  # z0' = (1 - strength) z0 + strength center (anchored 1, satdiffmoe 0.1)
     # anchored
     weighting: RevisitWeighting = field(default_factory=RevisitWeighting)
-    max_trajectories: int = 4  # the anchor and the best-weighted others; the rest are not sampled
+    max_trajectories: int = 3  # the anchor and the best-weighted others; the rest are not sampled
     shared_noise: bool = True  # every trajectory starts from the same noise field
     # satdiffmoe
     every: int = 5  # pull every this many steps (the anchored method pulls on every step)

@@ -28,8 +28,10 @@ def test_fuse_reprojects_dates_and_writes_one_image_on_the_first_grid(
         assert sr.shape == (96, 96) and sr.crs == first.crs
         np.testing.assert_allclose(tuple(sr.bounds), tuple(first.bounds))
         assert sr.tags()["SATSR_DT_DAYS"] == "14,7,0" and sr.tags()["SATSR_TARGET_DATE"] == "2022-03-15"
+        assert sr.tags()["SATSR_FUSION_ANCHOR"] == paths[2].name  # the target date's own input
         fused = sr.read()
-    assert json.loads(stac_path(out).read_text())["properties"]["satsr:revisits"] == 3
+    properties = json.loads(stac_path(out).read_text())["properties"]
+    assert properties["satsr:revisits"] == 3 and properties["satsr:fusion_anchor"] == paths[2].name
     again = tmp_path / "again.tif"
     assert (
         main([*args[:-2], "--output", str(again), "--steps", "2", "--tile-size", "16", "--overlap", "4"]) == 0

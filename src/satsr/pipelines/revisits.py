@@ -6,7 +6,10 @@ defaults to the latest input. Revisits whose clear share (not nodata, not cloud)
 ``min_clear`` are dropped with a message. The kept ones are a scene of N revisits for the one path of
 ``satsr.pipelines.scene``: masked values take the median of the revisits that see them (the scene's
 band means where none does), so clouds never reach the model; each window's trajectories start from
-scene-wide noise fields, so tiles blend without seams.
+scene-wide noise fields, so tiles blend without seams. The anchored method (the default) keeps the date
+and radiometry of the input nearest the target date (its name is logged and tagged
+``SATSR_FUSION_ANCHOR``); the others are aligned and weighted per window
+(``satsr.models.revisit_fusion``).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import rasterio
 
+from satsr.data.revisit_weights import anchor_index
 from satsr.defaults import (
     DEFAULT_FUSION_MODEL,
     DEFAULT_MIN_CLEAR,
@@ -269,9 +273,16 @@ class _FusionRun:
     cog: bool
     progress: bool
 
+    def anchor(self, kept: _Kept) -> str | None:
+        """The input whose date and radiometry an anchored fusion keeps (the one nearest the target date)."""
+        return kept.paths[anchor_index(kept.dt_days)].name if self.config.method == "anchored" else None
+
     def tags(self, kept: _Kept) -> dict[str, str]:
+        anchor = self.anchor(kept)
         return {
             **model_tags(self.upscaler, self.seed, self.upscaler.fusion_steps(self.config)),
+            "SATSR_FUSION_METHOD": self.config.method,
+            **({"SATSR_FUSION_ANCHOR": anchor} if anchor else {}),
             "SATSR_INPUTS": ",".join(p.name for p in kept.inputs),
             "SATSR_DT_DAYS": ",".join(f"{dt:g}" for dt in kept.dt_days),
             "SATSR_TARGET_DATE": kept.target_date,
@@ -279,6 +290,13 @@ class _FusionRun:
         }  # fmt: skip
 
     def stream(self, output: Path, kept: _Kept) -> None:
+        anchor = self.anchor(kept)
+        if anchor:
+            log.info(
+                "anchor: %s, the date nearest the target; the output keeps its radiometry, and where the "
+                "other dates disagree with it, it is that date's super-resolution alone",
+                anchor,
+            )
         meta, channels = kept.readers[0].meta, len(self.upscaler.bands)
         tiling = fit_tiling(*self.tiling, meta.height, meta.width)
         tile_fn = fusion_tile_fn(self.upscaler, channels, kept.dt_days, self.seed, self.config)
@@ -293,6 +311,7 @@ class _FusionRun:
         provenance = {
             **model_provenance(self.upscaler, s, self.seed), "steps": self.upscaler.fusion_steps(self.config),
             "revisits": len(kept.keep), "dt_days": kept.dt_days, "target_date": kept.target_date,
+            "fusion_method": self.config.method, "fusion_anchor": self.anchor(kept),
             "dropped_inputs": [str(p.resolve()) for p in kept.inputs if p not in kept.paths] or None,
         }  # fmt: skip
         title = f"{self.upscaler.name} fusion of {len(kept.keep)} revisits x{s}"

@@ -197,7 +197,7 @@ def test_help_shows_the_defaults(capsys: pytest.CaptureFixture[str]) -> None:
     assert "LR tile side, pixels (default: 128)" in text and "(default: s2-rgbn-x4-fast)" in text
     with pytest.raises(SystemExit):
         main(["fuse", "--help"])
-    assert "(default: 50)" in " ".join(capsys.readouterr().out.split())
+    assert "(default: s2-rgbn-x4-fusion)" in " ".join(capsys.readouterr().out.split())
 
 
 def test_progress_is_printed_when_stderr_is_not_a_terminal(

@@ -208,9 +208,10 @@ class LatentDiffusionSR(nn.Module):
 
     def run_sampler(
         self, denoise: DenoiseFn, x: Tensor, sigmas: Tensor, noise: SeededNoise
-    ) -> tuple[Tensor, Tensor]:
+    ) -> tuple[Tensor, Tensor | None]:
         """The model's sampler from ``x`` (noise at ``sigmas[0]``): the final residual latent, and the first
-        denoised estimate (at ``sigma_max``: the posterior mean, see the module docstring)."""
+        denoised estimate (at ``sigma_max``: the posterior mean, see the module docstring; None if the
+        sampler reported no step)."""
         first: list[Tensor] = []
 
         def keep_first(step: StepInfo) -> None:
@@ -218,13 +219,19 @@ class LatentDiffusionSR(nn.Module):
                 first.append(step.denoised)
 
         residual = get_sampler(self.sampler)(denoise, x, sigmas.to(x.dtype), noise=noise, callback=keep_first)
-        return residual, first[0]
+        return residual, (first[0] if first else None)
 
-    def finish(self, z_ref: Tensor, residual: Tensor, mean: Tensor, lr: Tensor, reference: Tensor) -> Tensor:
+    def finish(
+        self, z_ref: Tensor, residual: Tensor, mean: Tensor | None, lr: Tensor, reference: Tensor
+    ) -> Tensor:
         """Decoded samples: ``detail`` and its structure gate applied around the decoded ``mean`` residual,
         then back-projected onto ``lr`` when ``lr_consistency`` is on."""
         sr = self.autoencoder.decode_latent(z_ref + residual)
         if self.detail != 1.0 or self.detail_threshold > 0:
+            if mean is None:
+                raise ValueError(
+                    "detail < 1 or a detail threshold needs the sampler's first denoised estimate"
+                )
             mean_sr = self.autoencoder.decode_latent(z_ref + mean)
             sr = mean_sr + self.detail_weight(lr, reference) * (sr - mean_sr)
         if self.lr_consistency:

@@ -128,10 +128,10 @@ class FusableModel(Protocol):
 
     def run_sampler(
         self, denoise: DenoiseFn, x: Tensor, sigmas: Tensor, noise: SeededNoise
-    ) -> tuple[Tensor, Tensor]: ...
+    ) -> tuple[Tensor, Tensor | None]: ...
 
     def finish(
-        self, z_ref: Tensor, residual: Tensor, mean: Tensor, lr: Tensor, reference: Tensor
+        self, z_ref: Tensor, residual: Tensor, mean: Tensor | None, lr: Tensor, reference: Tensor
     ) -> Tensor: ...
 
     def parameters(self, recurse: bool = True) -> Iterator[nn.Parameter]: ...
@@ -197,7 +197,8 @@ def _fuse_anchored(
     x = x.to(device=lrs.device, dtype=z_ref.dtype) * float(sigmas[0])
     pull = WeightedPull(model.denoiser(cond_in, **kwargs), weights, config.pull_strength, z_ref)
     residual, mean = model.run_sampler(pull, x, sigmas, SeededNoise(seeds, lrs.device))
-    return model.finish(z_ref[:1], residual[:1], mean[:1], lrs[:1], reference[:1])
+    anchor_mean = None if mean is None else mean[:1]
+    return model.finish(z_ref[:1], residual[:1], anchor_mean, lrs[:1], reference[:1])
 
 
 def _fuse_satdiffmoe(

@@ -68,13 +68,16 @@ evaluate-places: venv
 bench-ldm-scene: venv
 	$(BIN)/python scripts/bench_ldm_scene.py --repeats 2
 
-# s2-rgbn-x4-fusion: LPIPS/PSNR against N on simulated revisits of T33UUB and the real Deimos sample,
-# ablations and baselines (scripts/eval_fusion.py), then time against N.
+# s2-rgbn-x4-fusion: LPIPS/PSNR against N on real revisits (the Deimos sample, eo-learn's dates by Wald's
+# protocol) with ablations and baselines (the model card's tables), then on simulated revisits of T33UUB
+# with harness reports (scripts/eval_fusion.py).
 evaluate-fusion: venv
+	$(BIN)/python scripts/eval_fusion_real.py --seeds 6
 	$(BIN)/python scripts/eval_fusion.py eval_out/fusion --pairs 8
 
+# Fusion time against N, as a ratio to one image of the same model in the same run.
 bench-fusion: venv
-	$(BIN)/python scripts/bench_fusion.py
+	$(BIN)/python scripts/bench_fusion.py --threads 1
 
 # Continuous-scale SR on aerial test pictures at x2 ... x10 (bicubic, the L1 regression baseline, the same
 # network under E2DiffSR's stage-1 losses = Model-I-Retrained, E2DiffSR): PSNR/LPIPS/FID per scale and the

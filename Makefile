@@ -91,6 +91,7 @@ evaluate-continuous: venv
 # BigEarthNet patches): bicubic, high-pass injection, the guided network seed (training_seeds/) and s2-10band
 # at --scale 1; then s2-10band's x4 of all ten bands, Wald's protocol two octaves down.
 evaluate-sharpening: venv
-	$(BIN)/python scripts/eval_sharpening.py eval_out/sharpening --model training_seeds/s2-20m-guided \
+	$(BIN)/python scripts/eval_sharpening.py eval_out/sharpening --model training_seeds/s2-20m-guided-eurosat \
 		--ten-band s2-10band
+	$(BIN)/python scripts/eval_sharpening_kinds.py
 	$(BIN)/python scripts/eval_ten_band.py eval_out/ten_band

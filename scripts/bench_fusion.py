@@ -12,25 +12,15 @@ Usage: python scripts/bench_fusion.py [--model s2-rgbn-x4-fusion] [--lr-side 64]
 from __future__ import annotations
 
 import argparse
-import time
-from collections.abc import Callable
 
 import numpy as np
 import torch
+from ldm_report import best_of
 
 from satsr.data.sources import s2_rgbn_scenes
 from satsr.evaluation.revisits import simulated_revisit_pairs
 from satsr.models.registry import load
 from satsr.models.revisit_fusion import FusionConfig
-
-
-def best_time(run: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main() -> None:
@@ -54,16 +44,16 @@ def main() -> None:
           f"{model.fusion_steps(config)} steps, at most {config.max_trajectories} trajectories, "
           f"{torch.get_num_threads()} threads, best of {args.repeats}")  # fmt: skip
     model.fuse(revisits[:2], dts[:2], seed=0)  # warm-up (allocations)
-    single = best_time(lambda: model(revisits[0], seeds=[0]), args.repeats)
+    single = best_of(lambda: model(revisits[0], seeds=[0]), args.repeats)
     print(f"single image: {single:.2f} s\n")
     print("| N | fusion s | x single | SatDiffMoE s | x single |\n|---|---:|---:|---:|---:|")
     satdiffmoe = FusionConfig(method="satdiffmoe")
     for n in args.counts:
         lrs, days = revisits[:n], dts[:n]
-        fused = best_time(lambda: model.fuse(lrs, days, seed=0), args.repeats)  # noqa: B023 (called here)
+        fused = best_of(lambda: model.fuse(lrs, days, seed=0), args.repeats)  # noqa: B023 (called here)
         row = f"| {n} | {fused:.2f} | {fused / single:.1f} |"
         if n in args.satdiffmoe_counts:
-            slow = best_time(lambda: model.fuse(lrs, days, seed=0, config=satdiffmoe), 1)  # noqa: B023
+            slow = best_of(lambda: model.fuse(lrs, days, seed=0, config=satdiffmoe), 1)  # noqa: B023
             row += f" {slow:.1f} | {slow / single:.0f} |"
         else:
             row += " | |"

@@ -27,12 +27,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from satsr.data.sources import shared_data_dir
+from satsr.data.sources import EOLEARN_FILE, shared_data_dir
 from satsr.evaluation.alignment import histogram_match
 from satsr.evaluation.datasets import EvalPair
 from satsr.evaluation.harness import bicubic_upsample, image_lpips
 from satsr.evaluation.metrics import psnr
-from satsr.evaluation.revisits import deimos_pair, eolearn_wald_pair
+from satsr.evaluation.revisits import best_single_oracle, deimos_pair, eolearn_wald_pair
 from satsr.models.registry import Upscaler, load
 from satsr.models.revisit_fusion import FusionConfig
 
@@ -44,7 +44,7 @@ def places() -> dict[str, EvalPair]:
     root = shared_data_dir()
     return {
         "deimos": deimos_pair(sorted((root / "pairs/deimos").glob("data_eopatch-*.npz"))[0]),
-        "eolearn": eolearn_wald_pair(root / "s2/eolearn_timeseries/REFERENCE_SCENES.npy"),
+        "eolearn": eolearn_wald_pair(root / EOLEARN_FILE),
     }
 
 
@@ -114,9 +114,8 @@ def scores(sr: np.ndarray, pair: EvalPair) -> tuple[float, float, float, float]:
 
 def oracle(pair: EvalPair, n: int, model: Upscaler, seed: int) -> tuple[float, float, float, float]:
     """Best single date by LPIPS against the target (it looks at the target: an upper bound)."""
-    assert pair.revisits is not None
-    results = [scores(np.asarray(model(x, seeds=[seed])), pair) for x in pair.revisits[:n]]
-    return min(results)
+    pick = best_single_oracle(lambda lr: np.asarray(model(lr, seeds=[seed])), n)
+    return scores(pick.run(pair), pair)
 
 
 def main() -> None:

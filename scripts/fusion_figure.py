@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from satsr.data.sources import shared_data_dir
+from satsr.data.sources import EOLEARN_FILE, shared_data_dir
 from satsr.evaluation.report import HR_LABEL, LR_LABEL, render_crops
 from satsr.evaluation.revisits import deimos_pair, eolearn_wald_pair
 from satsr.models.registry import load
@@ -37,7 +37,7 @@ def main() -> None:
     plain = dataclasses.replace(base, weighting=dataclasses.replace(base.weighting, weigh=False))
     root = shared_data_dir()
 
-    eolearn = eolearn_wald_pair(root / "s2/eolearn_timeseries/REFERENCE_SCENES.npy")
+    eolearn = eolearn_wald_pair(root / EOLEARN_FILE)
     assert eolearn.revisits is not None
     lrs, dts = np.ascontiguousarray(eolearn.revisits[:2]), list(eolearn.dt_days[:2])
     strip = {

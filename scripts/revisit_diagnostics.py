@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 import satsr
-from satsr.data.sources import shared_data_dir
+from satsr.data.sources import EOLEARN_10M, EOLEARN_FILE, shared_data_dir
 from satsr.evaluation.alignment import phase_correlation_shift
 from satsr.evaluation.harness import image_lpips
 from satsr.evaluation.revisits import deimos_pair
@@ -38,8 +38,8 @@ def main() -> None:
         sr = torch.as_tensor(fast(x[None]))
         lpips = image_lpips(sr, hr, pair.bands)
         print(f"  dt {dt:5.0f} d: {describe(x, pair.revisits[0])}; fast CNN x4 LPIPS {lpips:.3f}")
-    scenes = np.load(root / "s2/eolearn_timeseries/REFERENCE_SCENES.npy")  # (T, H, W, 13) reflectance
-    rgbn = scenes[..., [1, 2, 3, 7]].transpose(0, 3, 1, 2).astype(np.float32)
+    scenes = np.load(root / EOLEARN_FILE)  # (T, H, W, 13) reflectance
+    rgbn = scenes[..., list(EOLEARN_10M)].transpose(0, 3, 1, 2).astype(np.float32)
     print(f"eo-learn reference scenes {scenes.shape}: ref = the last")
     for k, x in enumerate(rgbn):
         print(f"  scene {k}: {describe(x, rgbn[-1])}")

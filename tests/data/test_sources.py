@@ -76,9 +76,15 @@ def test_band_scenes_hold_the_20_m_bands_on_their_native_grid_by_the_same_splits
 def test_eolearn_20_m_values_are_the_native_blocks_and_sit_on_the_10_m_bands() -> None:
     """eo-learn's 20 m bands come on the 10 m grid by nearest neighbour from row 1: every 2 x 2 block
     there is one value, and the 10 m NIR averaged over the blocks matches B8A best without a shift."""
-    from satsr.data.sources import EOLEARN_20M, EOLEARN_20M_ROW, EOLEARN_BAND_DATE, _eolearn_band_scene
+    from satsr.data.sources import (
+        EOLEARN_20M,
+        EOLEARN_20M_ROW,
+        EOLEARN_BAND_DATE,
+        EOLEARN_FILE,
+        _eolearn_band_scene,
+    )
 
-    path = DATA / "s2/eolearn_timeseries/REFERENCE_SCENES.npy"
+    path = DATA / EOLEARN_FILE
     if not path.is_file():
         pytest.skip("needs ../shared/data/s2/eolearn_timeseries")
     raw = np.load(path)[EOLEARN_BAND_DATE][EOLEARN_20M_ROW:][..., list(EOLEARN_20M)]  # (H, W, 6)

@@ -133,11 +133,7 @@ def _register(
         moved = ndimage.shift(coefficients, shift, order=3, mode="nearest", prefilter=False)
         return -_correlation(moved[usable], a[usable])
 
-    shift = (
-        _pattern_search(cost, start)
-        if cost(start) <= cost(np.zeros(2))
-        else _pattern_search(cost, np.zeros(2))
-    )
+    shift = _pattern_search(cost, min(start, np.zeros(2), key=cost))  # no shift if it correlates better
     if np.abs(shift).max() > max_shift or np.abs(shift).max() < 0.01:
         return moving, (0.0, 0.0)
     moved = np.stack([ndimage.shift(b, shift, order=3, mode="nearest") for b in moving])

@@ -124,17 +124,24 @@ def eurosat_split(number: int) -> Split:
     return "test" if number in EUROSAT_TEST_IDS else "val" if number in EUROSAT_VAL_IDS else "train"
 
 
+def _eurosat_files(root: Path, split: Split) -> list[tuple[str, Path]]:
+    """(land-cover class, tile file) of every EuroSAT tile of ``split``, class by class, tiles by number."""
+    found = []
+    for folder in sorted(p for p in (root / "s2/eurosat_l1c").iterdir() if p.is_dir()):
+        files = sorted(folder.glob("*.tif"), key=lambda f: int(f.stem.rsplit("_", 1)[1]))
+        found += [(folder.name, f) for f in files if eurosat_split(int(f.stem.rsplit("_", 1)[1])) == split]
+    return found
+
+
 def _eurosat(root: Path, split: Split) -> list[Scene]:
     scaling = ReflectanceScaling()
     indexes = [EUROSAT_BANDS.index(b) + 1 for b in S2_RGBN]
-    scenes = []
-    for folder in sorted(p for p in (root / "s2/eurosat_l1c").iterdir() if p.is_dir()):
-        files = sorted(folder.glob("*.tif"), key=lambda f: int(f.stem.rsplit("_", 1)[1]))
-        for path in files:
-            if eurosat_split(int(path.stem.rsplit("_", 1)[1])) == split:
-                pixels = scaling.to_reflectance(_read_dn(path, indexes))
-                scenes.append(Scene(f"eurosat_{path.stem}", pixels, S2_RGBN, folder.name, "eurosat"))
-    return scenes
+    return [
+        Scene(
+            f"eurosat_{path.stem}", scaling.to_reflectance(_read_dn(path, indexes)), S2_RGBN, kind, "eurosat"
+        )
+        for kind, path in _eurosat_files(root, split)
+    ]
 
 
 def bigearthnet_split(patch: str) -> Split:
@@ -236,10 +243,12 @@ def s2_band_scenes(split: Split, root: Path | None = None) -> list[BandScene]:
     return scenes
 
 
-#: eo-learn's reference scenes: the last (clear) date, the positions of the 10 m and 20 m bands in its
-#: 13 bands (B01 ... B08 B8A B09 B10 B11 B12), and the row at which its 20 m pixels start: Sentinel Hub
-#: delivered the 20 m bands on the 10 m grid by nearest neighbour, so every 2 x 2 block from this row
-#: on holds one native 20 m value (checked: all blocks constant at row offset 1, none at 0).
+#: eo-learn's reference scenes (five dates of one place in Slovenia, (T, H, W, 13) reflectance on the
+#: 10 m grid): the file, the last (clear) date, the positions of the 10 m and 20 m bands in its 13 bands
+#: (B01 ... B08 B8A B09 B10 B11 B12), and the row at which its 20 m pixels start: Sentinel Hub delivered
+#: the 20 m bands on the 10 m grid by nearest neighbour, so every 2 x 2 block from this row on holds one
+#: native 20 m value (checked: all blocks constant at row offset 1, none at 0).
+EOLEARN_FILE = "s2/eolearn_timeseries/REFERENCE_SCENES.npy"
 EOLEARN_BAND_DATE = 4
 EOLEARN_10M, EOLEARN_20M = (1, 2, 3, 7), (4, 5, 6, 8, 11, 12)
 EOLEARN_20M_ROW = 1
@@ -247,7 +256,7 @@ EOLEARN_20M_ROW = 1
 
 def _eolearn_band_scene(root: Path) -> BandScene:
     """eo-learn's last reference date (Slovenia) with its native 20 m values recovered from the blocks."""
-    scene = np.load(root / "s2/eolearn_timeseries/REFERENCE_SCENES.npy")[EOLEARN_BAND_DATE]
+    scene = np.load(root / EOLEARN_FILE)[EOLEARN_BAND_DATE]
     scene = scene[EOLEARN_20M_ROW:].transpose(2, 0, 1).astype(np.float32)  # (13, H, W), reflectance
     h, w = scene.shape[1] // 2, scene.shape[2] // 2
     fine = scene[list(EOLEARN_10M), : 2 * h, : 2 * w]
@@ -265,16 +274,12 @@ def eurosat_band_scenes(split: Split, root: Path | None = None) -> list[BandScen
     scaling, scenes = ReflectanceScaling(), []
     fine_index = [EUROSAT_BANDS.index(b) + 1 for b in S2_RGBN]
     coarse_index = [EUROSAT_BANDS.index(b) + 1 for b in S2_20M]
-    for folder in sorted(p for p in (root / "s2/eurosat_l1c").iterdir() if p.is_dir()):
-        files = sorted(folder.glob("*.tif"), key=lambda f: int(f.stem.rsplit("_", 1)[1]))
-        for path in files:
-            if eurosat_split(int(path.stem.rsplit("_", 1)[1])) != split:
-                continue
-            fine = scaling.to_reflectance(_read_dn(path, fine_index))
-            c = scaling.to_reflectance(_read_dn(path, coarse_index))
-            h, w = c.shape[1] // 2, c.shape[2] // 2
-            coarse = c[:, : 2 * h, : 2 * w].reshape(6, h, 2, w, 2).mean((2, 4)).astype(np.float32)
-            scenes.append(BandScene(f"eurosat_{path.stem}", *_even(fine, coarse), folder.name, "eurosat"))
+    for kind, path in _eurosat_files(root, split):
+        fine = scaling.to_reflectance(_read_dn(path, fine_index))
+        c = scaling.to_reflectance(_read_dn(path, coarse_index))
+        h, w = c.shape[1] // 2, c.shape[2] // 2
+        coarse = c[:, : 2 * h, : 2 * w].reshape(6, h, 2, w, 2).mean((2, 4)).astype(np.float32)
+        scenes.append(BandScene(f"eurosat_{path.stem}", *_even(fine, coarse), kind, "eurosat"))
     return scenes
 
 

@@ -24,7 +24,7 @@ import torch
 
 from satsr.data.degradation import wald_degrade
 from satsr.data.revisits import RevisitSimulator
-from satsr.data.sources import Scene
+from satsr.data.sources import EOLEARN_10M, EOLEARN_BAND_DATE, Scene
 from satsr.defaults import DEFAULT_MIN_CLEAR
 from satsr.diffusion.noise import mix_seed
 from satsr.evaluation.datasets import EvalPair
@@ -177,26 +177,19 @@ def best_single_oracle(single: Method, n: int) -> PairMethod:
     return PairMethod(run)
 
 
-#: eo-learn's reference scenes (``s2/eolearn_timeseries/REFERENCE_SCENES.npy``): band positions of B02 B03
-#: B04 B08 in its 13 bands, and the scene used as the target date (the last; scenes 0 and 1 are cloudy
-#: and hazy, their blue band 4 and 2 times the target's).
-EOLEARN_RGBN = (1, 2, 3, 7)
-EOLEARN_TARGET = 4
-
-
-def eolearn_wald_pair(path: Path, target: int = EOLEARN_TARGET, scale: int = 4) -> EvalPair:
+def eolearn_wald_pair(path: Path, target: int = EOLEARN_BAND_DATE, scale: int = 4) -> EvalPair:
     """eo-learn's five real Sentinel-2 dates of one place (Slovenia, 10 m) by Wald's protocol: every date
     degraded ``scale`` times with the sensor's MTF is a revisit, the target date's own 10 m image is the
-    HR. The target date's revisit comes first, then the others in their file order; their dates are not
-    known, so every ``dt_days`` is 0 (the first revisit is the anchor). ``lr`` is the per-pixel median, as
-    for every revisit pair."""
-    scenes = np.load(path)[..., list(EOLEARN_RGBN)].transpose(0, 3, 1, 2).astype(np.float32)
+    HR (by default the last date; the first two are cloudy and hazy, their blue band 4 and 2 times the
+    last's). The target date's revisit comes first, then the others in their file order; their dates are
+    not known, so every ``dt_days`` is 0 (the first revisit is the anchor). ``lr`` is the per-pixel
+    median, as for every revisit pair."""
+    scenes = np.load(path)[..., list(EOLEARN_10M)].transpose(0, 3, 1, 2).astype(np.float32)
     side = min(scenes.shape[-2:]) // scale * scale
     hr = torch.from_numpy(np.ascontiguousarray(scenes[..., :side, :side]))
     lrs = wald_degrade(hr, scale, S2_RGBN).numpy()
     order = [target, *(i for i in range(len(scenes)) if i != target)]
     return EvalPair(
         f"eolearn_{path.stem}_target{target}", np.median(lrs, axis=0).astype(np.float32), hr[target].numpy(),
-        S2_RGBN, "wald",
-        str(path), revisits=lrs[order], dt_days=(0.0,) * len(order),
+        S2_RGBN, "wald", str(path), revisits=lrs[order], dt_days=(0.0,) * len(order),
     )  # fmt: skip

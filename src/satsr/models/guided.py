@@ -13,7 +13,7 @@ the 10 m bands seen at 20 m guide the 20 m bands seen at 40 m, and the real 20 m
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -41,13 +41,27 @@ def high_pass_injection(
     fitted per image by least squares between the bands' detail and the guide's detail one octave down
     (the guide degraded to the bands' grid). Bands whose sides are not multiples of ``scale`` (so that
     they can be degraded once more) are padded by repeating their last row and column, then cropped."""
+    return _on_whole_pixels(lambda g, c: _injected(g, c, guide_bands, bands, scale), guide, coarse, scale)
+
+
+def _on_whole_pixels(
+    run: Callable[[Tensor, Tensor], Tensor], guide: Tensor, coarse: Tensor, scale: int
+) -> Tensor:
+    """``run(guide, coarse)`` on bands whose sides are multiples of ``scale`` (so that they can be degraded
+    once more): padded by repeating their last row and column (the guide alike), the result cropped."""
     h, w = coarse.shape[-2:]
     pad_h, pad_w = -h % scale, -w % scale
-    if pad_h or pad_w:
-        coarse = F.pad(coarse, (0, pad_w, 0, pad_h), mode="replicate")
-        guide = F.pad(guide, (0, pad_w * scale, 0, pad_h * scale), mode="replicate")
-        out = high_pass_injection(guide, coarse, guide_bands, bands, scale)
-        return out[..., : h * scale, : w * scale]
+    if not (pad_h or pad_w):
+        return run(guide, coarse)
+    coarse = F.pad(coarse, (0, pad_w, 0, pad_h), mode="replicate")
+    guide = F.pad(guide, (0, pad_w * scale, 0, pad_h * scale), mode="replicate")
+    return run(guide, coarse)[..., : h * scale, : w * scale]
+
+
+def _injected(
+    guide: Tensor, coarse: Tensor, guide_bands: Sequence[str], bands: Sequence[str], scale: int
+) -> Tensor:
+    """``high_pass_injection`` on bands whose sides are multiples of ``scale``."""
     guide_low = wald_degrade(guide, scale, guide_bands)  # the guide on the bands' grid
     fitted = []
     for g, g_low, c in zip(guide.double(), guide_low.double(), coarse.double(), strict=True):
@@ -146,12 +160,12 @@ def octave_fitted(network: GuidedSR, guide: Tensor, coarse: Tensor) -> Tensor:
     fit turns the network's detail down and the linear fit's up; where the network is right, it keeps it.
     Sides that are not even (so that the bands can be degraded once more) are padded by repeating the
     last row and column, then cropped."""
-    h, w = coarse.shape[-2:]
-    s, pad_h, pad_w = network.scale, -h % network.scale, -w % network.scale
-    if pad_h or pad_w:
-        coarse = F.pad(coarse, (0, pad_w, 0, pad_h), mode="replicate")
-        guide = F.pad(guide, (0, pad_w * s, 0, pad_h * s), mode="replicate")
-        return octave_fitted(network, guide, coarse)[..., : h * s, : w * s]
+    return _on_whole_pixels(lambda g, c: _octave_fit(network, g, c), guide, coarse, network.scale)
+
+
+def _octave_fit(network: GuidedSR, guide: Tensor, coarse: Tensor) -> Tensor:
+    """``octave_fitted`` on bands whose sides are multiples of the network's scale."""
+    s = network.scale
     guide_low = wald_degrade(guide, s, network.guide_bands)
     coarse_low = wald_degrade(coarse, s, network.bands)
     base, base_low = bicubic_up(coarse, s), bicubic_up(coarse_low, s)

@@ -3,6 +3,8 @@
 Usage: python scripts/train_continuous.py stage1 runs/e2diffsr-s1 --minutes 60
        python scripts/train_continuous.py stage2 runs/e2diffsr-s2 --minutes 30 --stage1 runs/e2diffsr-s1/model
        python scripts/train_continuous.py regression runs/continuous-regression --minutes 60
+       python scripts/train_continuous.py finetune runs/e2diffsr-ft --minutes 60 --init runs/e2diffsr-s2/model
+         (the two-stage model as it runs at inference, end to end under stage 1's image losses)
 Ablations of stage 2 (Wu et al., Table VI): --no-kd, --random-timesteps. Running the same command
 again resumes from OUT/checkpoints/last.ckpt. The model folder OUT/model (config.json +
 model.safetensors + train_log.json) is rewritten after every validation; ``MODEL_CARD.md`` is left
@@ -25,6 +27,7 @@ from satsr.training.callbacks import ExportBundled
 from satsr.training.continuous import (
     ContinuousRegressionModule,
     LatentPriorModule,
+    PipelineFinetuneModule,
     PriorAutoencoderModule,
 )
 
@@ -34,6 +37,7 @@ SUMMARIES = {
     "stage1": "E2DiffSR stage 1: differential-prior autoencoder + continuous-scale SR branch (RGB, x1-x8)",
     "stage2": "E2DiffSR: continuous-scale RGB SR (x1-x8) guided by a 4-step latent-diffusion prior",
     "regression": f"{REGRESSION} under L1 (LIIF-like)",
+    "finetune": "E2DiffSR: continuous-scale RGB SR (x1-x8), 4-step latent prior, fine-tuned end to end",
 }
 
 
@@ -60,6 +64,13 @@ def build(args: argparse.Namespace) -> L.LightningModule:
             adv_start=args.adv_start, query_crop=crop, init_dir=init,
             perceptual_weight=args.perceptual_weight,
         )  # fmt: skip
+    if args.stage == "finetune":
+        if init is None:
+            raise SystemExit("finetune needs --init (the exported two-stage model folder)")
+        return PipelineFinetuneModule(
+            init, lr=args.lr, latent_weight=args.latent_weight, perceptual_weight=args.perceptual_weight,
+            adv_weight=args.adv_weight, adv_start=args.adv_start,
+        )  # fmt: skip
     if args.stage1 is None:
         raise SystemExit("stage2 needs --stage1 (the exported stage-1 model folder)")
     return LatentPriorModule(
@@ -72,12 +83,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("stage", choices=["stage1", "stage2", "regression"])
+    parser.add_argument("stage", choices=["stage1", "stage2", "regression", "finetune"])
     parser.add_argument("out", type=Path)
     parser.add_argument("--minutes", type=float, default=60.0)
     parser.add_argument("--stage1", type=Path, default=None, help="stage-1 model folder (stage2 only)")
     parser.add_argument(
-        "--init", type=Path, default=None, help="stage1/regression: start from this exported model folder"
+        "--init",
+        type=Path,
+        default=None,
+        help="stage1/regression/finetune: start from this exported model folder",
     )
     parser.add_argument("--lr-patch", type=int, default=48)
     parser.add_argument("--batch", type=int, default=4)
@@ -97,6 +111,7 @@ def main() -> None:
     parser.add_argument("--precision", default="32-true", help="Lightning precision, e.g. bf16-mixed")
     parser.add_argument("--query-crop", type=int, default=192, help="HR window of the loss (0: whole patch)")
     parser.add_argument("--latent-scaling", type=float, default=0.0, help="stage2; 0: 1 / measured z0 std")
+    parser.add_argument("--latent-weight", type=float, default=1.0, help="finetune: stage-2 terms' weight")
     parser.add_argument("--no-kd", action="store_true", help="stage2 ablation: drop the KD loss")
     parser.add_argument(
         "--random-timesteps", action="store_true", help="stage2 ablation: DDPM-style training"

@@ -23,6 +23,7 @@ from satsr.training.continuous import (
     STAGE1_PARTS,
     ContinuousRegressionModule,
     LatentPriorModule,
+    PipelineFinetuneModule,
     PriorAutoencoderModule,
     hr_grid,
 )
@@ -152,6 +153,43 @@ def test_stage2_unrolled_sampling_approaches_the_encoded_prior(stage1_dir: Path,
             lr, 2.5, hr_grid(lr, hr), module.network.sample_prior(lr, 2.5, [4, 5])
         )
         torch.testing.assert_close(rebuilt.eval()(lr, 2.5, seeds=[4, 5]), expected.clamp(0, 1))
+
+
+def test_the_end_to_end_fine_tune_improves_the_inference_output_and_leaves_the_encoder(
+    stage1_dir: Path, tmp_path: Path
+) -> None:
+    """The fine-tune trains what ``forward`` runs (the sampled prior, LR consistency included), from an
+    exported two-stage model, and exports a model that keeps its LR consistency."""
+    torch.manual_seed(0)
+    two_stage = tmp_path / "two-stage"
+    stage2 = LatentPriorModule(str(stage1_dir), network={"lr_consistency": True}, lr=1e-2)
+    fit(stage2, batch(), 5, tmp_path, [ExportBundled(two_stage, bands=AERIAL_RGB)])
+    module = PipelineFinetuneModule(str(two_stage), lr=1e-2, perceptual_weight=0.0, adv_weight=0.0)
+    assert module.network.lr_consistency
+    encoder = {k: v.clone() for k, v in module.network.encoder.state_dict().items()}  # type: ignore[union-attr]
+    lr, hr = batch()
+
+    def inference_l1() -> float:
+        with torch.no_grad():
+            return F.l1_loss(module.network(lr, 2.5, seeds=[0, 1]), hr).item()
+
+    before = inference_l1()
+    out = tmp_path / "finetuned"
+    trainer = fit(module, (lr, hr), 40, tmp_path, [ExportBundled(out, bands=AERIAL_RGB)])
+    assert inference_l1() < 0.8 * before
+    assert {"train/l1", "train/kd", "train/diffusion"} <= set(trainer.callback_metrics)
+    for key, value in module.network.encoder.state_dict().items():  # type: ignore[union-attr]
+        torch.testing.assert_close(value, encoder[key], rtol=0, atol=0)
+    assert json.loads((out / "config.json").read_text())["lr_consistency"] is True
+
+
+def test_the_end_to_end_fine_tune_needs_a_two_stage_model(tmp_path: Path) -> None:
+    out = tmp_path / "baseline"
+    fit(
+        ContinuousRegressionModule(network=TINY), batch(), 1, tmp_path, [ExportBundled(out, bands=AERIAL_RGB)]
+    )
+    with pytest.raises(ValueError, match="with a prior"):
+        PipelineFinetuneModule(str(out))
 
 
 def test_stage2_refuses_a_baseline_as_stage1(tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from satsr.diffusion.unrolled import q_sample
+from satsr.models.continuous import ContinuousSR
 from satsr.training.adversarial import PatchDiscriminator, ReconstructionTerms
 from satsr.training.continuous_base import ContinuousModule, batch_scale, hr_grid, read_network
 
@@ -170,6 +171,73 @@ class PriorAutoencoderModule(_ReconstructionModule):
         return [p for name in STAGE1_PARTS for p in getattr(self.network, name).parameters()]
 
 
+class PipelineFinetuneModule(_ReconstructionModule):
+    """A step beyond the paper: the model as it runs at inference (``ContinuousSR.forward``: the prior
+    sampled from the LR in T steps, rendering, LR consistency when the model has it) fine-tuned end to
+    end under stage 1's image losses, so that the SR branch learns to use the prior the diffusion
+    predicts rather than the encoder's, and its texture is judged after the back-projection that the
+    user gets. The stage-2 terms (Eq. 13) stay in the loss (``latent_weight``) so that the prior keeps
+    meaning the HR - LR detail; the encoder is frozen (it only gives their target). Rendering is on the
+    whole HR grid: the LR correction needs it."""
+
+    def __init__(
+        self,
+        init_dir: str | None = None,  # exported two-stage model to fine-tune; None: untrained (tests)
+        network: dict[str, Any] | None = None,  # ContinuousSR arguments over those of ``init_dir``
+        lr: float = 5e-5,  # AdamW learning rate of everything but the encoder
+        latent_weight: float = 1.0,  # weight of the stage-2 terms (unrolled diffusion + KD)
+        perceptual_weight: float = 0.5,  # weight of LPIPS on the RGB output
+        adv_weight: float = 5e-3,  # weight of the hinge generator loss -D(SR)
+        adv_start: int = 0,  # optimiser steps without the adversarial terms
+        disc_lr: float = 2e-4,  # Adam learning rate of the discriminator
+        disc_channels: int = 32,  # width of the patch discriminator's first layer
+    ) -> None:
+        super().__init__(
+            {**(network or {}), "prior": True}, None, init_dir, lr, perceptual_weight, adv_weight,
+            adv_start, disc_lr, disc_channels,
+        )  # fmt: skip
+        self.save_hyperparameters()
+        self.network.encoder.requires_grad_(False)  # type: ignore[union-attr]  # prior=True: it exists
+        self.latent_weight = latent_weight
+
+    def predict(self, lr: Tensor, hr: Tensor) -> Tensor:
+        return self.network(lr, batch_scale(lr, hr), [VAL_SEED + i for i in range(lr.shape[0])])
+
+    def reconstruct(self, lr: Tensor, hr: Tensor) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        seeds = torch.randint(0, 2**31 - 1, (lr.shape[0],)).tolist()
+        sr = self.network(lr, batch_scale(lr, hr), seeds)
+        latent = latent_terms(self.network, lr, hr, kd_loss=True, unrolled=True)
+        self.log_dict({f"train/{k}": v.detach() for k, v in latent.items()}, batch_size=lr.shape[0])
+        return sr, hr, {"latent": self.latent_weight * latent["loss"]}
+
+    def trained_parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.network.parameters() if p.requires_grad]
+
+
+def latent_terms(
+    network: ContinuousSR, lr: Tensor, hr: Tensor, kd_loss: bool, unrolled: bool
+) -> dict[str, Tensor]:
+    """Stage 2's loss (Eq. 13) of ``network`` on a batch: the prior after all T reverse steps (or, not
+    ``unrolled``, the noise at one random step) against the frozen encoder's ``z0`` (posterior mode, in
+    diffusion units), plus the KD term ``L1(CondNet(LR up), z0)`` when ``kd_loss``."""
+    scale = batch_scale(lr, hr)
+    with torch.no_grad():
+        z0 = network.encode(lr, hr).mode() * network.latent_scaling
+    cond = network.condition(lr, scale)
+    noise = torch.randn_like(z0)
+    betas = network.betas
+    if unrolled:
+        z_T = q_sample(z0, len(betas), noise, betas)
+        diffusion = F.l1_loss(network.reverse(cond, z_T, scale), z0)
+    else:
+        t = int(torch.randint(1, len(betas) + 1, ()))
+        eps = network.predict_noise(cond, q_sample(z0, t, noise, betas), t, scale)
+        diffusion = F.l1_loss(eps, noise)
+    kd = F.l1_loss(cond, z0)
+    loss = diffusion + kd if kd_loss else diffusion
+    return {"loss": loss, "diffusion": diffusion, "kd": kd}
+
+
 class LatentPriorModule(ContinuousModule):
     """Stage 2 (Eq. 13, Alg. 1): CondNet and the denoiser learn to produce the encoder's prior ``z0``
     (its posterior mode, times ``latent_scaling``) from the LR; the stage-1 parts are frozen."""
@@ -244,20 +312,7 @@ class LatentPriorModule(ContinuousModule):
         return self.network.render(lr, scale, hr_grid(lr, hr), z)
 
     def losses(self, lr: Tensor, hr: Tensor) -> dict[str, Tensor]:
-        scale, z0 = batch_scale(lr, hr), self.target(lr, hr)
-        cond = self.network.condition(lr, scale)
-        noise = torch.randn_like(z0)
-        betas = self.network.betas
-        if self.unrolled:
-            z_T = q_sample(z0, len(betas), noise, betas)
-            diffusion = F.l1_loss(self.network.reverse(cond, z_T, scale), z0)
-        else:
-            t = int(torch.randint(1, len(betas) + 1, ()))
-            eps = self.network.predict_noise(cond, q_sample(z0, t, noise, betas), t, scale)
-            diffusion = F.l1_loss(eps, noise)
-        kd = F.l1_loss(cond, z0)
-        loss = diffusion + kd if self.kd_loss else diffusion
-        return {"loss": loss, "diffusion": diffusion, "kd": kd}
+        return latent_terms(self.network, lr, hr, self.kd_loss, self.unrolled)
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         losses = self.losses(*batch)

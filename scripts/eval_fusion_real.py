@@ -68,6 +68,14 @@ def methods(model: Upscaler, fast: Upscaler, old: Upscaler | None) -> dict[str, 
         "- no weights (plain mean)": (fusion(weighting(weigh=False)), True),
         "- independent noise": (fusion(dataclasses.replace(base, shared_noise=False)), True),
         "- every revisit sampled": (fusion(dataclasses.replace(base, max_trajectories=64)), True),
+        "- projected onto every revisit (multi-frame)": (
+            fusion(dataclasses.replace(base, project_onto="revisits")),
+            True,
+        ),
+        "- anchor sampled alone, projected onto every revisit": (
+            fusion(dataclasses.replace(base, project_onto="revisits", max_trajectories=1)),
+            True,
+        ),
         "- projected onto the weighted composite LR": (
             fusion(dataclasses.replace(base, project_onto="composite")),
             True,
@@ -126,11 +134,16 @@ def main() -> None:
     parser.add_argument("--old", type=Path, default=None, help="the previous fusion model's folder")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--only", nargs="+", default=None, help="run the methods whose names contain one of these"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model, fast = load(args.model), load("s2-rgbn-x4-fast")
     old = load(args.old) if args.old else None
     runs = methods(model, fast, old)
+    if args.only:
+        runs = {k: v for k, v in runs.items() if any(part in k for part in args.only)}
     times: dict[str, list[float]] = {}
     for name, pair in places().items():
         assert pair.revisits is not None
@@ -146,7 +159,7 @@ def main() -> None:
                     times.setdefault(f"{method}|{n}", []).append(time.perf_counter() - start)
                     got.append(scores(sr, pair))
                 table.setdefault(method, {})[n] = tuple(np.mean(got, axis=0).tolist())
-        for n in counts:
+        for n in counts if args.only is None else ():
             got = [oracle(pair, n, model, seed) for seed in range(args.seeds)]
             table.setdefault("best single date (oracle)", {})[n] = tuple(np.mean(got, axis=0).tolist())
         days = ", ".join(f"{d:g}" for d in pair.dt_days)

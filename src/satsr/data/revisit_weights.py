@@ -65,6 +65,7 @@ class AlignedRevisits:
     anchor: int
     shifts: tuple[tuple[float, float], ...]  # (dy, dx) applied to each revisit, LR pixels
     gains: tuple[tuple[float, ...], ...]  # each revisit's per-band gain onto the anchor
+    harmonised: Tensor  # (N, C, h, w): the revisits harmonised as ``lrs`` but on their own grids (unshifted)
 
 
 def anchor_index(dt_days: Sequence[float]) -> int:
@@ -168,7 +169,7 @@ def align_revisits(
     a = anchor_index(dt_days)
     x = lrs.detach().float().cpu().numpy()
     anchor, anchor_smooth = x[a], _smooth(x[a])
-    aligned, shifts, gains = x.copy(), [], []
+    aligned, harmonised, shifts, gains = x.copy(), x.copy(), [], []
     weights = np.ones((len(x), *x.shape[-2:]), dtype=np.float32)
     for i in range(len(x)):
         if i == a:
@@ -181,6 +182,7 @@ def align_revisits(
         fits = [_gain_offset(b, r) for b, r in zip(_smooth(moved), anchor_smooth, strict=True)]
         if weighting.harmonise:
             moved = np.stack([g * b + o for (g, o), b in zip(fits, moved, strict=True)]).astype(np.float32)
+            harmonised[i] = np.stack([g * b + o for (g, o), b in zip(fits, x[i], strict=True)])
         aligned[i] = moved
         shifts.append(shift)
         gains.append(tuple(g for g, _ in fits))
@@ -188,7 +190,7 @@ def align_revisits(
             weights[i] = _weight(moved, anchor, dt_days[i] - dt_days[a], [g for g, _ in fits], weighting)
     return AlignedRevisits(
         torch.from_numpy(aligned).to(lrs.device, lrs.dtype), torch.from_numpy(weights).to(lrs.device),
-        a, tuple(shifts), tuple(gains),
+        a, tuple(shifts), tuple(gains), torch.from_numpy(harmonised).to(lrs.device, lrs.dtype),
     )  # fmt: skip
 
 

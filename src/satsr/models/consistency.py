@@ -5,12 +5,16 @@ the residual to the LR input is upsampled and added back, a few times. What the 
 (its low-frequency band) then comes from the LR itself, and the model contributes only the
 detail the LR cannot see, so a generative model cannot shift colours or invent large structures
 that the sensor would have recorded.
+
+``project_to_revisits`` is Irani & Peleg's multi-frame form: several LR images of one place, each
+sampled on a grid shifted by a fraction of a pixel, each see a little of what the others alias away.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -31,6 +35,50 @@ def sensor_degradation(scale: int, bands: Sequence[str] | None) -> Degradation:
     if bands is not None and is_sentinel2(bands):
         return lambda hr: wald_degrade(hr, scale, bands)
     return lambda hr: bicubic_degrade(hr, scale)
+
+
+def translate(x: Tensor, shift: tuple[float, float]) -> Tensor:
+    """``x`` (B, C, H, W) moved by ``shift`` = (dy, dx) pixels, ``out[y, x] = x[y - dy, x - dx]`` (as
+    ``scipy.ndimage.shift``), bicubic, edge values repeated beyond the border."""
+    if shift == (0.0, 0.0):
+        return x
+    height, width = x.shape[-2:]
+    ys = (2 * (torch.arange(height, device=x.device, dtype=x.dtype) - shift[0]) + 1) / height - 1
+    xs = (2 * (torch.arange(width, device=x.device, dtype=x.dtype) - shift[1]) + 1) / width - 1
+    grid = torch.stack(torch.meshgrid(ys, xs, indexing="ij")[::-1], dim=-1)
+    grid = grid[None].expand(x.shape[0], -1, -1, -1)
+    return F.grid_sample(x, grid, mode="bicubic", padding_mode="border", align_corners=False)
+
+
+def project_to_revisits(
+    sr: Tensor,
+    lrs: Tensor,
+    shifts: Sequence[tuple[float, float]],
+    weights: Tensor,
+    degrade: Degradation,
+    iterations: int = DEFAULT_ITERATIONS,
+) -> Tensor:
+    """Multi-frame back-projection of ``sr`` (1, C, H, W) onto ``lrs`` (N, C, h, w): LR images of the
+    same place on their own grids, in ``sr``'s radiometry, revisit ``i`` sampled where ``sr``'s LR
+    grid moved by ``-shifts[i]`` (LR pixels; ``shifts[i]`` moves revisit ``i`` onto ``sr``'s grid,
+    as ``satsr.data.revisit_weights.AlignedRevisits.shifts``). Each round adds the ``weights``-weighted
+    (N, h, w, on ``sr``'s LR grid) mean of every revisit's upsampled residual, moved back onto
+    ``sr``'s grid."""
+    if lrs.ndim != 4 or sr.shape[:2] != (1, lrs.shape[1]) or len(shifts) != len(lrs):
+        raise ValueError(f"expected SR (1, C, H, W), N revisits (N, C, h, w) and N shifts, got "
+                         f"{tuple(sr.shape)}, {tuple(lrs.shape)} and {len(shifts)}")  # fmt: skip
+    if weights.shape != (len(lrs), *lrs.shape[-2:]):
+        raise ValueError(f"expected weights {(len(lrs), *lrs.shape[-2:])}, got {tuple(weights.shape)}")
+    scale = sr.shape[-1] // lrs.shape[-1]
+    hr_weights = F.interpolate(weights[:, None].to(sr.dtype), size=sr.shape[-2:], mode="nearest")
+    total = hr_weights.sum(0, keepdim=True).clamp_min(1e-6)
+    hr_shifts = [(scale * dy, scale * dx) for dy, dx in shifts]
+    for _ in range(iterations):
+        seen = torch.cat([degrade(translate(sr, (-dy, -dx))) for dy, dx in hr_shifts])
+        residual = bicubic_upscale(lrs.to(sr.dtype) - seen, scale)
+        back = torch.cat([translate(r[None], s) for r, s in zip(residual, hr_shifts, strict=True)])
+        sr = sr + (hr_weights * back).sum(0, keepdim=True) / total
+    return sr
 
 
 def project_to_lr(

@@ -32,20 +32,31 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor, nn
 
-from satsr.data.revisit_weights import RevisitWeighting, align_revisits
+from satsr.data.revisit_weights import AlignedRevisits, RevisitWeighting, align_revisits
 from satsr.diffusion.fusion import TrajectoryFusion, WeightedPull, find_center, l2_center
 from satsr.diffusion.noise import SeededNoise, field_noise, mix_seed
 from satsr.diffusion.precond import EDMPrecond, bind
 from satsr.diffusion.samplers import get_sampler
 from satsr.diffusion.schedules import karras_sigmas
 from satsr.models.autoencoder import KLAutoencoder, SpaceToDepth
-from satsr.models.consistency import DEFAULT_ITERATIONS, project_to_lr, sensor_degradation
+from satsr.models.consistency import (
+    DEFAULT_ITERATIONS,
+    project_to_lr,
+    project_to_revisits,
+    sensor_degradation,
+)
 from satsr.models.fusion_distance import latent_lpips_distance
 from satsr.nn.layers import pad_to_multiple
 from satsr.types import Conditioning, DenoiseFn
 
 #: The fusion methods (module docstring).
 FUSION_METHODS = ("anchored", "satdiffmoe")
+#: Where the anchored method's output is made LR-consistent (``FusionConfig.project_onto``).
+PROJECTIONS = ("anchor", "composite", "revisits")
+#: Rounds of the multi-frame back-projection (its residual shrinks more slowly than one image's).
+MULTI_FRAME_ITERATIONS = 5
+#: A revisit whose weight stays below this everywhere is left out of the multi-frame back-projection.
+MIN_PROJECTION_WEIGHT = 0.01
 #: SatDiffMoE's DDIM steps when none are given (the anchored method runs the model's own default).
 SATDIFFMOE_STEPS = 50
 
@@ -61,7 +72,9 @@ class FusionConfig:
     weighting: RevisitWeighting = field(default_factory=RevisitWeighting)
     max_trajectories: int = 3  # the anchor and the best-weighted others; the rest are not sampled
     shared_noise: bool = True  # every trajectory starts from the same noise field
-    project_onto: str = "anchor"  # LR consistency onto the anchor's LR, or the weighted "composite" of all
+    # LR consistency onto the anchor's LR, the weighted "composite" of all, or "revisits": every revisit
+    # on its own grid (multi-frame back-projection, ``project_to_revisits``), then the anchor
+    project_onto: str = "revisits"
     # satdiffmoe
     every: int = 5  # pull every this many steps (the anchored method pulls on every step)
     alpha: float = 0.2  # weight of LPIPS in the distance to the center (1 - alpha: latent L2)
@@ -74,8 +87,10 @@ class FusionConfig:
             raise ValueError(f"fusion method must be one of {', '.join(FUSION_METHODS)}, got {self.method!r}")
         if self.steps is not None and self.steps < 1:
             raise ValueError(f"--steps must be >= 1, got {self.steps}")
-        if self.project_onto not in ("anchor", "composite"):
-            raise ValueError(f"project_onto must be anchor or composite, got {self.project_onto!r}")
+        if self.project_onto not in PROJECTIONS:
+            raise ValueError(
+                f"project_onto must be one of {', '.join(PROJECTIONS)}, got {self.project_onto!r}"
+            )
         if self.every < 1:
             raise ValueError(f"every must be >= 1, got {self.every}")
         if self.max_trajectories < 1:
@@ -212,7 +227,30 @@ def _fuse_anchored(
         w = pad_to_multiple(aligned.weights[:, None], model.size_multiple).to(lrs.dtype)
         every = pad_to_multiple(aligned.lrs, model.size_multiple)
         target = (w * every).sum(0, keepdim=True) / w.sum(0, keepdim=True)
-    return model.finish(z_ref[:1], residual[:1], anchor_mean, lrs[:1], reference[:1], target)
+    sr = model.finish(z_ref[:1], residual[:1], anchor_mean, lrs[:1], reference[:1], target)
+    if config.project_onto == "revisits" and model.lr_consistency:
+        sr = _project_to_revisits(model, sr, aligned, keep, lrs[:1])
+    return sr
+
+
+def _project_to_revisits(
+    model: FusableModel, sr: Tensor, aligned: AlignedRevisits, used: Sequence[int], anchor: Tensor
+) -> Tensor:
+    """``sr`` back-projected onto the revisits ``used`` (those sampled; the anchor first) that weigh at
+    least ``MIN_PROJECTION_WEIGHT`` somewhere, each on its own grid in the anchor's radiometry, then onto
+    the anchor again: what the anchor saw stays the anchor's, and the others fill in what its grid aliased
+    away. With no such other revisit, ``sr`` is returned as it is."""
+    used = [
+        i for i in used if i == aligned.anchor or float(aligned.weights[i].max()) >= MIN_PROJECTION_WEIGHT
+    ]
+    if len(used) < 2:
+        return sr
+    degrade = sensor_degradation(model.scale, model.bands)
+    lrs = pad_to_multiple(aligned.harmonised[used], model.size_multiple).to(sr.dtype)
+    weights = pad_to_multiple(aligned.weights[used][:, None], model.size_multiple)[:, 0]
+    shifts = [aligned.shifts[i] for i in used]
+    sr = project_to_revisits(sr, lrs, shifts, weights, degrade, MULTI_FRAME_ITERATIONS)
+    return project_to_lr(sr, anchor, degrade, DEFAULT_ITERATIONS)
 
 
 def _fuse_satdiffmoe(

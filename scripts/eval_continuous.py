@@ -8,6 +8,7 @@ OUT/xS), and OUT/summary.md gathers PSNR, LPIPS and FID against the scale; then 
 512 x 512 output at x4 of each model (and of ``--ldm``) in one run.
 
 Usage: python scripts/eval_continuous.py OUT --model NAME=DIR [NAME=DIR ...] [--scales 2 2.6 ...]
+       [--split val]   (the validation split, to choose between candidates without looking at the test)
 """
 
 from __future__ import annotations
@@ -80,6 +81,9 @@ def main() -> None:
     parser.add_argument("--ldm", default="s2-rgbn-x4-ldm", help="model to time against ('' to skip)")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--no-time", action="store_true")
+    parser.add_argument(
+        "--split", default="test", choices=["val", "test"], help="val: for choosing between candidates"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -87,14 +91,14 @@ def main() -> None:
     for spec in args.model:
         name, _, path = spec.partition("=")
         models[name] = load(path or name)
-    test = aerial_rgb_images("test")
-    picks = np.linspace(0, len(test) - 1, min(args.images, len(test))).round().astype(int)
-    images = [test[i] for i in picks]
+    pool = aerial_rgb_images(args.split)
+    picks = np.linspace(0, len(pool) - 1, min(args.images, len(pool))).round().astype(int)
+    images = [pool[i] for i in picks]
     summary: dict[float, dict] = {}
     for s in args.scales:
         methods: dict[str, Method] = {name: upscaler_method(m, scale=s) for name, m in models.items()}
         start = time.perf_counter()
-        title = f"Aerial RGB test split, {len(images)} pictures, x{s:g} (bicubic degradation)"
+        title = f"Aerial RGB {args.split} split, {len(images)} pictures, x{s:g} (bicubic degradation)"
         result = evaluate(
             methods, pairs_at(images, s, args.crop), args.out / f"x{s:g}", s, crops=2, title=title
         )
@@ -102,7 +106,8 @@ def main() -> None:
         print(f"x{s:g} ({time.perf_counter() - start:.0f} s):", json.dumps(result["results"]), flush=True)
     names = list(next(iter(summary.values())))
     lines = [
-        f"# Continuous-scale SR on {len(images)} aerial test pictures (central crops of <= {args.crop} px)",
+        f"# Continuous-scale SR on {len(images)} aerial {args.split} pictures "
+        f"(central crops of <= {args.crop} px)",
         "",
     ]
     for key, header in (("psnr", "PSNR dB ↑"), ("lpips", "LPIPS ↓"), ("fid", "FID ↓")):
@@ -117,6 +122,11 @@ def main() -> None:
     for name in names[1:]:
         ratios = [summary[s][name]["lpips"] / summary[s]["bicubic"]["lpips"] for s in summary]
         lines.append(f"| {name} | " + " | ".join(f"{r:.3f}" for r in ratios) + " |")
+    header = "| method | " + " | ".join(f"x{s:g}" for s in summary) + " |"
+    lines += ["", "## PSNR - bicubic's PSNR (dB)", "", header, "|---|" + "---|" * len(summary)]
+    for name in names[1:]:
+        gaps = [summary[s][name]["psnr"] - summary[s]["bicubic"]["psnr"] for s in summary]
+        lines.append(f"| {name} | " + " | ".join(f"{g:+.2f}" for g in gaps) + " |")
     if not args.no_time:
         timed = dict(models)
         if args.ldm:

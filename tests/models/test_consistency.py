@@ -2,8 +2,9 @@ import pytest
 import torch
 
 from satsr.data.degradation import wald_degrade
+from satsr.data.registration import translate
 from satsr.io.bands import S2_RGBN
-from satsr.models.consistency import project_to_lr, project_to_revisits, sensor_degradation, translate
+from satsr.models.consistency import project_to_lr, project_to_revisits, sensor_degradation
 
 
 def _scene() -> torch.Tensor:

@@ -11,13 +11,14 @@ from tests.conftest import SPACE_TO_DEPTH, lr_batch, save_ldm, time_conditioned_
 
 import satsr
 from satsr.cli import main
+from satsr.data.registration import translate
 from satsr.data.revisit_weights import RevisitWeighting
 from satsr.diffusion.noise import NOISE_BLOCK, SeededNoise, field_noise, mix_seed
 from satsr.diffusion.precond import bind
 from satsr.diffusion.samplers import sample_ddim
 from satsr.diffusion.schedules import karras_sigmas
 from satsr.io.bands import S2_RGBN
-from satsr.models.consistency import project_to_lr, sensor_degradation, translate
+from satsr.models.consistency import project_to_lr, sensor_degradation
 from satsr.models.revisit_fusion import FusionConfig
 from satsr.pipelines import uncertainty_path
 

@@ -1,13 +1,17 @@
-"""Sub-pixel translation registration by phase correlation (Guizar-Sicairos, Thurman & Fienup 2008,
+"""Sub-pixel translation: registration by phase correlation (Guizar-Sicairos, Thurman & Fienup 2008,
 "Efficient subpixel image registration algorithms", Opt. Lett. 33(2), the algorithm of
 ``skimage.registration.phase_cross_correlation``; adapted from scikit-image, BSD 3-Clause: its notice
 ships as ``satsr/licenses/scikit-image-BSD-3-Clause.txt``). Used by the evaluation (``satsr.evaluation.
 alignment``) and by multi-revisit fusion, which registers every revisit onto its anchor date.
+``translate`` applies a translation (revisit simulation, multi-frame back-projection).
 """
 
 from __future__ import annotations
 
 import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
 
 #: Sub-pixel precision of the registration: 1 / 50 pixel (satalign's PCC default).
 DEFAULT_UPSAMPLE_FACTOR = 50
@@ -56,3 +60,17 @@ def phase_correlation_shift(
     refined = _upsampled_dft(product.conj(), region_size, upsample_factor, offsets).conj()
     fine_peak = np.array(np.unravel_index(np.argmax(np.abs(refined)), refined.shape), dtype=np.float64)
     return shifts + (fine_peak - centre) / upsample_factor
+
+
+def translate(x: Tensor, shift: tuple[float, float], mode: str = "bicubic") -> Tensor:
+    """``x`` (B, C, H, W) moved by ``shift`` = (dy, dx) pixels, ``out[y, x] = x[y - dy, x - dx]`` (as
+    ``scipy.ndimage.shift``), interpolated by ``mode`` (``grid_sample``'s), edge values repeated beyond
+    the border."""
+    if shift == (0.0, 0.0):
+        return x
+    height, width = x.shape[-2:]
+    ys = (2 * (torch.arange(height, device=x.device, dtype=x.dtype) - shift[0]) + 1) / height - 1
+    xs = (2 * (torch.arange(width, device=x.device, dtype=x.dtype) - shift[1]) + 1) / width - 1
+    grid = torch.stack(torch.meshgrid(ys, xs, indexing="ij")[::-1], dim=-1)
+    grid = grid[None].expand(x.shape[0], -1, -1, -1)
+    return F.grid_sample(x, grid, mode=mode, padding_mode="border", align_corners=False)

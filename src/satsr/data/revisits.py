@@ -22,6 +22,7 @@ from torch.utils.data import Dataset
 
 from satsr.data.degradation import wald_degrade
 from satsr.data.pairs import WaldPatches
+from satsr.data.registration import translate
 from satsr.data.sources import Scene
 from satsr.io.bands import S2_RGBN
 
@@ -43,12 +44,7 @@ def smooth_field(height: int, width: int, cells: int, generator: torch.Generator
 
 def subpixel_shift(x: Tensor, dy: float, dx: float) -> Tensor:
     """Shift (C, H, W) by (dy, dx) pixels with bilinear resampling and border replication."""
-    if dy == 0 and dx == 0:
-        return x
-    _, h, w = x.shape
-    theta = torch.tensor([[1.0, 0.0, -2 * dx / w], [0.0, 1.0, -2 * dy / h]], dtype=x.dtype)[None]
-    grid = F.affine_grid(theta, [1, *x.shape], align_corners=False)
-    return F.grid_sample(x[None], grid, mode="bilinear", padding_mode="border", align_corners=False)[0]
+    return translate(x[None], (dy, dx), mode="bilinear")[0]
 
 
 @dataclass(frozen=True)

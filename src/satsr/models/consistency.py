@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from satsr.data.degradation import bicubic_degrade, wald_degrade
+from satsr.data.registration import translate
 from satsr.io.bands import is_sentinel2
 from satsr.nn.blocks import bicubic_upscale
 
@@ -35,19 +36,6 @@ def sensor_degradation(scale: int, bands: Sequence[str] | None) -> Degradation:
     if bands is not None and is_sentinel2(bands):
         return lambda hr: wald_degrade(hr, scale, bands)
     return lambda hr: bicubic_degrade(hr, scale)
-
-
-def translate(x: Tensor, shift: tuple[float, float]) -> Tensor:
-    """``x`` (B, C, H, W) moved by ``shift`` = (dy, dx) pixels, ``out[y, x] = x[y - dy, x - dx]`` (as
-    ``scipy.ndimage.shift``), bicubic, edge values repeated beyond the border."""
-    if shift == (0.0, 0.0):
-        return x
-    height, width = x.shape[-2:]
-    ys = (2 * (torch.arange(height, device=x.device, dtype=x.dtype) - shift[0]) + 1) / height - 1
-    xs = (2 * (torch.arange(width, device=x.device, dtype=x.dtype) - shift[1]) + 1) / width - 1
-    grid = torch.stack(torch.meshgrid(ys, xs, indexing="ij")[::-1], dim=-1)
-    grid = grid[None].expand(x.shape[0], -1, -1, -1)
-    return F.grid_sample(x, grid, mode="bicubic", padding_mode="border", align_corners=False)
 
 
 def project_to_revisits(

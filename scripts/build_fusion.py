@@ -18,8 +18,7 @@ from satsr.models.revisit_fusion import FusionConfig
 SUMMARY = (
     "multi-revisit fusion for S2 B02,B03,B04,B08 x4 on s2-rgbn-x4-ldm: revisits registered and harmonised "
     "onto the date nearest the target, weighted per pixel by time, correction and agreement, one shared "
-    "noise, back-projected onto every date on its own grid; falls back to that date alone where the others "
-    "disagree"
+    "noise; falls back to that date alone where the others disagree"
 )
 
 

@@ -68,8 +68,8 @@ def methods(model: Upscaler, fast: Upscaler, old: Upscaler | None) -> dict[str, 
         "- no weights (plain mean)": (fusion(weighting(weigh=False)), True),
         "- independent noise": (fusion(dataclasses.replace(base, shared_noise=False)), True),
         "- every revisit sampled": (fusion(dataclasses.replace(base, max_trajectories=64)), True),
-        "- projected onto the anchor alone": (
-            fusion(dataclasses.replace(base, project_onto="anchor")),
+        "- projected onto every revisit (multi-frame)": (
+            fusion(dataclasses.replace(base, project_onto="revisits")),
             True,
         ),
         "- projected onto the weighted composite LR": (

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from satsr.defaults import DEFAULT_OVERLAP, DEFAULT_SEED, DEFAULT_TILE_SIZE
 from satsr.evaluation.datasets import EvalPair
 from satsr.io.stream import upscale_stream
-from satsr.io.tiling import SceneGrid, Tile
+from satsr.io.tiling import SceneGrid, Tile, align_tiling, fit_tiling
 from satsr.models.sampling import sampling_tile_fn
 
 Method = Callable[[np.ndarray], np.ndarray]
@@ -55,7 +55,8 @@ def upscaler_method(
     seed: int = DEFAULT_SEED,
     scale: float | None = None,
 ) -> Method:
-    """A ``Method`` from a model, tiled like ``satsr upscale`` when the LR exceeds a tile.
+    """A ``Method`` from a model, tiled like ``satsr upscale``: an LR no larger than a tile runs as one
+    window of its own size (``fit_tiling``), not padded up to ``tile_size``.
 
     Fixed-scale models run at their integer scale; continuous-scale models (``Upscaler.continuous``)
     at ``scale`` (default: their own). Sampling models give the mean of ``samples`` draws with
@@ -75,6 +76,8 @@ def upscaler_method(
         tile_fn = sampling_tile_fn(upscaler, samples, steps, seed, grid)  # type: ignore[arg-type]
         if not continuous and max(height, width) <= tile_size:  # one window: no padding to the tile size
             return np.asarray(tile_fn(lr[None], [Tile(0, 0, height, width)]), dtype=np.float32)[0, :channels]
+        side, lap = fit_tiling(tile_size, overlap, height, width)  # as satsr upscale: small, one window
+        side, lap = align_tiling((side, lap), getattr(upscaler, "grid_multiple", 1), height, width)
         out = np.empty((channels, round(height * s), round(width * s)), dtype=np.float32)
 
         def write(row: int, col: int, block: np.ndarray) -> None:
@@ -82,7 +85,7 @@ def upscaler_method(
 
         upscale_stream(
             lambda t: lr[:, t.row : t.row + t.height, t.col : t.col + t.width], write, height, width,
-            tile_fn, s, tile_size, overlap, out_channels=channels * per_pixel,
+            tile_fn, s, side, lap, out_channels=channels * per_pixel,
         )  # fmt: skip
         return out
 

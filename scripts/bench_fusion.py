@@ -12,6 +12,7 @@ Usage: python scripts/bench_fusion.py [--model s2-rgbn-x4-fusion] [--lr-side 64]
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 import numpy as np
 import torch
@@ -31,6 +32,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--satdiffmoe-counts", type=int, nargs="*", default=[2, 8])
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument(
+        "--project-onto", default=None, help="override the model's FusionConfig.project_onto (e.g. revisits)"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -40,6 +44,8 @@ def main() -> None:
     revisits, dts = np.ascontiguousarray(pair.revisits), list(pair.dt_days)
     side = 4 * args.lr_side
     config = model.fusion_config
+    if args.project_onto:
+        config = dataclasses.replace(config, project_onto=args.project_onto)
     print(f"{args.model}: one {args.lr_side} x {args.lr_side} LR window -> {side} x {side}, "
           f"{model.fusion_steps(config)} steps, at most {config.max_trajectories} trajectories, "
           f"{torch.get_num_threads()} threads, best of {args.repeats}")  # fmt: skip
@@ -50,7 +56,7 @@ def main() -> None:
     satdiffmoe = FusionConfig(method="satdiffmoe")
     for n in args.counts:
         lrs, days = revisits[:n], dts[:n]
-        fused = best_of(lambda: model.fuse(lrs, days, seed=0), args.repeats)  # noqa: B023 (called here)
+        fused = best_of(lambda: model.fuse(lrs, days, seed=0, config=config), args.repeats)  # noqa: B023
         row = f"| {n} | {fused:.2f} | {fused / single:.1f} |"
         if n in args.satdiffmoe_counts:
             slow = best_of(lambda: model.fuse(lrs, days, seed=0, config=satdiffmoe), 1)  # noqa: B023

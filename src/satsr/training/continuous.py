@@ -10,6 +10,9 @@
   Ablations (Table VI): ``kd_loss=False``; ``unrolled=False`` trains DDPM-style at one random timestep.
 * ``ContinuousRegressionModule``: SR branch + upsampler alone (Model-I-Retrained, Table IV), under L1 or,
   with the same weights, under stage 1's terms ("the same training setup", Sec. IV-E).
+* ``PipelineFinetuneModule`` (not in the paper): an exported two-stage model fine-tuned end to end as it
+  runs at inference (the prior sampled from the LR, LR consistency), under stage 1's image terms plus
+  stage 2's (``latent_terms``).
 
 Batches are ``(lr, hr)`` sharing one scale, ``hr.shape[-1] / lr.shape[-1]`` (``satsr.data.continuous``),
 so ``round(lr_side * scale)`` is exactly the HR side. Each module exposes ``network`` and

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from satsr.defaults import DEFAULT_OVERLAP, DEFAULT_SEED, DEFAULT_TILE_SIZE
 from satsr.evaluation.datasets import EvalPair
 from satsr.io.stream import upscale_stream
-from satsr.io.tiling import SceneGrid, Tile, align_tiling, fit_tiling
+from satsr.io.tiling import SceneGrid, Tile, fit_tiling
 from satsr.models.sampling import sampling_tile_fn
 
 Method = Callable[[np.ndarray], np.ndarray]
@@ -76,8 +76,8 @@ def upscaler_method(
         tile_fn = sampling_tile_fn(upscaler, samples, steps, seed, grid)  # type: ignore[arg-type]
         if not continuous and max(height, width) <= tile_size:  # one window: no padding to the tile size
             return np.asarray(tile_fn(lr[None], [Tile(0, 0, height, width)]), dtype=np.float32)[0, :channels]
-        side, lap = fit_tiling(tile_size, overlap, height, width)  # as satsr upscale: small, one window
-        side, lap = align_tiling((side, lap), getattr(upscaler, "grid_multiple", 1), height, width)
+        multiple = getattr(upscaler, "grid_multiple", 1)
+        side, lap = fit_tiling(tile_size, overlap, height, width, multiple)  # as satsr upscale
         out = np.empty((channels, round(height * s), round(width * s)), dtype=np.float32)
 
         def write(row: int, col: int, block: np.ndarray) -> None:

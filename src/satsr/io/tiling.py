@@ -200,13 +200,14 @@ class _AxisPlan:
         return self.starts[index] < end and self.ends[index] > start
 
 
-def fit_tiling(tile_size: int, overlap: int, height: int, width: int) -> tuple[int, int]:
+def fit_tiling(tile_size: int, overlap: int, height: int, width: int, multiple: int = 1) -> tuple[int, int]:
     """The window side and overlap for an image (after checking the requested ones): ``tile_size``, or
     the image's longer side where that is shorter, so a small image runs as one window of its own
-    size instead of being padded up to ``tile_size`` (and the overlap, unused then, is kept below it)."""
+    size instead of being padded up to ``tile_size`` (and the overlap, unused then, is kept below it);
+    then in whole ``multiple``s of pixels (``align_tiling``: a model's ``grid_multiple``)."""
     _validate_tiling(tile_size, overlap)
     fitted = max(1, min(tile_size, max(height, width)))
-    return fitted, min(overlap, fitted - 1)
+    return align_tiling((fitted, min(overlap, fitted - 1)), multiple, height, width)
 
 
 def align_tiling(tiling: tuple[int, int], multiple: int, height: int, width: int) -> tuple[int, int]:

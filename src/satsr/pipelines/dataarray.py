@@ -30,7 +30,7 @@ from satsr.defaults import DEFAULT_BATCH_SIZE, DEFAULT_MODEL, DEFAULT_OVERLAP, D
 from satsr.io.bands import ReflectanceScaling, dn_scaling
 from satsr.io.raster import STATS_READ_SIDE
 from satsr.io.stream import TileFn
-from satsr.io.tiling import DEFAULT_RAMP, Region, SceneGrid, StreamPlan, align_tiling, fit_tiling, hr_index
+from satsr.io.tiling import DEFAULT_RAMP, Region, SceneGrid, StreamPlan, fit_tiling, hr_index
 from satsr.models.registry import Upscaler
 from satsr.models.sampling import sampling_tile_fn
 from satsr.pipelines.bands import select_array_bands
@@ -70,8 +70,7 @@ def upscale_dataarray(
     if height == 0 or width == 0:
         raise ValueError("the array is empty")
     scaling, nodata = scaling or array_scaling(da), _nodata(da)
-    tiling = fit_tiling(tile_size, overlap, height, width)
-    tile_size, overlap = align_tiling(tiling, upscaler.grid_multiple, height, width)
+    tile_size, overlap = fit_tiling(tile_size, overlap, height, width, upscaler.grid_multiple)
     grid = SceneGrid((height, width), s)
     channels = len(upscaler.bands)
     tile_fn = sampling_tile_fn(upscaler, samples, steps, seed, grid if upscaler.continuous else None)

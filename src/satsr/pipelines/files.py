@@ -20,7 +20,7 @@ from satsr.io.grid import RasterError, RasterMeta
 from satsr.io.raster import RasterReader
 from satsr.io.safe import SCL_MASKED_CLASSES, is_safe, output_name
 from satsr.io.stac import stac_path
-from satsr.io.tiling import SceneGrid, align_tiling, fit_tiling
+from satsr.io.tiling import SceneGrid, fit_tiling
 from satsr.models.registry import Upscaler
 from satsr.models.sampling import sampling_tile_fn
 from satsr.pipelines.bands import open_for_model
@@ -92,8 +92,7 @@ def upscale_file(
         open_for_model(input, bands, upscaler, scaling, mask_clouds, more=more) as reader,
     ):
         height, width = reader.meta.height, reader.meta.width
-        tiling = fit_tiling(tile_size, overlap, height, width)  # small: one window
-        tiling = align_tiling(tiling, upscaler.grid_multiple, height, width)
+        tiling = fit_tiling(tile_size, overlap, height, width, upscaler.grid_multiple)  # small: one window
         run.stream(reader, Path(input), outputs, tiling, resumable, mask_clouds)
         if quicklook is not None:
             write_quicklook(reader, output, upscaler, quicklook)

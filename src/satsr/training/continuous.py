@@ -217,15 +217,19 @@ class PipelineFinetuneModule(_ReconstructionModule):
         return [p for p in self.network.parameters() if p.requires_grad]
 
 
+@torch.no_grad()
+def encoded_prior(network: ContinuousSR, lr: Tensor, hr: Tensor) -> Tensor:
+    """``z0``: the frozen encoder's posterior mode, in diffusion units (stage 2's target)."""
+    return network.encode(lr, hr).mode() * network.latent_scaling
+
+
 def latent_terms(
     network: ContinuousSR, lr: Tensor, hr: Tensor, kd_loss: bool, unrolled: bool
 ) -> dict[str, Tensor]:
     """Stage 2's loss (Eq. 13) of ``network`` on a batch: the prior after all T reverse steps (or, not
     ``unrolled``, the noise at one random step) against the frozen encoder's ``z0`` (posterior mode, in
     diffusion units), plus the KD term ``L1(CondNet(LR up), z0)`` when ``kd_loss``."""
-    scale = batch_scale(lr, hr)
-    with torch.no_grad():
-        z0 = network.encode(lr, hr).mode() * network.latent_scaling
+    scale, z0 = batch_scale(lr, hr), encoded_prior(network, lr, hr)
     cond = network.condition(lr, scale)
     noise = torch.randn_like(z0)
     betas = network.betas
@@ -305,9 +309,7 @@ class LatentPriorModule(ContinuousModule):
             self.set_latent_scaling(checkpoint["network_config"]["latent_scaling"])
 
     def target(self, lr: Tensor, hr: Tensor) -> Tensor:
-        """``z0``: the frozen encoder's posterior mode, in diffusion units."""
-        with torch.no_grad():
-            return self.network.encode(lr, hr).mode() * self.network.latent_scaling
+        return encoded_prior(self.network, lr, hr)
 
     def predict(self, lr: Tensor, hr: Tensor) -> Tensor:
         scale = batch_scale(lr, hr)

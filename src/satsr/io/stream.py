@@ -1,7 +1,7 @@
 """Streamed super-resolution of a scene of any size: plan the windows, run them in batches, blend, write.
 
 ``upscale_stream`` composes three parts: the plan (``satsr.io.tiling.StreamPlan``), a batch runner that
-reads and pads windows and calls the model, here or on an executor with read-ahead, and the blender
+reads windows and calls the model, here or on an executor with read-ahead, and the blender
 (``satsr.io.blending.Blender``), whose finished blocks go to ``write``. Memory holds one batch plus the
 not-yet-final overlap strip, whatever the scene's height.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from typing import Literal, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -77,14 +77,16 @@ def upscale_stream(
 ) -> None:
     """Super-resolve a ``height`` x ``width`` LR image window by window, never holding it whole.
 
-    ``read(tile)`` returns the LR window ``(C, h, w)``; ``model`` maps a batch of windows (padded to
-    ``tile_size``, reflect or edge) to ``(B, out_channels, h * scale, w * scale)``; ``write(row, col,
-    block)`` receives final, blended HR blocks in HR pixel coordinates, each pixel exactly once.
+    ``read(tile)`` returns the LR window ``(C, h, w)``; ``model`` maps a batch of windows to ``(B,
+    out_channels, h * scale, w * scale)``; ``write(row, col, block)`` receives final, blended HR blocks
+    in HR pixel coordinates, each pixel exactly once. Every window has the plan's size: ``tile_size``
+    a side, or the image's side where that is shorter. A window is never padded, since what a model
+    makes of padding (a network that normalises over its window: GroupNorm) would change valid pixels.
 
     A real (non-integer) ``scale`` makes an output grid of ``round(height * scale)`` x
     ``round(width * scale)`` pixels on the same bounds. A window starting at LR pixel ``r`` then covers
     HR pixels from ``hr_index(r, height, out_height)`` on, and ``model`` must return, for each window,
-    the ``hr_extent(tile_size, ...)`` HR pixels from there (a model that takes query coordinates
+    the ``hr_extent(window side, ...)`` HR pixels from there (a model that takes query coordinates
     computes them with ``lr_coordinates``); what lies beyond the window's own HR end is ignored.
     Windows run row-major and a block is written as soon as the last window covering it has run.
 
@@ -104,7 +106,7 @@ def upscale_stream(
     windows = plan.windows(region)
     batches = plan.batches(windows, batch_size, first_row, by_row=checkpoint is not None)
     blender = Blender(plan, region, pending)
-    runner = BatchRunner(read, model, tile_size, plan.extent, out_channels, executor, prefetch)
+    runner = BatchRunner(read, model, plan.tile, plan.extent, out_channels, executor, prefetch)
     with make_progress(len(windows), len(windows) - sum(map(len, batches)), progress) as bar:
         for batch, sr in runner.run(batches):
             for (i, j, _), sr_tile in zip(batch, sr, strict=True):
@@ -118,26 +120,32 @@ def upscale_stream(
 
 
 class BatchRunner:
-    """Reads and pads a batch's windows, calls the model on them, here or on an ``executor`` with up to
-    ``prefetch`` batches in flight, and checks each result: a float batch of the planned HR extent with
-    ``out_channels`` (default: the input's) and no NaN. Results come in batch order."""
+    """Reads a batch's windows (each of the plan's ``window`` size), calls the model on them, here or on
+    an ``executor`` with up to ``prefetch`` batches in flight, and checks each result: a float batch of
+    the planned HR extent with ``out_channels`` (default: the input's) and no NaN. Results come in batch
+    order."""
 
     def __init__(
         self,
         read: ReadFn,
         model: TileFn,
-        tile_size: int,
+        window: Tile,
         extent: tuple[int, int],
         out_channels: int | None = None,
         executor: Executor | None = None,
         prefetch: int = 4,
     ) -> None:
-        self.read, self.model, self.tile_size, self.extent = read, model, tile_size, extent
+        self.read, self.model, self.window, self.extent = read, model, window, extent
         self.out_channels, self.executor, self.prefetch = out_channels, executor, max(1, prefetch)
 
     def load(self, batch: Sequence[Placed]) -> tuple[np.ndarray, list[Tile]]:
         tiles = [t for _, _, t in batch]
-        return np.stack([_pad_to(np.asarray(self.read(t), np.float32), self.tile_size) for t in tiles]), tiles
+        patches = [np.asarray(self.read(t), np.float32) for t in tiles]
+        size = (self.window.height, self.window.width)
+        for t, patch in zip(tiles, patches, strict=True):
+            if patch.ndim != 3 or patch.shape[1:] != size:
+                raise ValueError(f"read({t}) returned {patch.shape}, expected (C, {size[0]}, {size[1]})")
+        return np.stack(patches), tiles
 
     def run(self, batches: Sequence[list[Placed]]) -> Iterator[tuple[list[Placed], np.ndarray]]:
         if self.executor is None:
@@ -163,16 +171,6 @@ class BatchRunner:
         if not np.isfinite(sr).all():  # it would be written as nodata, or as a meaningless integer
             raise ValueError(f"model returned {int((~np.isfinite(sr)).sum())} NaN or infinite values")
         return sr
-
-
-def _pad_to(patch: np.ndarray, tile_size: int) -> np.ndarray:
-    """Pad a ``(C, h, w)`` patch at the bottom/right to at least ``tile_size``, reflecting where possible."""
-    _, h, w = patch.shape
-    pad_h, pad_w = max(tile_size - h, 0), max(tile_size - w, 0)
-    if pad_h == 0 and pad_w == 0:
-        return patch
-    mode: Literal["reflect", "edge"] = "reflect" if pad_h < h and pad_w < w else "edge"
-    return np.pad(patch, ((0, 0), (0, pad_h), (0, pad_w)), mode=mode)
 
 
 def upscale_tiled(

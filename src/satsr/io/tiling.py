@@ -254,7 +254,7 @@ class StreamPlan:
             _AxisPlan.build(lr_rows, tile_h, height, out_h, overlap, ramp),
             _AxisPlan.build(lr_cols, tile_w, width, out_w, overlap, ramp),
             lr_rows, lr_cols, Tile(0, 0, tile_h, tile_w),
-            (hr_extent(tile_size, height, out_h), hr_extent(tile_size, width, out_w)),
+            (hr_extent(tile_h, height, out_h), hr_extent(tile_w, width, out_w)),
         )  # fmt: skip
 
     def windows(self, region: Region | None = None) -> list[Placed]:
@@ -304,13 +304,14 @@ class SceneGrid:
     def out_size(self) -> tuple[int, int]:
         return round(self.lr_size[0] * self.scale), round(self.lr_size[1] * self.scale)
 
-    def tile_coords(self, tiles: Sequence[Tile], tile_size: int) -> np.ndarray:
+    def tile_coords(self, tiles: Sequence[Tile]) -> np.ndarray:
         """LR coordinates, relative to each tile, of the HR pixels ``upscale_stream`` asks the tile for:
-        float32 ``(B, hr_extent, hr_extent, 2)`` (row, col)."""
+        float32 ``(B, hr_extent(tile.height), hr_extent(tile.width), 2)`` (row, col); the tiles of one
+        batch share a size."""
         (h, w), (out_h, out_w) = self.lr_size, self.out_size
-        ext_h, ext_w = hr_extent(tile_size, h, out_h), hr_extent(tile_size, w, out_w)
         grids = []
         for t in tiles:
+            ext_h, ext_w = hr_extent(t.height, h, out_h), hr_extent(t.width, w, out_w)
             rows = lr_coordinates(hr_index(t.row, h, out_h), ext_h, h, out_h, t.row)
             cols = lr_coordinates(hr_index(t.col, w, out_w), ext_w, w, out_w, t.col)
             grids.append(np.stack(np.meshgrid(rows, cols, indexing="ij"), axis=-1))

@@ -34,7 +34,7 @@ def sampling_tile_fn(
     def run(batch: np.ndarray, tiles: Sequence[Tile]) -> np.ndarray:
         extra: dict = {}
         if upscaler.continuous and grid is not None:
-            coords = torch.from_numpy(grid.tile_coords(tiles, batch.shape[-1]))
+            coords = torch.from_numpy(grid.tile_coords(tiles))
             extra = {"scale": grid.scale, "coords": coords}
         if not getattr(upscaler, "stochastic", False):
             return np.asarray(upscaler(batch, **extra))

@@ -69,7 +69,8 @@ def build(args: argparse.Namespace) -> L.LightningModule:
             raise SystemExit("finetune needs --init (the exported two-stage model folder)")
         return PipelineFinetuneModule(
             init, lr=args.lr, latent_weight=args.latent_weight, perceptual_weight=args.perceptual_weight,
-            adv_weight=args.adv_weight, adv_start=args.adv_start,
+            adv_weight=args.adv_weight, adv_start=args.adv_start, artifact_weight=args.artifact_weight,
+            reference_dir=str(args.reference) if args.reference else None,
         )  # fmt: skip
     if args.stage1 is None:
         raise SystemExit("stage2 needs --stage1 (the exported stage-1 model folder)")
@@ -112,6 +113,15 @@ def main() -> None:
     parser.add_argument("--query-crop", type=int, default=192, help="HR window of the loss (0: whole patch)")
     parser.add_argument("--latent-scaling", type=float, default=0.0, help="stage2; 0: 1 / measured z0 std")
     parser.add_argument("--latent-weight", type=float, default=1.0, help="finetune: stage-2 terms' weight")
+    parser.add_argument(
+        "--artifact-weight", type=float, default=0.0, help="finetune: LDL artifact term (Liang et al.)"
+    )
+    parser.add_argument(
+        "--reference",
+        type=Path,
+        default=None,
+        help="finetune: the artifact term's frozen reference model (default: an EMA of the network)",
+    )
     parser.add_argument("--no-kd", action="store_true", help="stage2 ablation: drop the KD loss")
     parser.add_argument(
         "--random-timesteps", action="store_true", help="stage2 ablation: DDPM-style training"

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, TensorDataset
 import satsr
 from satsr.data.datamodules import AERIAL_RGB
 from satsr.models.continuous import ContinuousSR
-from satsr.training.adversarial import ReconstructionTerms
+from satsr.training.adversarial import ReconstructionTerms, artifact_map
 from satsr.training.callbacks import ExportBundled
 from satsr.training.cli import main
 from satsr.training.continuous import (
@@ -181,6 +181,57 @@ def test_the_end_to_end_fine_tune_improves_the_inference_output_and_leaves_the_e
     for key, value in module.network.encoder.state_dict().items():  # type: ignore[union-attr]
         torch.testing.assert_close(value, encoder[key], rtol=0, atol=0)
     assert json.loads((out / "config.json").read_text())["lr_consistency"] is True
+
+
+def test_the_artifact_map_marks_noisy_errors_the_reference_does_not_make() -> None:
+    """LDL's map: high where the output's error is noisy (speckle on a flat field) and the reference's is
+    smaller; zero where the output is closer to the target than the reference (a detail got right)."""
+    hr = torch.full((1, 3, 32, 32), 0.5)
+    speckle = 0.2 * (torch.rand(1, 1, 32, 32, generator=torch.Generator().manual_seed(0)) - 0.5)
+    sr = hr.clone()
+    sr[..., :, :16] += speckle[..., :, :16]  # artifacts on the left half
+    blurred_reference = hr + 0.01  # a smooth, small error everywhere
+    weight = artifact_map(sr, hr, blurred_reference)
+    assert weight.shape == (1, 1, 32, 32) and not weight.requires_grad
+    assert weight[..., :, :12].mean() > 100 * weight[..., :, 20:].abs().max().clamp_min(1e-12)
+    assert (weight[..., :, 20:] == 0).all()  # right half: sr equals hr, closer than the reference
+    assert (artifact_map(sr, hr, sr + 1.0) == 0).all()  # a reference worse everywhere: nothing marked
+    with pytest.raises(ValueError, match="odd"):
+        artifact_map(sr, hr, sr, window=4)
+
+
+def test_the_fine_tune_artifact_term_follows_an_ema_of_the_network(stage1_dir: Path, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    two_stage = tmp_path / "two-stage"
+    fit(
+        LatentPriorModule(str(stage1_dir), lr=1e-2),
+        batch(),
+        2,
+        tmp_path,
+        [ExportBundled(two_stage, bands=AERIAL_RGB)],
+    )
+    module = PipelineFinetuneModule(
+        str(two_stage), lr=1e-2, perceptual_weight=0.0, adv_weight=0.0, artifact_weight=10.0,
+        reference_decay=0.5,
+    )  # fmt: skip
+    assert module.reference is not None
+    start = {k: v.clone() for k, v in module.network.state_dict().items()}
+    trainer = fit(module, batch(), 3, tmp_path)
+    assert "train/artifact" in trainer.callback_metrics
+    trained = [
+        (ema, p, start[name])
+        for (name, ema), p in zip(
+            module.reference.named_parameters(), module.network.parameters(), strict=True
+        )
+        if p.requires_grad and not torch.equal(p, start[name])
+    ]
+    assert trained
+    for ema, p, before in trained:  # decay 0.5 over 3 steps: the EMA lies between start and now
+        assert not torch.equal(ema, p) and not torch.equal(ema, before)
+    frozen = PipelineFinetuneModule(str(two_stage), artifact_weight=1.0, reference_dir=str(two_stage))
+    assert frozen.reference is not None and not frozen.ema_reference
+    with pytest.raises(ValueError, match="artifact_weight"):
+        PipelineFinetuneModule(str(two_stage), artifact_weight=-1.0)
 
 
 def test_the_end_to_end_fine_tune_needs_a_two_stage_model(tmp_path: Path) -> None:

@@ -3,7 +3,9 @@
 E2DiffSR's stage 1 (Wu et al., Eq. 12) adds a hinge PatchGAN term to L1 "following" Rombach et al.'s
 autoencoder, whose loss also has an LPIPS term (Rombach et al. 2022, App. G; Esser et al. 2021).
 ``ReconstructionTerms`` holds both beyond L1 so that stage 1 and its regression baseline (the paper's
-Model-I-Retrained, "the same training setup") are trained under one loss.
+Model-I-Retrained, "the same training setup") are trained under one loss. ``artifact_map`` is the
+locally discriminative term of Liang et al. (2022, "Details or Artifacts", LDL) that tells a
+perceptual model's artifacts from its details by comparing it with a steadier reference model.
 """
 
 from __future__ import annotations
@@ -82,3 +84,23 @@ class ReconstructionTerms(nn.Module):
         real = self.discriminator(hr * 2 - 1).float()
         fake = self.discriminator(sr.detach() * 2 - 1).float()
         return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
+
+
+@torch.no_grad()
+def artifact_map(sr: Tensor, hr: Tensor, reference: Tensor, window: int = 7) -> Tensor:
+    """LDL's refined artifact map (Liang et al. 2022, Eqs. 4-7), (B, 1, H, W), no gradient.
+
+    The residual ``|hr - sr|`` summed over bands has a local variance (``window`` px) that is high where
+    the output is noisy against the target (artifacts) and low where its error is smooth; it is scaled
+    by the patch's residual variance to the power 1/5 (a patch with wrong texture everywhere weighs
+    more), and zeroed where ``sr`` is closer to ``hr`` than the ``reference`` output is (details the
+    perceptual model got right). ``L1(map * sr, map * hr)`` then penalises the artifacts alone."""
+    if window < 1 or window % 2 == 0:
+        raise ValueError(f"window must be a positive odd number of pixels, got {window}")
+    residual = (hr - sr).abs().float().sum(1, keepdim=True)
+    reference_residual = (hr - reference).abs().float().sum(1, keepdim=True)
+    padded = F.pad(residual, [window // 2] * 4, mode="reflect")
+    mean = F.avg_pool2d(padded, window, stride=1)
+    local = (F.avg_pool2d(padded**2, window, stride=1) - mean**2).clamp_min(0) * window**2 / (window**2 - 1)
+    patch = residual.var(dim=(1, 2, 3), keepdim=True) ** 0.2
+    return torch.where(residual < reference_residual, 0.0, patch * local)

@@ -21,6 +21,7 @@ so ``round(lr_side * scale)`` is exactly the HR side. Each module exposes ``netw
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from torch import Tensor, nn
 
 from satsr.diffusion.unrolled import q_sample
 from satsr.models.continuous import ContinuousSR
-from satsr.training.adversarial import PatchDiscriminator, ReconstructionTerms
+from satsr.training.adversarial import PatchDiscriminator, ReconstructionTerms, artifact_map
 from satsr.training.continuous_base import ContinuousModule, batch_scale, hr_grid, read_network
 
 #: Parts trained in stage 1 and frozen in stage 2.
@@ -181,7 +182,12 @@ class PipelineFinetuneModule(_ReconstructionModule):
     predicts rather than the encoder's, and its texture is judged after the back-projection that the
     user gets. The stage-2 terms (Eq. 13) stay in the loss (``latent_weight``) so that the prior keeps
     meaning the HR - LR detail; the encoder is frozen (it only gives their target). Rendering is on the
-    whole HR grid: the LR correction needs it."""
+    whole HR grid: the LR correction needs it.
+
+    With ``artifact_weight`` > 0, LDL's artifact term (``satsr.training.adversarial.artifact_map``)
+    joins the loss: ``artifact_weight * L1(M sr, M hr)``, ``M`` judged against a reference output of
+    the same LR and seeds, from a frozen model (``reference_dir``, e.g. an L1-trained one) or, as in
+    Liang et al., an exponential moving average of the network itself (``reference_decay``)."""
 
     def __init__(
         self,
@@ -194,6 +200,9 @@ class PipelineFinetuneModule(_ReconstructionModule):
         adv_start: int = 0,  # optimiser steps without the adversarial terms
         disc_lr: float = 2e-4,  # Adam learning rate of the discriminator
         disc_channels: int = 32,  # width of the patch discriminator's first layer
+        artifact_weight: float = 0.0,  # weight of LDL's artifact term (0: none)
+        reference_dir: str | None = None,  # the artifact term's frozen reference; None: the network's EMA
+        reference_decay: float = 0.999,  # EMA decay of the reference when it is the network's own
     ) -> None:
         super().__init__(
             {**(network or {}), "prior": True}, None, init_dir, lr, perceptual_weight, adv_weight,
@@ -202,6 +211,20 @@ class PipelineFinetuneModule(_ReconstructionModule):
         self.save_hyperparameters()
         self.network.encoder.requires_grad_(False)  # type: ignore[union-attr]  # prior=True: it exists
         self.latent_weight = latent_weight
+        if artifact_weight < 0 or not 0 <= reference_decay < 1:
+            raise ValueError(f"need artifact_weight >= 0 and 0 <= reference_decay < 1, got "
+                             f"{artifact_weight}, {reference_decay}")  # fmt: skip
+        self.artifact_weight, self.reference_decay = artifact_weight, reference_decay
+        self.ema_reference = artifact_weight > 0 and reference_dir is None
+        self.reference: ContinuousSR | None = None
+        if artifact_weight > 0:
+            if reference_dir is None:
+                self.reference = copy.deepcopy(self.network)
+            else:
+                config, weights = read_network(Path(reference_dir), prior=True)
+                self.reference = ContinuousSR(**config)
+                self.reference.load_state_dict(weights)
+            self.reference.requires_grad_(False).eval()
 
     def predict(self, lr: Tensor, hr: Tensor) -> Tensor:
         return self.network(lr, batch_scale(lr, hr), [VAL_SEED + i for i in range(lr.shape[0])])
@@ -211,7 +234,27 @@ class PipelineFinetuneModule(_ReconstructionModule):
         sr = self.network(lr, batch_scale(lr, hr), seeds)
         latent = latent_terms(self.network, lr, hr, kd_loss=True, unrolled=True)
         self.log_dict({f"train/{k}": v.detach() for k, v in latent.items()}, batch_size=lr.shape[0])
-        return sr, hr, {"latent": self.latent_weight * latent["loss"]}
+        extra = {"latent": self.latent_weight * latent["loss"]}
+        if self.reference is not None:
+            with torch.no_grad():
+                reference = self.reference(lr, batch_scale(lr, hr), seeds)
+            weight = artifact_map(sr, hr, reference)
+            artifact = F.l1_loss(weight * sr.float(), weight * hr)
+            self.log("train/artifact", artifact.detach(), batch_size=lr.shape[0])
+            extra["artifact"] = self.artifact_weight * artifact
+        return sr, hr, extra
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.ema_reference and self.reference is not None:
+            with torch.no_grad():
+                for ema, p in zip(self.reference.parameters(), self.network.parameters(), strict=True):
+                    ema.lerp_(p.detach(), 1 - self.reference_decay)
+
+    def train(self, mode: bool = True) -> PipelineFinetuneModule:
+        super().train(mode)
+        if self.reference is not None:
+            self.reference.eval()  # a fixed (or averaged) model, whatever the trainer sets
+        return self
 
     def trained_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.network.parameters() if p.requires_grad]

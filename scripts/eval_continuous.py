@@ -1,7 +1,8 @@
 """Continuous-scale SR on aerial pictures never trained on, at many scales (``make evaluate-continuous``).
 
 Pairs: the test split of ``satsr.data.sources.aerial_rgb_images`` (RSSCN7, AID, NEON; a fixed 15 %
-by file index per folder), ``--images`` of them spread evenly, each a central HR crop of at most
+by file index per folder), ``--images`` of them spread evenly (or ``--per-kind`` of each kind of place,
+``satsr.data.sources.AERIAL_KINDS``, reported per kind too), each a central HR crop of at most
 ``--crop`` px degraded by antialiased bicubic to ``floor(crop / s)`` (E2DiffSR's protocol). Every
 scale gets one ``satsr.evaluation.harness.evaluate`` run (bicubic + the given models; report under
 OUT/xS), and OUT/summary.md gathers PSNR, LPIPS and FID against the scale; then the time per
@@ -24,9 +25,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from satsr.data.sources import aerial_rgb_images
+from satsr.data.sources import aerial_kind, aerial_rgb_images
 from satsr.evaluation.datasets import RGB_BAND_NAMES, EvalPair
 from satsr.evaluation.harness import Method, evaluate, upscaler_method
+from satsr.evaluation.kinds import kind_tables
 from satsr.models.registry import Upscaler, load
 
 SCALES = [2.0, 2.6, 3.0, 3.4, 4.0, 6.0, 8.0, 10.0]
@@ -52,6 +54,7 @@ def pairs_at(images: list[Path], scale: float, crop: int) -> list[EvalPair]:
                 RGB_BAND_NAMES,
                 "bicubic",
                 str(path),
+                kind=aerial_kind(path),
             )
         )
     return pairs
@@ -77,6 +80,9 @@ def main() -> None:
     )
     parser.add_argument("--scales", type=float, nargs="+", default=SCALES)
     parser.add_argument("--images", type=int, default=30)
+    parser.add_argument(
+        "--per-kind", type=int, default=0, help="this many pictures of each kind of place instead of --images"
+    )
     parser.add_argument("--crop", type=int, default=240)
     parser.add_argument("--ldm", default="s2-rgbn-x4-ldm", help="model to time against ('' to skip)")
     parser.add_argument("--threads", type=int, default=0)
@@ -92,9 +98,17 @@ def main() -> None:
         name, _, path = spec.partition("=")
         models[name] = load(path or name)
     pool = aerial_rgb_images(args.split)
-    picks = np.linspace(0, len(pool) - 1, min(args.images, len(pool))).round().astype(int)
-    images = [pool[i] for i in picks]
+    if args.per_kind:
+        images = []
+        for kind in dict.fromkeys(map(aerial_kind, pool)):
+            group = [p for p in pool if aerial_kind(p) == kind]
+            picks = np.linspace(0, len(group) - 1, min(args.per_kind, len(group))).round().astype(int)
+            images += [group[i] for i in picks]
+    else:
+        picks = np.linspace(0, len(pool) - 1, min(args.images, len(pool))).round().astype(int)
+        images = [pool[i] for i in picks]
     summary: dict[float, dict] = {}
+    kinds: dict[float, dict] = {}
     for s in args.scales:
         methods: dict[str, Method] = {name: upscaler_method(m, scale=s) for name, m in models.items()}
         start = time.perf_counter()
@@ -103,6 +117,7 @@ def main() -> None:
             methods, pairs_at(images, s, args.crop), args.out / f"x{s:g}", s, crops=2, title=title
         )
         summary[s] = result["results"]
+        kinds[s] = result.get("results_by_kind", {})
         print(f"x{s:g} ({time.perf_counter() - start:.0f} s):", json.dumps(result["results"]), flush=True)
     names = list(next(iter(summary.values())))
     lines = [
@@ -127,6 +142,9 @@ def main() -> None:
     for name in names[1:]:
         gaps = [summary[s][name]["psnr"] - summary[s]["bicubic"]["psnr"] for s in summary]
         lines.append(f"| {name} | " + " | ".join(f"{g:+.2f}" for g in gaps) + " |")
+    for s, table in kinds.items():
+        if len({p.parent.name for p in images}) > 1 and table:
+            lines += ["", f"## Per kind of place at x{s:g}", "", *kind_tables(table, "bicubic")]
     if not args.no_time:
         timed = dict(models)
         if args.ldm:

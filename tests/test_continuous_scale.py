@@ -60,20 +60,23 @@ def test_a_real_scale_gives_round_h_s_pixels_on_the_same_bounds(continuous_dir: 
     assert item["properties"]["satsr:scale"] == 2.6
 
 
-def test_one_window_equals_the_model_on_the_whole_image(continuous_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("height", "width"), [(30, 30), (18, 40)], ids=["square", "narrow"])
+def test_one_window_equals_the_model_on_the_whole_image(
+    continuous_dir: Path, tmp_path: Path, height: int, width: int
+) -> None:
     """Pictures are read as DN / 255; the output is the model's regular grid, to one DN (a window
-    of exactly the image: no padding)."""
-    yy, xx = np.mgrid[0:30, 0:30]
+    of exactly the image: no padding, also of the short side of a narrow image)."""
+    yy, xx = np.mgrid[0:height, 0:width]
     pixels = 120 + 60 * np.sin(xx / 4)[None] * np.cos(yy / 5)[None] + 20 * np.arange(3)[:, None, None]
-    rgb_tif = write_geotiff(tmp_path / "square.tif", pixels.astype(np.uint8), names=RGB)
-    out = upscale_file(rgb_tif, rgb_tif.with_name("x34.tif"), continuous_dir, scale=3.4, tile_size=30, seed=5)
+    rgb_tif = write_geotiff(tmp_path / "picture.tif", pixels.astype(np.uint8), names=RGB)
+    out = upscale_file(rgb_tif, rgb_tif.with_name("x34.tif"), continuous_dir, scale=3.4, seed=5)
     model = satsr.load(continuous_dir)
     with rasterio.open(rgb_tif) as src, rasterio.open(out) as dst:
         lr = torch.from_numpy(src.read().astype(np.float32) / 255)
         written = dst.read().astype(np.float32)
     seeds = [satsr.diffusion.noise.mix_seed(5, 0)]
     expected = np.asarray(model(lr[None], seeds=seeds, origins=[(0, 0)], scale=3.4))[0] * 255
-    assert written.shape == expected.shape == (3, 102, 102)
+    assert written.shape == expected.shape == (3, round(height * 3.4), round(width * 3.4))
     assert np.abs(written - expected).max() <= 1.0
 
 

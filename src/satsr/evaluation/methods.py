@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from satsr.defaults import DEFAULT_OVERLAP, DEFAULT_SEED, DEFAULT_TILE_SIZE
 from satsr.evaluation.datasets import EvalPair
 from satsr.io.stream import upscale_stream
-from satsr.io.tiling import SceneGrid, Tile, fit_tiling
+from satsr.io.tiling import SceneGrid, fit_tiling
 from satsr.models.sampling import sampling_tile_fn
 
 Method = Callable[[np.ndarray], np.ndarray]
@@ -74,8 +74,6 @@ def upscaler_method(
         channels, height, width = lr.shape
         grid = SceneGrid((height, width), s) if continuous else None
         tile_fn = sampling_tile_fn(upscaler, samples, steps, seed, grid)  # type: ignore[arg-type]
-        if not continuous and max(height, width) <= tile_size:  # one window: no padding to the tile size
-            return np.asarray(tile_fn(lr[None], [Tile(0, 0, height, width)]), dtype=np.float32)[0, :channels]
         multiple = getattr(upscaler, "grid_multiple", 1)
         side, lap = fit_tiling(tile_size, overlap, height, width, multiple)  # as satsr upscale
         out = np.empty((channels, round(height * s), round(width * s)), dtype=np.float32)

@@ -15,12 +15,12 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-import torch
 from eval_continuous import pairs_at
 from PIL import Image
 
 from satsr.data.sources import aerial_rgb_images
 from satsr.evaluation.harness import upscaler_method
+from satsr.evaluation.methods import bicubic_upsample
 from satsr.models.registry import load
 
 #: Default rows: a town centre, a railway station and a car park (where the blobs showed at x6).
@@ -44,12 +44,7 @@ def main() -> None:
     columns: list[list[np.ndarray]] = []
     for name, spec in methods.items():
         if spec is None:
-            outs = [
-                torch.nn.functional.interpolate(
-                    torch.from_numpy(p.lr)[None], size=p.hr.shape[-2:], mode="bicubic", align_corners=False
-                )[0].numpy()
-                for p in pairs
-            ]
+            outs = [bicubic_upsample(p.lr, args.scale) for p in pairs]
         else:
             run = upscaler_method(load(spec.partition("=")[2] or name), scale=args.scale, seed=args.seed)
             outs = [np.asarray(run(p.lr)) for p in pairs]

@@ -99,9 +99,11 @@ def main() -> None:
         models[name] = load(path or name)
     pool = aerial_rgb_images(args.split)
     if args.per_kind:
+        groups: dict[str, list[Path]] = {}
+        for path in pool:
+            groups.setdefault(aerial_kind(path), []).append(path)
         images = []
-        for kind in dict.fromkeys(map(aerial_kind, pool)):
-            group = [p for p in pool if aerial_kind(p) == kind]
+        for group in groups.values():
             picks = np.linspace(0, len(group) - 1, min(args.per_kind, len(group))).round().astype(int)
             images += [group[i] for i in picks]
     else:

@@ -67,8 +67,10 @@ def build(args: argparse.Namespace) -> L.LightningModule:
     if args.stage == "finetune":
         if init is None:
             raise SystemExit("finetune needs --init (the exported two-stage model folder)")
+        detail = {"prior_detail": True} if args.prior_detail else None
         return PipelineFinetuneModule(
-            init, lr=args.lr, latent_weight=args.latent_weight, perceptual_weight=args.perceptual_weight,
+            init, network=detail, lr=args.lr, latent_weight=args.latent_weight,
+            perceptual_weight=args.perceptual_weight,
             adv_weight=args.adv_weight, adv_start=args.adv_start, artifact_weight=args.artifact_weight,
             reference_dir=str(args.reference) if args.reference else None,
         )  # fmt: skip
@@ -121,6 +123,11 @@ def main() -> None:
         type=Path,
         default=None,
         help="finetune: the artifact term's frozen reference model (default: an EMA of the network)",
+    )
+    parser.add_argument(
+        "--prior-detail",
+        action="store_true",
+        help="finetune: feed the prior's output-size level to the upsampler's MLP (starts at zero)",
     )
     parser.add_argument("--no-kd", action="store_true", help="stage2 ablation: drop the KD loss")
     parser.add_argument(

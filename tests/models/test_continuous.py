@@ -242,3 +242,58 @@ def test_the_chain_is_e2diffsr_s_schedule_and_inverts_an_exact_noise_predictor()
     torch.testing.assert_close(recovered, z0, rtol=1e-4, atol=1e-4)
     z_1 = q_sample(z0, 1, noise, betas)
     torch.testing.assert_close(reverse_step(z_1, eps_from_x0(z_1, z0, 1, betas), 1, betas), z0)
+
+
+def test_the_prior_detail_path_starts_silent_and_renders_at_output_resolution() -> None:
+    """``prior_detail`` adds the prior's output-size level to the pixel MLP through zero-initialised
+    weights: trained weights load unchanged; once trained it changes the output, and a part of the
+    output grid still equals the same part of the whole (the tiling contract)."""
+    plain, lr, scale = tiny(prior=True), picture(), 3.4
+    grown = tiny(prior=True, prior_detail=True)
+    missing, unexpected = grown.load_state_dict(plain.state_dict(), strict=False)
+    assert missing == ["upsampler.detail.weight"] and not unexpected
+    with torch.no_grad():
+        torch.testing.assert_close(grown(lr, scale, seeds=[1]), plain(lr, scale, seeds=[1]), rtol=0, atol=0)
+        torch.nn.init.normal_(grown.upsampler.detail.weight, std=0.5)  # type: ignore[union-attr]
+        assert not torch.allclose(grown(lr, scale, seeds=[1]), plain(lr, scale, seeds=[1]), atol=1e-3)
+        size = output_size((16, 20), scale)
+        z = grown.sample_prior(lr, scale, seeds=[1])
+        full = grown.render(lr, scale, regular_grid((16, 20), size)[None], z)
+        part = grown.render(lr, scale, regular_grid((16, 20), size)[None, 3:11, 4:17], z)
+    torch.testing.assert_close(part, full[..., 3:11, 4:17])
+    with pytest.raises(ValueError, match="needs the prior"):
+        tiny(prior=False, prior_detail=True)
+
+
+def test_the_detail_input_varies_within_an_lr_pixel_where_the_lr_features_cannot() -> None:
+    """The point of the path: a detail map on the output grid reaches the MLP at output resolution, so
+    two queries in one LR pixel can differ by it alone (the LR features there are one value)."""
+    torch.manual_seed(0)
+    upsampler = ContinuousUpsampler(8, 3, pyramid_channels=4, levels=1, hidden=8, detail_channels=2)
+    torch.nn.init.normal_(upsampler.mlp[-1].weight, std=0.3)
+    torch.nn.init.normal_(upsampler.detail.weight, std=1.0)  # type: ignore[union-attr]
+    features = torch.ones(1, 8, 4, 4)  # flat: bilinear samples are the same everywhere
+    coords = regular_grid((4, 4), (16, 16))[None]
+    detail = torch.zeros(1, 2, 16, 16)
+    detail[..., 5, 6] = 3.0  # one output pixel's worth
+    with torch.no_grad():
+        flat = upsampler(features, coords, 4.0)
+        out = upsampler(features, coords, 4.0, detail)
+    changed = (out - flat).abs().amax(dim=1)[0] > 1e-4
+    assert changed[5, 6] and changed.sum() == 1
+    with pytest.raises(ValueError, match="without a detail input"):
+        ContinuousUpsampler(8, 3, pyramid_channels=4, levels=1, hidden=8)(features, coords, 4.0, detail)
+
+
+def test_banded_inference_passes_the_detail_rows_with_their_queries(monkeypatch: pytest.MonkeyPatch) -> None:
+    torch.manual_seed(0)
+    upsampler = ContinuousUpsampler(8, 3, pyramid_channels=4, hidden=8, detail_channels=2)
+    torch.nn.init.normal_(upsampler.mlp[-1].weight, std=0.3)
+    torch.nn.init.normal_(upsampler.detail.weight, std=1.0)  # type: ignore[union-attr]
+    features, coords = torch.randn(2, 8, 6, 7), regular_grid((6, 7), (20, 23))[None]
+    detail = torch.randn(2, 2, 20, 23)
+    whole = upsampler(features, coords, 3.3, detail)
+    monkeypatch.setattr(implicit, "INFERENCE_QUERIES", 2 * 23 * 3)
+    with torch.no_grad():
+        banded = upsampler(features, coords, 3.3, detail)
+    torch.testing.assert_close(banded, whole.detach())

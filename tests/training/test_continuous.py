@@ -27,6 +27,7 @@ from satsr.training.continuous import (
     PriorAutoencoderModule,
     hr_grid,
 )
+from satsr.training.continuous_base import load_grown
 
 TINY = {
     "channels": 8, "num_units": 4, "blocks_per_unit": 1, "pyramid_channels": 4, "mlp_hidden": 16,
@@ -301,6 +302,20 @@ def test_init_dir_continues_from_exported_weights_of_the_same_kind(stage1_dir: P
     assert module.network_config()["channels"] == TINY["channels"]
     with pytest.raises(ValueError, match="without a prior"):
         ContinuousRegressionModule(init_dir=str(stage1_dir))
+
+
+def test_the_fine_tune_grows_the_prior_detail_path_onto_weights_without_it(stage1_dir: Path) -> None:
+    """``network={"prior_detail": True}`` over a model trained without the path: the old weights load,
+    the new one starts at zero (so the output is the old model's), and nothing else may be missing."""
+    module = PipelineFinetuneModule(str(stage1_dir), network={"prior_detail": True})
+    assert module.network_config()["prior_detail"] is True
+    assert float(module.network.upsampler.detail.weight.detach().abs().sum()) == 0.0  # type: ignore[union-attr]
+    exported = load_file(stage1_dir / "model.safetensors")
+    for key, value in exported.items():
+        torch.testing.assert_close(module.network.state_dict()[key], value, rtol=0, atol=0)
+    del exported["upsampler.to_pyramid.weight"]
+    with pytest.raises(ValueError, match="do not fit"):
+        load_grown(ContinuousSR(**{**TINY, "prior": True}), exported)
 
 
 def recipe(name: str, tmp_path: Path) -> Path:

@@ -4,7 +4,9 @@ Stage 1 (Sec. III-B): ``DPEncoder`` compresses what the HR image adds to its bic
 a KL-regularised prior ``z`` (4 channels at 1/8 of the HR size). ``DPDecoder`` expands ``z`` into
 features ``h_1`` (coarsest) .. ``h_4`` (HR size); an ``SRBranch`` at LR size refines LR features with
 feature-refinement units, each preceded by a scale-modulated blend with one ``h_i`` (Eqs. 3-5), and the
-``ContinuousUpsampler`` (``satsr.models.implicit``) renders any output grid.
+``ContinuousUpsampler`` (``satsr.models.implicit``) renders any output grid. Not in the paper:
+with ``prior_detail`` the prior's output-size level ``h_L`` also reaches the upsampler's pixel MLP
+directly, at output resolution, instead of only through the LR-size SR branch.
 Stage 2 (Sec. III-C): ``CondNet`` (the encoder's architecture on the upsampled LR alone) and a small
 UNet ``LatentDenoiser`` generate ``z`` from the LR with a 4-step chain (``satsr.diffusion.unrolled``).
 
@@ -87,6 +89,7 @@ class ContinuousSR(nn.Module):
         band_mean: Sequence[float] | None = None,  # per-band mean used to normalise
         band_std: Sequence[float] | None = None,  # per-band std used to normalise
         lr_consistency: bool = False,  # back-project every output onto its LR (``lr_correction``)
+        prior_detail: bool = False,  # the prior's output-size level also feeds the upsampler's MLP
     ) -> None:
         super().__init__()
         register_band_statistics(self, in_channels, band_mean, band_std)
@@ -108,11 +111,20 @@ class ContinuousSR(nn.Module):
             self.denoiser = LatentDenoiser(latent_channels, latent_channels, denoiser_channels)
             self.register_buffer("betas", linear_betas(timesteps, beta_start, beta_end), persistent=False)
             prior_channels = self.decoder.out_channels
+        if prior_detail and not prior:
+            raise ValueError("prior_detail needs the prior (prior=True)")
+        self.prior_detail = prior_detail
         self.sr_branch = SRBranch(
             in_channels, channels, num_units, blocks_per_unit, prior_channels, channel_attention
         )
         self.upsampler = ContinuousUpsampler(
-            channels, in_channels, pyramid_channels, pyramid_levels, mlp_hidden, mlp_layers
+            channels,
+            in_channels,
+            pyramid_channels,
+            pyramid_levels,
+            mlp_hidden,
+            mlp_layers,
+            detail_channels=prior_channels[-1] if prior_detail and prior_channels else 0,
         )
 
     @property
@@ -166,7 +178,8 @@ class ContinuousSR(nn.Module):
         if z is not None:
             prior = self.prior_features(z, output_size((lr.shape[-2], lr.shape[-1]), scale))
         features = self.sr_branch(x, scale, prior)
-        residual = self.upsampler(features, coords.to(lr.device), scale)
+        detail = prior[-1] if prior is not None and self.prior_detail else None
+        residual = self.upsampler(features, coords.to(lr.device), scale, detail)
         return self.denormalize(sample_at(x, coords.to(lr.device), mode="bicubic") + residual)
 
     def condition(self, lr: Tensor, scale: float) -> Tensor:

@@ -149,6 +149,11 @@ class ContinuousUpsampler(nn.Module):
     ``k - 1``). Levels finer than needed (factor >= 2 * scale) get attention weight 0 and are not
     computed. The MLP sees the attention-weighted bilinear sample, the query's offset from the centre
     of its LR pixel, and the cell size ``1 / scale`` (as in LIIF); its last layer starts at zero.
+
+    With ``detail_channels`` the MLP's first layer also takes ``detail``, a feature map on a finer grid
+    than the LR (e.g. the differential prior's output-size level) sampled bilinearly at the queries:
+    information that does not pass through the LR-size features, so it is not drawn in LR-pixel cells.
+    Its weights start at zero, so adding the path to trained weights leaves their output unchanged.
     """
 
     def __init__(
@@ -159,6 +164,7 @@ class ContinuousUpsampler(nn.Module):
         levels: int = 4,  # pyramid levels, factors 1, 2, 4, ... 2**(levels - 1)
         hidden: int = 64,  # width of the attention and pixel MLPs
         mlp_layers: int = 4,  # linear layers of the pixel MLP
+        detail_channels: int = 0,  # channels of the fine ``detail`` input (0: none)
     ) -> None:
         super().__init__()
         if levels < 1 or mlp_layers < 1:
@@ -180,6 +186,12 @@ class ContinuousUpsampler(nn.Module):
         nn.init.zeros_(last.weight)
         nn.init.zeros_(last.bias)  # type: ignore[arg-type]  # Conv2d has a bias by default
         self.mlp = nn.Sequential(*layers, last)
+        self.detail: nn.Conv2d | None = None
+        if detail_channels:
+            first = self.mlp[0]
+            assert isinstance(first, nn.Conv2d)
+            self.detail = nn.Conv2d(detail_channels, first.out_channels, 1, bias=False)
+            nn.init.zeros_(self.detail.weight)
 
     def used_levels(self, scale: float) -> int:
         """Number of pyramid levels with factor < 2 * scale (at least 1, at most ``levels``)."""
@@ -192,7 +204,9 @@ class ContinuousUpsampler(nn.Module):
         unused = torch.arange(self.levels, device=ref.device) >= self.used_levels(scale)
         return torch.softmax(logits.masked_fill(unused, float("-inf")), dim=0)
 
-    def forward(self, features: Tensor, coords: Tensor, scale: float) -> Tensor:
+    def forward(self, features: Tensor, coords: Tensor, scale: float, detail: Tensor | None = None) -> Tensor:
+        """Values at ``coords`` (B or 1, H, W, 2); ``detail`` (B, detail_channels, h', w') spans the LR
+        image on any grid (None: none, as if zero)."""
         weights = self.level_weights(scale)
         lr_size = (features.shape[-2], features.shape[-1])
         level = self.to_pyramid(features)
@@ -204,10 +218,24 @@ class ContinuousUpsampler(nn.Module):
         offset = (coords - coords.floor() - 0.5).permute(0, 3, 1, 2)
         cell = offset.new_full(offset.shape, 1.0 / scale)
         inputs = torch.cat([fused, offset, cell], dim=1)
+        extra = None
+        if detail is not None:
+            if self.detail is None:
+                raise ValueError("this upsampler was built without a detail input (detail_channels=0)")
+            extra = sample_at(detail.to(fused.dtype), coords, lr_size=lr_size)
         if torch.is_grad_enabled():
-            out: Tensor = self.mlp(inputs)
-            return out
+            return self._mlp(inputs, extra)
         # Inference: the MLP's hidden activations over every query dominate the memory, so the queries
         # go through it a band of rows at a time (the result is the same: the MLP is per pixel).
         rows = max(1, INFERENCE_QUERIES // (inputs.shape[0] * inputs.shape[-1]))
-        return torch.cat([self.mlp(part) for part in inputs.split(rows, dim=2)], dim=2)
+        parts = inputs.split(rows, dim=2)
+        extras = extra.split(rows, dim=2) if extra is not None else [None] * len(parts)
+        return torch.cat([self._mlp(p, e) for p, e in zip(parts, extras, strict=True)], dim=2)
+
+    def _mlp(self, inputs: Tensor, detail: Tensor | None) -> Tensor:
+        if detail is None or self.detail is None:
+            out: Tensor = self.mlp(inputs)
+            return out
+        hidden = self.mlp[0](inputs) + self.detail(detail)
+        out = self.mlp[1:](hidden)
+        return out

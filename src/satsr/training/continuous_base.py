@@ -48,7 +48,7 @@ class ContinuousModule(L.LightningModule):
         self.network_kwargs: dict[str, Any] = dict(network)
         self.network = ContinuousSR(**self.network_kwargs)
         if weights is not None:
-            self.network.load_state_dict(weights)
+            load_grown(self.network, weights)
         if query_crop is not None and query_crop < 1:
             raise ValueError(f"query_crop must be a positive number of HR pixels, got {query_crop}")
         self.query_crop = query_crop
@@ -127,6 +127,19 @@ class ContinuousModule(L.LightningModule):
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "test")
+
+
+#: Parameters that weights trained without them may lack; they start at zero (same outputs as before).
+GROWN_PARAMETERS = ("upsampler.detail.weight",)
+
+
+def load_grown(network: ContinuousSR, weights: dict[str, Tensor]) -> None:
+    """``weights`` into ``network``; parameters the network has added since (``GROWN_PARAMETERS``, e.g.
+    the prior's detail path, ``prior_detail=True``) keep their zero initialisation."""
+    missing, unexpected = network.load_state_dict(weights, strict=False)
+    wrong = [k for k in missing if k not in GROWN_PARAMETERS] + list(unexpected)
+    if wrong:
+        raise ValueError(f"the weights do not fit the network: {wrong[:3]}...")
 
 
 def read_network(folder: Path, prior: bool | None = None) -> tuple[dict[str, Any], dict[str, Tensor]]:

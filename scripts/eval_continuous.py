@@ -5,7 +5,8 @@ by file index per folder), ``--images`` of them spread evenly (or ``--per-kind``
 ``satsr.data.sources.AERIAL_KINDS``, reported per kind too), each a central HR crop of at most
 ``--crop`` px degraded by antialiased bicubic to ``floor(crop / s)`` (E2DiffSR's protocol). Every
 scale gets one ``satsr.evaluation.harness.evaluate`` run (bicubic + the given models; report under
-OUT/xS), and OUT/summary.md gathers PSNR, LPIPS and FID against the scale; then the time per
+OUT/xS), and OUT/summary.md gathers PSNR, LPIPS, FID and the LR-grid pattern (blobs; the HR truth's
+own value with it) against the scale; then the time per
 512 x 512 output at x4 of each model (and of ``--ldm``) in one run.
 
 Usage: python scripts/eval_continuous.py OUT --model NAME=DIR [NAME=DIR ...] [--scales 2 2.6 ...]
@@ -29,6 +30,7 @@ from satsr.data.sources import aerial_kind, aerial_rgb_images
 from satsr.evaluation.datasets import RGB_BAND_NAMES, EvalPair
 from satsr.evaluation.harness import Method, evaluate, upscaler_method
 from satsr.evaluation.kinds import kind_tables
+from satsr.evaluation.metrics import lr_grid_pattern
 from satsr.models.registry import Upscaler, load
 
 SCALES = [2.0, 2.6, 3.0, 3.4, 4.0, 6.0, 8.0, 10.0]
@@ -111,14 +113,16 @@ def main() -> None:
         images = [pool[i] for i in picks]
     summary: dict[float, dict] = {}
     kinds: dict[float, dict] = {}
+    truth: dict[float, float] = {}  # the HR truth's own LR-grid pattern (what a picture of the ground has)
     for s in args.scales:
         methods: dict[str, Method] = {name: upscaler_method(m, scale=s) for name, m in models.items()}
         start = time.perf_counter()
         title = f"Aerial RGB {args.split} split, {len(images)} pictures, x{s:g} (bicubic degradation)"
-        result = evaluate(
-            methods, pairs_at(images, s, args.crop), args.out / f"x{s:g}", s, crops=2, title=title
-        )
+        pairs = pairs_at(images, s, args.crop)
+        result = evaluate(methods, pairs, args.out / f"x{s:g}", s, crops=2, title=title)
         summary[s] = result["results"]
+        hr_grids = [lr_grid_pattern(torch.from_numpy(p.hr)[None], p.lr.shape[-2:])[0] for p in pairs]
+        truth[s] = float(np.mean(hr_grids))
         kinds[s] = result.get("results_by_kind", {})
         print(f"x{s:g} ({time.perf_counter() - start:.0f} s):", json.dumps(result["results"]), flush=True)
     names = list(next(iter(summary.values())))
@@ -127,12 +131,15 @@ def main() -> None:
         f"(central crops of <= {args.crop} px)",
         "",
     ]
-    for key, header in (("psnr", "PSNR dB ↑"), ("lpips", "LPIPS ↓"), ("fid", "FID ↓")):
+    grid = ("grid", "LR-grid pattern ↓ (detail laid out in LR pixels: blobs, cells)")
+    for key, header in (("psnr", "PSNR dB ↑"), ("lpips", "LPIPS ↓"), ("fid", "FID ↓"), grid):
         lines += [f"## {header}", "", "| method | " + " | ".join(f"x{s:g}" for s in summary) + " |",
                   "|---|" + "---|" * len(summary)]  # fmt: skip
         for name in names:
             cells = [summary[s][name].get(key) for s in summary]
             lines.append(f"| {name} | " + " | ".join("–" if v is None else f"{v:.4g}" for v in cells) + " |")
+        if key == "grid":
+            lines.append("| HR truth | " + " | ".join(f"{truth[s]:.4g}" for s in summary) + " |")
         lines.append("")
     lines += ["## LPIPS / bicubic's LPIPS", "", "| method | " + " | ".join(f"x{s:g}" for s in summary) + " |",
               "|---|" + "---|" * len(summary)]  # fmt: skip

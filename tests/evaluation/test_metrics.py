@@ -6,8 +6,9 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from satsr.evaluation.metrics import ergas, mse, psnr, sam, ssim
+from satsr.evaluation.metrics import ergas, lr_grid_pattern, mse, psnr, sam, ssim
 
 BATCH, BANDS, SIZE = 2, 4, 32
 
@@ -159,3 +160,32 @@ def test_ergas_mask_and_scale_validation() -> None:
     assert ergas(sr, hr, scale=2, mask=mask).item() == pytest.approx(100 / 2 * 0.1)
     with pytest.raises(ValueError, match="scale"):
         ergas(sr, hr, scale=0)
+
+
+def smooth_picture(side: int, period: float) -> torch.Tensor:
+    """A smooth picture drawn on its own grid: no LR grid anywhere in it."""
+    yy, xx = torch.meshgrid(torch.arange(side) / period, torch.arange(side) / period, indexing="ij")
+    return torch.stack([0.5 + 0.3 * torch.sin(xx + c) * torch.cos(0.8 * yy) for c in range(3)])[None]
+
+
+@pytest.mark.parametrize("scale", [2.0, 2.6, 4.0, 6.0])
+def test_lr_grid_pattern_is_low_for_detail_at_any_phase_and_high_for_detail_in_lr_cells(scale: float) -> None:
+    torch.manual_seed(0)
+    side = round(30 * scale)
+    smooth = smooth_picture(side, period=4 * scale)
+    noise = torch.rand(1, 3, side, side)  # edges at every phase
+    cells = F.interpolate(torch.rand(1, 3, 30, 30), size=(side, side), mode="nearest")  # edges on the grid
+    # the same smooth picture with a dark ring drawn in every LR pixel
+    phase = (torch.arange(side) + 0.5) * 30 / side % 1 - 0.5
+    rim = ((phase[:, None] ** 2 + phase[None, :] ** 2).sqrt() - 0.35).abs() < 0.1
+    blobs = smooth - 0.2 * rim
+    low = [float(lr_grid_pattern(x, (30, 30))[0]) for x in (smooth, noise)]
+    patterned = [cells, torch.roll(cells, 1, -1)] + [blobs] * (scale >= 4)  # a rim needs pixels to draw
+    high = [float(lr_grid_pattern(x, (30, 30))[0]) for x in patterned]
+    assert max(low) < 0.06
+    assert min(high) > 0.5
+
+
+def test_lr_grid_pattern_needs_an_output_finer_than_its_lr() -> None:
+    with pytest.raises(ValueError, match="not finer"):
+        lr_grid_pattern(torch.rand(1, 3, 30, 30), (30, 30))

@@ -29,7 +29,7 @@ from satsr.evaluation.datasets import EvalPair, load_pairs
 from satsr.evaluation.fid import frechet_distance, inception_features
 from satsr.evaluation.kinds import by_kind, kind_tables
 from satsr.evaluation.methods import Method, PairMethod, bicubic_upsample, upscaler_method
-from satsr.evaluation.metrics import SSIM_WINDOW, ergas, psnr, sam, ssim
+from satsr.evaluation.metrics import SSIM_WINDOW, ergas, lr_grid_pattern, psnr, sam, ssim
 from satsr.evaluation.opensr_test import DEFAULT_BORDER, opensr_test_metrics
 from satsr.evaluation.report import (
     HR_LABEL,
@@ -61,7 +61,8 @@ COLUMNS = {
     "psnr": "PSNR dB ↑", "ssim": "SSIM ↑", "sam": "SAM ° ↓", "ergas": "ERGAS ↓", "lpips": "LPIPS ↓",
     "fid": "FID ↓", "reflectance": "cons. refl. ↓", "spectral": "cons. spectral ° ↓",
     "spatial": "cons. shift px ↓", "synthesis": "synthesis", "improvement": "improvement ↑",
-    "omission": "omission ↓", "hallucination": "hallucination ↓", "sec_per_mp": "s / MP ↓",
+    "omission": "omission ↓", "hallucination": "hallucination ↓", "grid": "LR-grid pattern ↓",
+    "sec_per_mp": "s / MP ↓",
 }  # fmt: skip
 
 
@@ -102,9 +103,17 @@ def _image_metrics(pair: EvalPair, sr_np: np.ndarray, scale: float) -> dict:
         "sam": float(sam(sr, hr)[0]),
         "ergas": float(ergas(sr, hr, scale)[0]),
         "lpips": image_lpips(sr, hr, pair.bands),  # NaN without RGB bands or for small pictures
+        "grid": _grid_pattern(sr, lr),
     }
     values |= opensr_test_metrics(lr, sr, hr, scale, _border(pair))  # registered on all bands, as opensr-test
     return values
+
+
+def _grid_pattern(sr: Tensor, lr: Tensor) -> float:
+    """``lr_grid_pattern`` of one output (no reference); NaN where it is not finer than its LR."""
+    if not (lr.shape[-2] < sr.shape[-2] and lr.shape[-1] < sr.shape[-1]):
+        return math.nan
+    return float(lr_grid_pattern(sr, (lr.shape[-2], lr.shape[-1]))[0])
 
 
 def _run(method: Method | PairMethod, pair: EvalPair, name: str) -> np.ndarray:

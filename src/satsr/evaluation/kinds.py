@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 #: Per-image measures averaged per kind (FID and time are set-level figures, not per image).
-KIND_METRICS = ("psnr", "ssim", "lpips", "sam", "improvement", "omission", "hallucination")
+KIND_METRICS = ("psnr", "ssim", "lpips", "sam", "improvement", "omission", "hallucination", "grid")
 
 
 def _nanmean(values: Sequence[float]) -> float:

@@ -6,6 +6,8 @@ in float64. Reflectance may exceed 1, so ``data_range`` is an explicit argument 
 ``mask`` (where accepted) is a boolean tensor of VALID pixels, shaped (B, 1, H, W) (same mask for all
 bands) or (B, C, H, W). Invalid pixels are left out of every mean; NaN in an invalid pixel does not
 leak into the result. An image with no valid pixel yields NaN, never a silent zero.
+
+``lr_grid_pattern`` is the exception: it needs no reference, only the LR grid the output was made on.
 """
 
 from __future__ import annotations
@@ -148,3 +150,50 @@ def ergas(sr: Tensor, hr: Tensor, scale: float, mask: Tensor | None = None) -> T
     mean_band = _masked_mean(y, valid, dim=(2, 3))
     relative = (rmse_band / mean_band) ** 2
     return 100.0 / scale * torch.sqrt(relative.mean(dim=1))
+
+
+#: Harmonics of the LR pixel frequency that ``lr_grid_pattern`` adds up.
+GRID_HARMONICS = 3
+
+
+def _phase_amplitude(gradient: Tensor, phase: Tensor, harmonics: int) -> Tensor:
+    """Relative amplitude of ``gradient`` (B, ...) as a function of ``phase`` (in LR pixels, broadcast
+    along the last axis): sqrt of the summed squared Fourier coefficients of harmonics 1..K, over the
+    mean gradient."""
+    total = gradient.sum(dim=(-2, -1))
+    power = torch.zeros_like(total)
+    for k in range(1, harmonics + 1):
+        angle = 2 * math.pi * k * phase
+        power = power + (gradient * torch.cos(angle)).sum(dim=(-2, -1)) ** 2
+        power = power + (gradient * torch.sin(angle)).sum(dim=(-2, -1)) ** 2
+    return torch.sqrt(power) / total
+
+
+def lr_grid_pattern(sr: Tensor, lr_size: tuple[int, int], harmonics: int = GRID_HARMONICS) -> Tensor:
+    """How much the detail of ``sr`` (B, C, H, W) is laid out in LR pixels, per image, shape (B,); 0: not.
+
+    An upsampler that draws its detail per LR pixel (a cell pattern, "blobs" with edges on the LR grid)
+    puts its edges at the same places within every LR pixel. So this takes the magnitude of the
+    horizontal and vertical differences of the band mean, each at the LR coordinate of its midpoint
+    (output pixel ``i`` of ``H`` is centred at ``(i + 0.5) * h / H``, as ``F.interpolate``), and
+    measures how strongly it depends on the position within the LR pixel: the amplitude of its first
+    ``harmonics`` Fourier components in that phase, relative to its mean (the two axes averaged).
+    Only harmonics below the scale count (at x2 the midpoints sit at two phases, so the second
+    harmonic cannot be told from the mean). A picture of the ground has edges at any phase (measured
+    on aerial truth: 0.02-0.03; bicubic 0.03-0.04); ``N`` random differences give about ``1 / sqrt(N)``.
+    Needs an output finer than its LR grid in both directions.
+    """
+    if sr.ndim != 4:
+        raise ValueError(f"expected (B, C, H, W), got {tuple(sr.shape)}")
+    (h, w), (height, width) = lr_size, sr.shape[-2:]
+    if not (0 < h < height and 0 < w < width):
+        raise ValueError(f"an output of {height} x {width} pixels is not finer than an LR grid of {h} x {w}")
+    scale = min(height / h, width / w)
+    harmonics = min(harmonics, math.ceil(scale) - 1)
+    g = sr.double().mean(dim=1)
+    dx, dy = (g[..., :, 1:] - g[..., :, :-1]).abs(), (g[..., 1:, :] - g[..., :-1, :]).abs()
+    cols = torch.arange(1, width, dtype=torch.float64, device=sr.device) * (w / width)
+    rows = torch.arange(1, height, dtype=torch.float64, device=sr.device) * (h / height)
+    across = _phase_amplitude(dx, cols - cols.floor(), harmonics)
+    down = _phase_amplitude(dy.transpose(-2, -1), rows - rows.floor(), harmonics)
+    return (across + down) / 2

@@ -72,6 +72,7 @@ def build(args: argparse.Namespace) -> L.LightningModule:
             init, network=detail, lr=args.lr, latent_weight=args.latent_weight,
             perceptual_weight=args.perceptual_weight,
             adv_weight=args.adv_weight, adv_start=args.adv_start, artifact_weight=args.artifact_weight,
+            grid_weight=args.grid_weight,
             reference_dir=str(args.reference) if args.reference else None,
         )  # fmt: skip
     if args.stage1 is None:
@@ -115,6 +116,9 @@ def main() -> None:
     parser.add_argument("--query-crop", type=int, default=192, help="HR window of the loss (0: whole patch)")
     parser.add_argument("--latent-scaling", type=float, default=0.0, help="stage2; 0: 1 / measured z0 std")
     parser.add_argument("--latent-weight", type=float, default=1.0, help="finetune: stage-2 terms' weight")
+    parser.add_argument(
+        "--grid-weight", type=float, default=0.0, help="finetune: LR-grid pattern beyond the truth's"
+    )
     parser.add_argument(
         "--artifact-weight", type=float, default=0.0, help="finetune: LDL artifact term (Liang et al.)"
     )

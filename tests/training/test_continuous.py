@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import satsr
 from satsr.data.datamodules import AERIAL_RGB
+from satsr.evaluation.metrics import lr_grid_pattern
 from satsr.models.continuous import ContinuousSR
 from satsr.training.adversarial import ReconstructionTerms, artifact_map
 from satsr.training.callbacks import ExportBundled
@@ -316,6 +317,22 @@ def test_the_fine_tune_grows_the_prior_detail_path_onto_weights_without_it(stage
     del exported["upsampler.to_pyramid.weight"]
     with pytest.raises(ValueError, match="do not fit"):
         load_grown(ContinuousSR(**{**TINY, "prior": True}), exported)
+
+
+def test_the_fine_tune_grid_term_is_the_lr_grid_pattern_beyond_the_truths(stage1_dir: Path) -> None:
+    """``grid_weight`` adds ``weight * relu(P(sr) - P(hr))`` (``lr_grid_pattern``) to the loss, with a
+    gradient that reaches the network."""
+    lr, hr = batch(scale=4.0)
+    module = PipelineFinetuneModule(str(stage1_dir), grid_weight=2.0, perceptual_weight=0.0, adv_weight=0.0)
+    torch.manual_seed(0)
+    sr, _, extra = module.reconstruct(lr, hr)
+    expected = (lr_grid_pattern(sr.float(), (8, 8)) - lr_grid_pattern(hr, (8, 8))).clamp_min(0).mean()
+    assert float(expected) > 0  # an untrained upsampler draws on the LR grid
+    torch.testing.assert_close(extra["grid"], 2.0 * expected)
+    extra["grid"].backward()
+    assert module.network.upsampler.mlp[-1].weight.grad.abs().sum() > 0  # type: ignore[union-attr]
+    with pytest.raises(ValueError, match="grid_weight"):
+        PipelineFinetuneModule(str(stage1_dir), grid_weight=-1.0)
 
 
 def recipe(name: str, tmp_path: Path) -> Path:

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from satsr.diffusion.unrolled import q_sample
+from satsr.evaluation.metrics import lr_grid_pattern
 from satsr.models.continuous import ContinuousSR
 from satsr.training.adversarial import PatchDiscriminator, ReconstructionTerms, artifact_map
 from satsr.training.continuous_base import ContinuousModule, batch_scale, hr_grid, read_network
@@ -187,7 +188,12 @@ class PipelineFinetuneModule(_ReconstructionModule):
     With ``artifact_weight`` > 0, LDL's artifact term (``satsr.training.adversarial.artifact_map``)
     joins the loss: ``artifact_weight * L1(M sr, M hr)``, ``M`` judged against a reference output of
     the same LR and seeds, from a frozen model (``reference_dir``, e.g. an L1-trained one) or, as in
-    Liang et al., an exponential moving average of the network itself (``reference_decay``)."""
+    Liang et al., an exponential moving average of the network itself (``reference_decay``).
+
+    With ``grid_weight`` > 0 (not in the paper) the loss also takes the output's LR-grid pattern
+    (``satsr.evaluation.metrics.lr_grid_pattern``: detail laid out in LR pixels, the blobs) beyond
+    the truth's own, per image: ``grid_weight * relu(P(sr) - P(hr))``. It is a ratio to the mean
+    gradient, so blurring does not lower it; only detail off the LR grid does."""
 
     def __init__(
         self,
@@ -201,6 +207,7 @@ class PipelineFinetuneModule(_ReconstructionModule):
         disc_lr: float = 2e-4,  # Adam learning rate of the discriminator
         disc_channels: int = 32,  # width of the patch discriminator's first layer
         artifact_weight: float = 0.0,  # weight of LDL's artifact term (0: none)
+        grid_weight: float = 0.0,  # weight of the LR-grid pattern in excess of the truth's (0: none)
         reference_dir: str | None = None,  # the artifact term's frozen reference; None: the network's EMA
         reference_decay: float = 0.999,  # EMA decay of the reference when it is the network's own
     ) -> None:
@@ -211,6 +218,9 @@ class PipelineFinetuneModule(_ReconstructionModule):
         self.save_hyperparameters()
         self.network.encoder.requires_grad_(False)  # type: ignore[union-attr]  # prior=True: it exists
         self.latent_weight = latent_weight
+        if grid_weight < 0:
+            raise ValueError(f"grid_weight must be >= 0, got {grid_weight}")
+        self.grid_weight = grid_weight
         if artifact_weight < 0 or not 0 <= reference_decay < 1:
             raise ValueError(f"need artifact_weight >= 0 and 0 <= reference_decay < 1, got "
                              f"{artifact_weight}, {reference_decay}")  # fmt: skip
@@ -242,6 +252,11 @@ class PipelineFinetuneModule(_ReconstructionModule):
             artifact = F.l1_loss(weight * sr.float(), weight * hr)
             self.log("train/artifact", artifact.detach(), batch_size=lr.shape[0])
             extra["artifact"] = self.artifact_weight * artifact
+        if self.grid_weight > 0 and hr.shape[-1] > lr.shape[-1]:
+            lr_size = (lr.shape[-2], lr.shape[-1])
+            excess = (lr_grid_pattern(sr.float(), lr_size) - lr_grid_pattern(hr, lr_size)).clamp_min(0)
+            self.log("train/grid", excess.detach().mean(), batch_size=lr.shape[0])
+            extra["grid"] = self.grid_weight * excess.mean()
         return sr, hr, extra
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:

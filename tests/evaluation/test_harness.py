@@ -169,7 +169,18 @@ def test_evaluate_writes_report_with_bicubic_row(tmp_path: Path) -> None:
     rows = result["results"]
     assert rows["oracle"]["psnr"] > rows[BICUBIC]["psnr"] + 10 > rows["nearest"]["psnr"] + 10
     assert rows["oracle"]["lpips"] < rows[BICUBIC]["lpips"]
-    for metric in ("psnr", "ssim", "sam", "ergas", "lpips", "reflectance", "hallucination", "sec_per_mp"):
+    assert rows["nearest"]["grid"] > 0.5 > 0.1 > rows["oracle"]["grid"]  # edges on the LR grid, or not
+    for metric in (
+        "psnr",
+        "ssim",
+        "sam",
+        "ergas",
+        "lpips",
+        "reflectance",
+        "hallucination",
+        "grid",
+        "sec_per_mp",
+    ):
         values = [rows[m][metric] for m in rows]
         assert all(math.isfinite(v) for v in values) and len(set(values)) == 3, metric
     assert all(rows[m]["fid"] is None for m in rows)

@@ -2,7 +2,8 @@
 
 ``EvalPair.kind`` names the kind of place a pair shows (a land-cover class, or a scene). The harness
 averages every per-image measure over the pairs of each kind (``by_kind``), and the report shows, per
-kind, each method against bicubic: PSNR difference, LPIPS ratio, hallucination, and the worst kind.
+kind, each method against bicubic: PSNR difference, LPIPS ratio, hallucination, LR-grid pattern, and
+the worst kind.
 """
 
 from __future__ import annotations
@@ -50,8 +51,9 @@ def _cell(value: float, digits: int) -> str:
 
 
 def kind_tables(table: Mapping[str, Mapping[str, Mapping[str, float]]], baseline: str) -> list[str]:
-    """Markdown lines: per kind and method, PSNR − baseline (dB), LPIPS / baseline's, hallucination;
-    then each method's worst kind on both (the "no kind made worse than bicubic" test)."""
+    """Markdown lines: per kind and method, PSNR − baseline (dB), LPIPS / baseline's, hallucination, the
+    LR-grid pattern; then each method's worst kind on PSNR and LPIPS (the "no kind made worse than
+    bicubic" test)."""
     methods = [m for m in next(iter(table.values())) if m != baseline]
     header = "| kind (pairs) | " + " | ".join(methods) + " |"
     rule = "|---|" + "---:|" * len(methods)
@@ -59,6 +61,7 @@ def kind_tables(table: Mapping[str, Mapping[str, Mapping[str, float]]], baseline
         ("PSNR − bicubic (dB)", lambda v, b: v["psnr"] - b["psnr"], 2),
         ("LPIPS / bicubic's", lambda v, b: v["lpips"] / b["lpips"] if b["lpips"] > 0 else math.nan, 2),
         ("hallucination (bicubic in brackets)", lambda v, b: v["hallucination"], 3),
+        ("LR-grid pattern (bicubic in brackets)", lambda v, b: v.get("grid", math.nan), 3),
     ]
     lines: list[str] = []
     for title, value, digits in sections:
@@ -67,8 +70,8 @@ def kind_tables(table: Mapping[str, Mapping[str, Mapping[str, float]]], baseline
             base = rows[baseline]
             cells = [_cell(value(rows[m], base), digits) for m in methods]
             label = f"{kind} ({int(base['pairs'])})"
-            if title.startswith("hallucination"):
-                label += f" [{_cell(base['hallucination'], digits)}]"
+            if title.endswith("(bicubic in brackets)"):
+                label += f" [{_cell(value(base, base), digits)}]"
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
         lines.append("")
     lines += ["### Worst kind per method", ""]

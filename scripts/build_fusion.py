@@ -18,7 +18,8 @@ from satsr.models.revisit_fusion import FusionConfig
 SUMMARY = (
     "multi-revisit fusion for S2 B02,B03,B04,B08 x4 on s2-rgbn-x4-ldm: revisits registered and harmonised "
     "onto the date nearest the target, weighted per pixel by time, correction and agreement, one shared "
-    "noise; falls back to that date alone where the others disagree"
+    "noise, pulled together where they agree, projected onto every revisit's grid; falls back to that date "
+    "alone where the others disagree"
 )
 
 
@@ -27,7 +28,8 @@ def main() -> None:
     source = BUNDLED_DIR / "s2-rgbn-x4-ldm"
     config = json.loads((source / "config.json").read_text())
     fusion = dataclasses.asdict(FusionConfig())
-    kept = ("method", "max_trajectories", "shared_noise", "project_onto", "weighting")
+    kept = ("method", "max_trajectories", "shared_noise", "pull_mean", "pull_agreement", "project_onto")
+    kept += ("weighting",)
     fusion = {k: v for k, v in fusion.items() if k in kept}
     config |= {"fusion": fusion, "summary": SUMMARY}
     out.mkdir(parents=True, exist_ok=True)

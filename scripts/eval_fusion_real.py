@@ -12,6 +12,7 @@ over ``--seeds`` seeds. "single" is the single-image SR of the anchor (the neare
 latest before the target), the result a user gets without fusion.
 
 Usage: python scripts/eval_fusion_real.py [--model s2-rgbn-x4-fusion] [--old DIR] [--seeds 3]
+       [--eolearn-targets 4 2 3]
 Prints two markdown tables per place (LPIPS, then PSNR, against N; the outputs as they are, then
 histogram-matched per band to the target) and the mean time of each call.
 """
@@ -40,12 +41,14 @@ from satsr.models.revisit_fusion import FusionConfig
 Run = Callable[[np.ndarray, list[float], int], np.ndarray]
 
 
-def places() -> dict[str, EvalPair]:
+def places(eolearn_targets: tuple[int, ...] = (4,)) -> dict[str, EvalPair]:
+    """The Deimos place, and eo-learn's place once per target date (``eolearn`` for the last date)."""
     root = shared_data_dir()
-    return {
-        "deimos": deimos_pair(sorted((root / "pairs/deimos").glob("data_eopatch-*.npz"))[0]),
-        "eolearn": eolearn_wald_pair(root / EOLEARN_FILE),
-    }
+    out = {"deimos": deimos_pair(sorted((root / "pairs/deimos").glob("data_eopatch-*.npz"))[0])}
+    for target in eolearn_targets:
+        name = "eolearn" if target == 4 else f"eolearn (date {target} the target)"
+        out[name] = eolearn_wald_pair(root / EOLEARN_FILE, target=target)
+    return out
 
 
 def methods(model: Upscaler, fast: Upscaler, old: Upscaler | None) -> dict[str, tuple[Run, bool]]:
@@ -68,8 +71,11 @@ def methods(model: Upscaler, fast: Upscaler, old: Upscaler | None) -> dict[str, 
         "- no weights (plain mean)": (fusion(weighting(weigh=False)), True),
         "- independent noise": (fusion(dataclasses.replace(base, shared_noise=False)), True),
         "- every revisit sampled": (fusion(dataclasses.replace(base, max_trajectories=64)), True),
-        "- projected onto every revisit (multi-frame)": (
-            fusion(dataclasses.replace(base, project_onto="revisits")),
+        "- pull on the first estimate too": (fusion(dataclasses.replace(base, pull_mean=True)), True),
+        "- no agreement in the pull": (fusion(dataclasses.replace(base, pull_agreement=None)), True),
+        "- projected onto the anchor only": (fusion(dataclasses.replace(base, project_onto="anchor")), True),
+        "- all three (the default before 2026-12-06, night)": (
+            fusion(dataclasses.replace(base, pull_mean=True, pull_agreement=None, project_onto="anchor")),
             True,
         ),
         "- projected onto the weighted composite LR": (
@@ -131,6 +137,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument(
+        "--eolearn-targets", type=int, nargs="+", default=[4], help="eo-learn dates to take as the target"
+    )
+    parser.add_argument(
         "--only", nargs="+", default=None, help="run the methods whose names contain one of these"
     )
     args = parser.parse_args()
@@ -141,7 +150,7 @@ def main() -> None:
     if args.only:
         runs = {k: v for k, v in runs.items() if any(part in k for part in args.only)}
     times: dict[str, list[float]] = {}
-    for name, pair in places().items():
+    for name, pair in places(tuple(args.eolearn_targets)).items():
         assert pair.revisits is not None
         counts = sorted({1, 2, 4, len(pair.revisits)})
         table: dict[str, dict[int, tuple[float, ...]]] = {}

@@ -71,3 +71,12 @@ def test_a_hazy_date_that_needs_its_contrast_doubled_weighs_little_even_where_it
 def test_revisits_without_one_time_difference_each_are_refused() -> None:
     with pytest.raises(ValueError, match="N time differences"):
         align_revisits(torch.zeros(2, 4, 8, 8), [0.0])
+
+
+@pytest.mark.parametrize("shift", [(0.3, -0.7), (1.5, -1.5), (-0.02, 0.97), (0.0, 0.25), (3.2, -4.9)])
+def test_the_registrations_spline_shift_gives_scipys_values(shift: tuple[float, float]) -> None:
+    from satsr.data.revisit_weights import _bspline_shift
+
+    coefficients = ndimage.spline_filter(np.random.default_rng(0).random((24, 20)), order=3, mode="nearest")
+    expected = ndimage.shift(coefficients, shift, order=3, mode="nearest", prefilter=False)
+    np.testing.assert_allclose(_bspline_shift(coefficients, np.array(shift)), expected, atol=1e-12)

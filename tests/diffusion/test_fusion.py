@@ -136,8 +136,41 @@ def test_weighted_pull_moves_every_estimate_to_the_weighted_center_and_ignores_w
     assert torch.equal(WeightedPull(denoise, weights, 0.0)(x, torch.full((3,), 0.5)), denoise(x, x))
 
 
+def test_weighted_pull_by_agreement_keeps_the_anchors_estimate_where_another_disagrees() -> None:
+    """With ``agreement_scale``, a trajectory whose estimate is far from the first (the anchor's) at a pixel
+    hardly pulls there; one that agrees within the scale still does."""
+    x = torch.zeros(2, 1, 1, 2)
+    weights = torch.ones(2, 1, 1, 2)
+
+    def denoise(xx: Tensor, sigma: Tensor) -> Tensor:  # the other agrees at pixel 0 (0.01), not at 1 (1.0)
+        out = torch.zeros_like(xx)
+        out[1, 0, 0] = torch.tensor([0.01, 1.0])
+        return out
+
+    pulled = WeightedPull(denoise, weights, 1.0, agreement_scale=0.05)(x, torch.full((2,), 0.5))
+    a_near, a_far = 1 / (1 + 0.2**2), 1 / (1 + 20.0**2)
+    torch.testing.assert_close(pulled[0, 0, 0, 0], torch.tensor(0.01 * a_near / (1 + a_near)))
+    torch.testing.assert_close(pulled[0, 0, 0, 1], torch.tensor(1.0 * a_far / (1 + a_far)))
+    assert float(pulled[0, 0, 0, 1]) < 0.003
+    plain = WeightedPull(denoise, weights, 1.0)(x, torch.full((2,), 0.5))
+    torch.testing.assert_close(plain[0, 0, 0], torch.tensor([0.005, 0.5]))
+
+
+def test_weighted_pull_leaves_estimates_at_or_above_below_sigma_alone() -> None:
+    x = torch.zeros(2, 1, 1, 1)
+
+    def denoise(xx: Tensor, sigma: Tensor) -> Tensor:
+        return torch.arange(2.0).reshape(2, 1, 1, 1).expand_as(xx).clone()
+
+    pull = WeightedPull(denoise, torch.ones(2, 1, 1, 1), 1.0, below_sigma=2.0)
+    assert torch.equal(pull(x, torch.full((2,), 2.0)), denoise(x, x))  # the first, high-noise estimate
+    assert torch.equal(pull(x, torch.full((2,), 1.0)).flatten(), torch.tensor([0.5, 0.5]))
+
+
 def test_weighted_pull_refuses_a_strength_outside_zero_one_and_weights_without_one_channel() -> None:
     with pytest.raises(ValueError, match="strength"):
         WeightedPull(point_denoiser, torch.ones(2, 1, 1, 1), strength=1.5)
     with pytest.raises(ValueError, match="weights must be"):
         WeightedPull(point_denoiser, torch.ones(2, 3, 1, 1))
+    with pytest.raises(ValueError, match="agreement_scale"):
+        WeightedPull(point_denoiser, torch.ones(2, 1, 1, 1), agreement_scale=0.0)

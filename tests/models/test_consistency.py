@@ -106,3 +106,19 @@ def test_multi_frame_back_projection_refuses_mismatched_inputs() -> None:
         project_to_revisits(
             torch.zeros(1, 3, 32, 32), torch.zeros(2, 3, 8, 8), [(0.0, 0.0)] * 2, torch.ones(2, 4, 4), degrade
         )
+
+
+@pytest.mark.parametrize("mode", ["bicubic", "bilinear"])
+@pytest.mark.parametrize(
+    "shift", [(0.3, -0.2), (2.0, -3.0), (-1.7, 4.25), (0.0, 0.5), (-0.999, 1e-3), (40.5, -2.2)]
+)
+def test_translate_gives_grid_samples_values_border_included(mode: str, shift: tuple[float, float]) -> None:
+    from satsr.data.registration import _translate_by_grid_sample
+
+    x = torch.rand(2, 3, 20, 17, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(translate(x, shift, mode), _translate_by_grid_sample(x, shift, mode))
+
+
+def test_translate_refuses_an_interpolation_it_does_not_have() -> None:
+    with pytest.raises(ValueError, match="bicubic or bilinear"):
+        translate(torch.zeros(1, 1, 4, 4), (0.5, 0.0), mode="nearest")

@@ -1,5 +1,6 @@
 """The assembled latent diffusion SR model with tiny parts: sampling contract, noise field, loading."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -188,6 +189,24 @@ def test_anchored_fusion_follows_agreeing_dates_and_falls_back_to_the_anchor_whe
     assert not torch.allclose(model.fuse(torch.cat([anchor, agreeing]), [0.0, 4.0], seed=4), fused)
 
 
+def test_anchored_fusion_keeps_the_anchors_own_first_estimate_unless_asked() -> None:
+    """One step is the posterior mean alone: by default no other revisit pulls it (the same result as with
+    the pull switched off); with ``pull_mean`` it is the weighted mean of the revisits' estimates."""
+    model = tiny_ldm(**SPACE_TO_DEPTH)
+    anchor = lr_batch(1)
+    other = anchor + 0.002 * torch.randn(anchor.shape, generator=torch.Generator().manual_seed(5))
+    stack = torch.cat([anchor, other])
+
+    def fuse(**changes: object) -> torch.Tensor:
+        config = dataclasses.replace(FusionConfig(project_onto="anchor", pull_agreement=None), **changes)
+        return model.fuse(stack, [0.0, 4.0], seed=3, steps=1, config=config)
+
+    torch.testing.assert_close(fuse(), fuse(strength=0.0))
+    assert not torch.allclose(fuse(pull_mean=True), fuse(), atol=1e-5)
+    with pytest.raises(ValueError, match="pull_agreement"):
+        FusionConfig(pull_agreement=0.0)
+
+
 def test_anchored_fusion_samples_at_most_max_trajectories() -> None:
     model, lrs = tiny_ldm(**SPACE_TO_DEPTH), lr_batch(1).repeat(5, 1, 1, 1)
     seen: list[int] = []
@@ -325,16 +344,16 @@ def test_anchored_fusion_projects_onto_the_anchor_or_onto_the_weighted_composite
 
 def test_anchored_fusion_can_project_onto_every_revisit_on_its_own_grid() -> None:
     """The multi-frame back-projection: the output, seen through the second revisit's grid (a third of an
-    LR pixel off the anchor's), matches that revisit better than the anchor-only projection (the default)
-    does, and still matches the anchor as well as that one."""
+    LR pixel off the anchor's), matches that revisit better than the anchor-only projection does, and
+    still matches the anchor as well as that one. It is the default."""
     model = tiny_ldm(**SPACE_TO_DEPTH)
-    assert FusionConfig().project_onto == "anchor"
+    assert FusionConfig().project_onto == "revisits"
     hr = torch.nn.functional.interpolate(lr_batch(1), scale_factor=4, mode="bicubic").clamp(0.01, 1)
     degrade = sensor_degradation(4, S2_RGBN)
     anchor, other = degrade(hr), degrade(translate(hr, (0.0, -4 / 3)))  # (0, 1/3) moves it onto the anchor
     stack = torch.cat([anchor, other])
     multi = model.fuse(stack, [0.0, 3.0], seed=1, config=FusionConfig(project_onto="revisits"))
-    single = model.fuse(stack, [0.0, 3.0], seed=1)
+    single = model.fuse(stack, [0.0, 3.0], seed=1, config=FusionConfig(project_onto="anchor"))
 
     def misfit(sr: torch.Tensor, lr: torch.Tensor, shift: float) -> float:
         return float((degrade(translate(sr, (0.0, -4 * shift))) - lr)[..., 2:-2, 2:-2].abs().mean())

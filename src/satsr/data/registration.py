@@ -8,6 +8,8 @@ alignment``) and by multi-revisit fusion, which registers every revisit onto its
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -62,10 +64,54 @@ def phase_correlation_shift(
     return shifts + (fine_peak - centre) / upsample_factor
 
 
+def _cubic_weights(f: float, a: float = -0.75) -> list[float]:
+    """The four taps (at -1, 0, 1, 2) of cubic convolution (``a`` = -0.75, as ``grid_sample``) at ``f``."""
+
+    def near(t: float) -> float:  # |t| <= 1
+        return ((a + 2) * t - (a + 3)) * t * t + 1
+
+    def far(t: float) -> float:  # 1 < |t| < 2
+        return ((a * t - 5 * a) * t + 8 * a) * t - 4 * a
+
+    return [far(1 + f), near(f), near(1 - f), far(2 - f)]
+
+
+def _shift_axis(x: Tensor, shift: float, dim: int, mode: str) -> Tensor:
+    """``x`` (B, C, H, W) moved by ``shift`` pixels along ``dim`` (-1 or -2): ``out[i] = x(i - shift)``,
+    interpolated, taps beyond the border taking the edge value (``grid_sample``'s border padding): a
+    weighted sum of four shifted views."""
+    if shift == 0.0:
+        return x
+    size = x.shape[dim]
+    whole = math.floor(-shift)
+    frac = -shift - whole
+    taps = _cubic_weights(frac) if mode == "bicubic" else [0.0, 1.0 - frac, frac, 0.0]
+    pad = abs(whole) + 2
+    start = whole - 1 + pad  # output i reads padded samples start + i .. start + i + 3
+    if dim == -1:
+        padded = F.pad(x, (pad, pad, 0, 0), mode="replicate")
+        parts = [padded[..., start + t : start + t + size] for t in range(4)]
+    else:
+        padded = F.pad(x, (0, 0, pad, pad), mode="replicate")
+        parts = [padded[..., start + t : start + t + size, :] for t in range(4)]
+    out = parts[0] * taps[0]
+    for part, tap in zip(parts[1:], taps[1:], strict=True):
+        out.add_(part, alpha=tap)
+    return out
+
+
 def translate(x: Tensor, shift: tuple[float, float], mode: str = "bicubic") -> Tensor:
     """``x`` (B, C, H, W) moved by ``shift`` = (dy, dx) pixels, ``out[y, x] = x[y - dy, x - dx]`` (as
-    ``scipy.ndimage.shift``), interpolated by ``mode`` (``grid_sample``'s), edge values repeated beyond
-    the border."""
+    ``scipy.ndimage.shift``), interpolated by ``mode`` ("bicubic" or "bilinear", ``grid_sample``'s
+    kernels), edge values repeated beyond the border. Separable: two depthwise 1-D convolutions, the
+    same values as ``grid_sample`` with border padding at a few times its speed."""
+    if mode not in ("bicubic", "bilinear"):
+        raise ValueError(f"translate interpolates bicubic or bilinear, got {mode!r}")
+    return _shift_axis(_shift_axis(x, float(shift[0]), -2, mode), float(shift[1]), -1, mode)
+
+
+def _translate_by_grid_sample(x: Tensor, shift: tuple[float, float], mode: str = "bicubic") -> Tensor:
+    """``translate`` by ``grid_sample`` (the reference its tests compare with)."""
     if shift == (0.0, 0.0):
         return x
     height, width = x.shape[-2:]

@@ -86,6 +86,29 @@ def _correlation(a: np.ndarray, b: np.ndarray) -> float:
     return float((a * b).sum() / (np.sqrt((a * a).sum() * (b * b).sum()) + 1e-12))
 
 
+def _bspline_shift(coefficients: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """``ndimage.shift(coefficients, shift, order=3, mode="nearest", prefilter=False)`` of a 2-D array
+    (cubic B-spline coefficients, ``ndimage.spline_filter``), separably: the same values at about twice
+    the speed, which the registration's few dozen evaluations per revisit need."""
+    out = coefficients
+    for axis, s in enumerate(shift):
+        size, whole = out.shape[axis], math.floor(-float(s))
+        t = -float(s) - whole
+        taps = ((1 - t) ** 3, 3 * t**3 - 6 * t**2 + 4, -3 * t**3 + 3 * t**2 + 3 * t + 1, t**3)
+        pad = abs(whole) + 2
+        widths = [(0, 0), (0, 0)]
+        widths[axis] = (pad, pad)
+        padded = np.pad(out, widths, mode="edge")
+        start = whole - 1 + pad  # output i reads padded samples start + i .. start + i + 3
+        window = [slice(None), slice(None)]
+        total = np.zeros_like(out)
+        for k, tap in enumerate(taps):
+            window[axis] = slice(start + k, start + k + size)
+            total += tap / 6 * padded[tuple(window)]
+        out = total
+    return out
+
+
 def _pattern_search(
     cost: Callable[[np.ndarray], float], start: np.ndarray, step: float = 0.25, tolerance: float = 0.02
 ) -> np.ndarray:
@@ -131,7 +154,7 @@ def _register(
     coefficients = ndimage.spline_filter(m, order=3, mode="nearest")  # once, not at every evaluation
 
     def cost(shift: np.ndarray) -> float:
-        moved = ndimage.shift(coefficients, shift, order=3, mode="nearest", prefilter=False)
+        moved = _bspline_shift(coefficients, shift)
         return -_correlation(moved[usable], a[usable])
 
     shift = _pattern_search(cost, min(start, np.zeros(2), key=cost))  # no shift if it correlates better

@@ -126,29 +126,47 @@ class TrajectoryFusion:
 class WeightedPull:
     """``DenoiseFn`` over a batch of N trajectories of one scene that pulls every clean estimate toward their
     weighted center on every call: ``z_i' = (1 - strength) z_i + strength c`` with, per pixel,
-    ``c = sum_i w_i z_i / sum_i w_i``.
+    ``c = sum_i a_i w_i z_i / sum_i a_i w_i``.
 
     ``weights`` (N, 1, h, w) say how far each trajectory is trusted at each latent pixel (revisit
     weights, ``satsr.data.revisit_weights``); ``offset`` (N, ...) is added to the estimates before the
     center is taken (each revisit's reference latent, for denoisers of residuals). It changes the estimate,
     as guidance does, so it runs under any sampler; with ``strength`` 1 every trajectory follows the
     weighted mean of the N denoisers' estimates (an ensemble of experts, one per revisit).
+
+    ``agreement_scale`` (None: ``a_i`` = 1) weighs each trajectory by how far its estimate agrees with the
+    first trajectory's (the anchor's) at this step, ``a_i = 1 / (1 + (d_i / agreement_scale)^2)`` with
+    ``d_i`` the root-mean-square difference over channels per pixel: where another revisit would bring
+    detail the anchor's estimate does not have, the anchor keeps its own. Estimates at noise levels of at
+    least ``below_sigma`` are returned unpulled (the first, posterior-mean estimate, for one).
     """
 
     def __init__(
-        self, denoise: DenoiseFn, weights: Tensor, strength: float = 1.0, offset: Tensor | None = None
+        self,
+        denoise: DenoiseFn,
+        weights: Tensor,
+        strength: float = 1.0,
+        offset: Tensor | None = None,
+        agreement_scale: float | None = None,
+        below_sigma: float = math.inf,
     ) -> None:
         if not 0.0 <= strength <= 1.0:
             raise ValueError(f"strength must be in [0, 1], got {strength}")
         if weights.ndim != 4 or weights.shape[1] != 1:
             raise ValueError(f"weights must be (N, 1, h, w), got {tuple(weights.shape)}")
+        if agreement_scale is not None and agreement_scale <= 0:
+            raise ValueError(f"agreement_scale must be > 0, got {agreement_scale}")
         self.denoise, self.weights, self.strength, self.offset = denoise, weights, strength, offset
+        self.agreement_scale, self.below_sigma = agreement_scale, below_sigma
 
     def __call__(self, x: Tensor, sigma: Tensor) -> Tensor:
         denoised = self.denoise(x, sigma)
-        if len(x) == 1 or self.strength == 0:
+        if len(x) == 1 or self.strength == 0 or float(sigma.flatten()[0]) >= self.below_sigma:
             return denoised
         clean = denoised if self.offset is None else denoised + self.offset
         w = self.weights.to(clean.dtype)
+        if self.agreement_scale is not None:
+            d = (clean - clean[:1]).float().pow(2).mean(1, keepdim=True).sqrt()
+            w = w / (1 + (d / self.agreement_scale) ** 2).to(clean.dtype)
         center = (w * clean).sum(0, keepdim=True) / w.sum(0, keepdim=True).clamp_min(1e-12)
         return denoised + self.strength * (center - clean)

@@ -62,7 +62,7 @@ def project_to_revisits(
     total = hr_weights.sum(0, keepdim=True).clamp_min(1e-6)
     hr_shifts = [(scale * dy, scale * dx) for dy, dx in shifts]
     for _ in range(iterations):
-        seen = torch.cat([degrade(translate(sr, (-dy, -dx))) for dy, dx in hr_shifts])
+        seen = degrade(torch.cat([translate(sr, (-dy, -dx)) for dy, dx in hr_shifts]))
         residual = bicubic_upscale(lrs.to(sr.dtype) - seen, scale)
         back = torch.cat([translate(r[None], s) for r, s in zip(residual, hr_shifts, strict=True)])
         sr = sr + (hr_weights * back).sum(0, keepdim=True) / total

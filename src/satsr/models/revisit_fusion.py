@@ -7,11 +7,14 @@ Two methods (``FusionConfig.method``):
   (``satsr.data.revisit_weights``: registration, per-band harmonisation, time closeness, how little
   correction a date needed, agreement with the anchor). The anchor and the ``max_trajectories - 1``
   best-weighted others each condition a trajectory of the model's own sampler (its steps, detail gate and
-  precision), all started from **one shared noise** field; on every step each clean estimate is pulled
-  toward the weighted center of all (``satsr.diffusion.fusion.WeightedPull``; with ``strength`` 1 every
-  trajectory follows the weighted mean of the N estimates, one expert per revisit). The anchor's
-  trajectory is decoded and back-projected onto the anchor's LR: the output is the target date's
-  radiometry, and where the other dates disagree it is the single-image result of the anchor.
+  precision), all started from **one shared noise** field; on every step after the first each clean
+  estimate is pulled toward the weighted center of all (``satsr.diffusion.fusion.WeightedPull``; with
+  ``strength`` 1 every trajectory follows the weighted mean of the N estimates, one expert per revisit),
+  each weight also shrunk where that estimate disagrees with the anchor's. The first estimate (the
+  posterior mean the detail gate keeps) stays the anchor's own. The anchor's trajectory is decoded,
+  back-projected onto every sampled revisit on its own grid (multi-frame) and then onto the anchor's LR:
+  the output is the target date's radiometry, and where the other dates disagree it is the
+  single-image result of the anchor.
 * ``"satdiffmoe"`` (Song et al. 2024, Alg. 1, as published): one trajectory per revisit from its own
   noise, DDIM (eta 0) steps back-solved by ``TrajectoryFusion``, every ``every`` steps the estimates
   pulled toward their center under latent L2 + LPIPS; the center of the final latents is decoded and
@@ -25,6 +28,7 @@ a place.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -73,11 +77,16 @@ class FusionConfig:
     weighting: RevisitWeighting = field(default_factory=RevisitWeighting)
     max_trajectories: int = 3  # the anchor and the best-weighted others; the rest are not sampled
     shared_noise: bool = True  # every trajectory starts from the same noise field
+    # the pull also acts on the first estimate (at sigma_max: the posterior mean the detail gate keeps);
+    # off: that mean is the anchor's own, the other dates' means would replace the target date's
+    pull_mean: bool = False
+    # each trajectory's pull weight also halves where its clean estimate differs from the anchor's by this
+    # much (root mean square over latent channels, in the latent's normalised units; None: not at all)
+    pull_agreement: float | None = 0.1
     # LR consistency onto the anchor's LR, the weighted "composite" of all, or "revisits": every sampled
-    # revisit on its own grid (multi-frame back-projection, ``project_to_revisits``), then the anchor.
-    # "revisits" gains a little on the two real stacks held here and loses on simulated noisy revisits
-    # (the model card): an option, not the default
-    project_onto: str = "anchor"
+    # revisit on its own grid (multi-frame back-projection, ``project_to_revisits``), then the anchor
+    # (the default since the pull spares the posterior mean and follows agreement: the model card)
+    project_onto: str = "revisits"
     # satdiffmoe
     every: int = 5  # pull every this many steps (the anchored method pulls on every step)
     alpha: float = 0.2  # weight of LPIPS in the distance to the center (1 - alpha: latent L2)
@@ -96,6 +105,8 @@ class FusionConfig:
             )
         if self.every < 1:
             raise ValueError(f"every must be >= 1, got {self.every}")
+        if self.pull_agreement is not None and self.pull_agreement <= 0:
+            raise ValueError(f"pull_agreement must be > 0 or None, got {self.pull_agreement}")
         if self.max_trajectories < 1:
             raise ValueError(f"max_trajectories must be >= 1, got {self.max_trajectories}")
         if self.sampler not in TrajectoryFusion.compatible_samplers:
@@ -222,7 +233,10 @@ def _fuse_anchored(
     seeds = [mix_seed(seed, (0 if config.shared_noise else i, 0)) for i in range(len(keep))]
     x = torch.stack([field_noise(s, origin, z_ref.shape[1:]) for s in seeds])
     x = x.to(device=lrs.device, dtype=z_ref.dtype) * float(sigmas[0])
-    pull = WeightedPull(model.denoiser(cond_in, **kwargs), weights, config.pull_strength, z_ref)
+    pull = WeightedPull(
+        model.denoiser(cond_in, **kwargs), weights, config.pull_strength, z_ref, config.pull_agreement,
+        below_sigma=math.inf if config.pull_mean else math.sqrt(float(sigmas[0]) * float(sigmas[1])),
+    )  # fmt: skip
     residual, mean = model.run_sampler(pull, x, sigmas, SeededNoise(seeds, lrs.device))
     anchor_mean = None if mean is None else mean[:1]
     target = None

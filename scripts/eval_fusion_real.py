@@ -8,8 +8,10 @@ Two real places, neither ever trained on:
   the target's): the stack with a wrong date that fusion must not follow.
 
 Revisits are ordered nearest the target first; N takes the first N. Every diffusion figure is the mean
-over ``--seeds`` seeds. "single" is the single-image SR of the anchor (the nearest date, i.e. the
-latest before the target), the result a user gets without fusion.
+over ``--seeds`` seeds; single-image SR of a date draws as fusion's anchor trajectory does (as ``satsr
+upscale --seed`` draws its sample 0), so fusion and the single image are compared on the same noise.
+"single" is the single-image SR of the anchor (the nearest date, i.e. the latest before the target), the
+result a user gets without fusion.
 
 Usage: python scripts/eval_fusion_real.py [--model s2-rgbn-x4-fusion] [--old DIR] [--seeds 3]
        [--eolearn-targets 4 2 3]
@@ -29,6 +31,7 @@ import numpy as np
 import torch
 
 from satsr.data.sources import EOLEARN_FILE, shared_data_dir
+from satsr.diffusion.noise import mix_seed
 from satsr.evaluation.alignment import histogram_match
 from satsr.evaluation.datasets import EvalPair
 from satsr.evaluation.harness import bicubic_upsample, image_lpips
@@ -58,8 +61,8 @@ def methods(model: Upscaler, fast: Upscaler, old: Upscaler | None) -> dict[str, 
     def fusion(config: FusionConfig) -> Run:
         return lambda lrs, dts, seed: model.fuse(lrs, dts, seed, config)
 
-    def single(lr: np.ndarray, seed: int) -> np.ndarray:
-        return np.asarray(model(lr, seeds=[seed]))
+    def single(lr: np.ndarray, seed: int) -> np.ndarray:  # the draw fusion's anchor trajectory makes
+        return np.asarray(model(lr, seeds=[mix_seed(seed, 0)], origins=[(0, 0)]))
 
     def weighting(**changes: bool) -> FusionConfig:
         return dataclasses.replace(base, weighting=dataclasses.replace(base.weighting, **changes))
@@ -124,7 +127,9 @@ def scores(sr: np.ndarray, pair: EvalPair) -> tuple[float, float, float, float]:
 
 def oracle(pair: EvalPair, n: int, model: Upscaler, seed: int) -> tuple[float, float, float, float]:
     """Best single date by LPIPS against the target (it looks at the target: an upper bound)."""
-    pick = best_single_oracle(lambda lr: np.asarray(model(lr, seeds=[seed])), n)
+    pick = best_single_oracle(
+        lambda lr: np.asarray(model(lr, seeds=[mix_seed(seed, 0)], origins=[(0, 0)])), n
+    )
     return scores(pick.run(pair), pair)
 
 

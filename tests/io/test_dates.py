@@ -70,10 +70,12 @@ def test_product_and_item_metadata_are_named_as_the_source(tmp_path: Path) -> No
     assert p["satsr:datetime_from"] == "ACQUISITION_DATE tag (STAC Item item.json datetime)"
 
 
-def test_fuse_dates_its_item_by_the_target_and_derives_it_from_every_input(
+def test_fuse_dates_its_item_by_the_anchor_it_keeps_and_derives_it_from_every_input(
     tmp_path: Path,
     fusion_model_dir: Path,
 ) -> None:
+    """The anchored fusion keeps its anchor's radiometry, so it carries its anchor's acquisition time, even
+    when the target date asked for is a day no input was acquired on (that date is tagged on its own)."""
     paths = revisits(tmp_path)
     out = tmp_path / "fused.tif"
     args = ["fuse", *map(str, paths), "--output", str(out), "--model", str(fusion_model_dir), "--steps", "1"]
@@ -81,19 +83,22 @@ def test_fuse_dates_its_item_by_the_target_and_derives_it_from_every_input(
     item = json.loads(stac_path(out).read_text())
     p = item["properties"]
     assert p["datetime"] == "2022-03-15T00:00:00Z" and p["end_datetime"] == "2022-03-15T23:59:59Z"
-    assert (
-        p["satsr:datetime_from"]
-        == "fuse target date: the latest input, S2_20220315.tif (file name S2_20220315.tif)"
+    assert p["satsr:datetime_from"] == (
+        "fusion anchor S2_20220315.tif, the input nearest the latest date (file name S2_20220315.tif)"
     )
     assert [link["href"] for link in item["links"] if link["rel"] == "derived_from"] == [
         str(path.resolve()) for path in paths
     ]
     assert main([*args, "--overwrite", "--target-date", "2022-03-20"]) == 0
     p = props(out)
-    assert (
-        p["datetime"] == "2022-03-20T00:00:00Z"
-        and p["satsr:datetime_from"] == "fuse target date (--target-date)"
+    assert p["datetime"] == "2022-03-15T00:00:00Z" and p["satsr:datetime_from"] == (
+        "fusion anchor S2_20220315.tif, the input nearest the --target-date (file name S2_20220315.tif)"
     )
+    with rasterio.open(out) as src:
+        assert src.tags()["SATSR_TARGET_DATE"] == "2022-03-20"
+        assert src.tags()["ACQUISITION_DATE"].startswith("2022-03-15")
+    assert main([*args, "--overwrite", "--target-date", "2022-03-02"]) == 0
+    assert props(out)["datetime"] == "2022-03-01T00:00:00Z"  # the input nearest that date
 
 
 @pytest.mark.parametrize(

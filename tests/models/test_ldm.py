@@ -189,6 +189,16 @@ def test_anchored_fusion_follows_agreeing_dates_and_falls_back_to_the_anchor_whe
     assert not torch.allclose(model.fuse(torch.cat([anchor, agreeing]), [0.0, 4.0], seed=4), fused)
 
 
+@pytest.mark.parametrize("origin", [(0, 0), (16, 8)])
+def test_one_revisit_fused_is_that_revisit_upscaled_with_the_same_seed(origin: tuple[int, int]) -> None:
+    """The anchor's trajectory draws as ``satsr upscale --seed`` draws its sample 0 (on a tile at
+    ``origin``): with no other revisit, fusion gives exactly the single-image result."""
+    model, lr = tiny_ldm(**SPACE_TO_DEPTH), lr_batch(1)
+    fused = model.fuse(lr, [0.0], seed=3, origin=origin)
+    single = model.sample(lr, seeds=[mix_seed(3, 0)], origins=[origin])
+    torch.testing.assert_close(fused, single, rtol=0, atol=0)
+
+
 def test_anchored_fusion_keeps_the_anchors_own_first_estimate_unless_asked() -> None:
     """One step is the posterior mean alone: by default no other revisit pulls it (the same result as with
     the pull switched off); with ``pull_mean`` it is the weighted mean of the revisits' estimates."""

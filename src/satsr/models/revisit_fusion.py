@@ -230,14 +230,17 @@ def _fuse_anchored(
     kwargs = {"dt_days": cond.dt_days[0][keep]} if model.time_conditioned else {}
     steps = config.steps_for(model)
     sigmas = karras_sigmas(steps, model.sigma_min, model.sigma_max, device=lrs.device).to(lrs.dtype)
-    seeds = [mix_seed(seed, (0 if config.shared_noise else i, 0)) for i in range(len(keep))]
+    # Trajectory i draws as sample i of ``satsr upscale --seed seed`` would (sample 0 for all with shared
+    # noise): one revisit fused is that revisit upscaled, and fusion is scored against the same draw.
+    seeds = [mix_seed(seed, 0 if config.shared_noise else i) for i in range(len(keep))]
     x = torch.stack([field_noise(s, origin, z_ref.shape[1:]) for s in seeds])
     x = x.to(device=lrs.device, dtype=z_ref.dtype) * float(sigmas[0])
     pull = WeightedPull(
         model.denoiser(cond_in, **kwargs), weights, config.pull_strength, z_ref, config.pull_agreement,
         below_sigma=math.inf if config.pull_mean else math.sqrt(float(sigmas[0]) * float(sigmas[1])),
     )  # fmt: skip
-    residual, mean = model.run_sampler(pull, x, sigmas, SeededNoise(seeds, lrs.device))
+    step_noise = SeededNoise([mix_seed(s, origin) for s in seeds], lrs.device)
+    residual, mean = model.run_sampler(pull, x, sigmas, step_noise)
     anchor_mean = None if mean is None else mean[:1]
     target = None
     if config.project_onto == "composite":  # the aligned revisits' weighted mean, in the anchor's radiometry

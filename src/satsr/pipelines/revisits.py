@@ -8,8 +8,8 @@ defaults to the latest input. Revisits whose clear share (not nodata, not cloud)
 band means where none does), so clouds never reach the model; each window's trajectories start from
 scene-wide noise fields, so tiles blend without seams. The anchored method (the default) keeps the date
 and radiometry of the input nearest the target date (its name is logged and tagged
-``SATSR_FUSION_ANCHOR``); the others are aligned and weighted per window
-(``satsr.models.revisit_fusion``).
+``SATSR_FUSION_ANCHOR``; its acquisition time is the output's, the target date asked for is tagged
+``SATSR_TARGET_DATE``); the others are aligned and weighted per window (``satsr.models.revisit_fusion``).
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from satsr.defaults import (
     DEFAULT_SEED,
     DEFAULT_TILE_SIZE,
 )
-from satsr.diffusion.noise import mix_seed
 from satsr.io.dates import Acquired, acquisition_time
 from satsr.io.grid import Grid, RasterError
 from satsr.io.raster import RasterReader
@@ -89,6 +88,22 @@ def target_time(
         f"fuse target date: the latest input, {paths[latest].name} ({source.source})",
         source.date_only,
     )
+
+
+def anchor_time(
+    path: Path, when: datetime.date | None, acquired: Acquired | None, target_given: bool
+) -> Acquired | None:
+    """An anchored fusion's acquisition time: its anchor's (the input whose date and radiometry the output
+    keeps), not the target date, which no input may have been acquired on (``SATSR_TARGET_DATE`` keeps
+    that); None when the anchor's date is unknown."""
+    if when is None:
+        return None
+    nearest = "--target-date" if target_given else "latest date"
+    why = f"fusion anchor {path.name}, the input nearest the {nearest}"
+    if acquired is None:  # the date came from --dates
+        midnight = datetime.datetime.combine(when, datetime.time(), tzinfo=datetime.UTC)
+        return Acquired(midnight, f"{why} (--dates)", date_only=True)
+    return Acquired(acquired.when, f"{why} ({acquired.source})", acquired.date_only)
 
 
 def _clear_share(reader: RasterReader) -> float:
@@ -178,7 +193,8 @@ def fusion_tile_fn(
         fused = []
         for item, tile in zip(batch, tiles, strict=True):
             revisits = item.reshape(len(dts), channels, *item.shape[-2:])
-            fused.append(upscaler.fuse(revisits, dts, mix_seed(seed, 0), config, (tile.row, tile.col)))
+            # fusion draws its anchor's trajectory as sample 0 of ``upscale_file`` with this seed
+            fused.append(upscaler.fuse(revisits, dts, seed, config, (tile.row, tile.col)))
         return np.stack(fused)
 
     return run
@@ -220,6 +236,10 @@ def fuse_files(
             keep = _clear_revisits(paths, readers, timing.dt_days, min_clear)
             fused_time = target_time(timing.target, bool(target_date), paths, timing.when, timing.acquired)
             stack_ = _Kept(paths, keep, fused_time, timing.target)
+            if run.config.method == "anchored" and timing.target is not None:
+                k = paths.index(stack_.paths[anchor_index(stack_.dt_days)])
+                fused_time = anchor_time(paths[k], timing.when[k], timing.acquired[k], bool(target_date))
+                stack_ = _Kept(paths, keep, fused_time, timing.target)
             run.stream(output, stack_)
             if quicklook is not None:
                 write_quicklook(stack_.readers[0], output, upscaler, quicklook)

@@ -5,7 +5,8 @@ revisits, one strip per place.
   LR, the cloudy date's LR, a plain mean of the aligned trajectories (no weights), fusion, the single image
   of the anchor, the target.
 * Deimos (five real dates before a Deimos-2 image): the anchor's LR, the mean of 5 single images, SatDiffMoE
-  as published, fusion, the single image of the anchor, the Deimos-2 image (on the S2 median's radiometry).
+  as published, fusion with the settings before 2026-12-06 night, fusion, the single image of the anchor,
+  the Deimos-2 image (on the S2 median's radiometry).
 
 Usage: python scripts/fusion_figure.py [OUT_DIR]   (default docs/figures)
 """
@@ -20,12 +21,18 @@ import numpy as np
 import torch
 
 from satsr.data.sources import EOLEARN_FILE, shared_data_dir
+from satsr.diffusion.noise import mix_seed
 from satsr.evaluation.report import HR_LABEL, LR_LABEL, render_crops
 from satsr.evaluation.revisits import deimos_pair, eolearn_wald_pair
-from satsr.models.registry import load
+from satsr.models.registry import Upscaler, load
 from satsr.models.revisit_fusion import FusionConfig
 
 SEED = 0
+
+
+def single(model: Upscaler, lr: np.ndarray, seed: int) -> np.ndarray:
+    """The single image of ``lr`` as fusion's anchor trajectory draws it (``satsr upscale``'s sample 0)."""
+    return np.asarray(model(lr, seeds=[mix_seed(seed, 0)], origins=[(0, 0)]))
 
 
 def main() -> None:
@@ -45,7 +52,7 @@ def main() -> None:
         "LR of the cloudy date in the stack": lrs[1],
         "plain mean of the 2 (no weights)": model.fuse(lrs, dts, SEED, plain),
         "fusion of the 2 (this model)": model.fuse(lrs, dts, SEED, base),
-        "single image of the anchor": np.asarray(model(lrs[0], seeds=[SEED])),
+        "single image of the anchor": single(model, lrs[0], SEED),
         HR_LABEL: eolearn.hr,
     }
     render_crops(strip).save(out / "fusion_eolearn_wrong_date.png")
@@ -53,11 +60,13 @@ def main() -> None:
     deimos = deimos_pair(sorted((root / "pairs/deimos").glob("data_eopatch-*.npz"))[0])
     assert deimos.revisits is not None
     lrs, dts = np.ascontiguousarray(deimos.revisits), list(deimos.dt_days)
-    singles = [np.asarray(model(x, seeds=[SEED + 7 * k])) for k, x in enumerate(lrs)]
+    singles = [single(model, x, SEED + 7 * k) for k, x in enumerate(lrs)]
+    before = dataclasses.replace(base, pull_mean=True, pull_agreement=None, project_onto="anchor")
     strip = {
         LR_LABEL: lrs[0],
         "mean of 5 single images": np.mean(singles, axis=0),
         "SatDiffMoE as published, 5 dates": model.fuse(lrs, dts, SEED, FusionConfig(method="satdiffmoe")),
+        "fusion of 5, settings before 2026-12-06 night": model.fuse(lrs, dts, SEED, before),
         "fusion of 5 dates (this model)": model.fuse(lrs, dts, SEED, base),
         "single image of the anchor": singles[0],
         HR_LABEL: deimos.hr,

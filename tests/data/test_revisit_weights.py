@@ -80,3 +80,17 @@ def test_the_registrations_spline_shift_gives_scipys_values(shift: tuple[float, 
     coefficients = ndimage.spline_filter(np.random.default_rng(0).random((24, 20)), order=3, mode="nearest")
     expected = ndimage.shift(coefficients, shift, order=3, mode="nearest", prefilter=False)
     np.testing.assert_allclose(_bspline_shift(coefficients, np.array(shift)), expected, atol=1e-12)
+
+
+def test_a_date_whose_bands_run_against_the_anchors_weighs_nothing() -> None:
+    """A gain that cannot be fitted (a band anti-correlated with the anchor's: snow, cloud, another scene
+    inverted) is no gain of 1: the date is not trusted anywhere, as one whose gain tends to 0."""
+    anchor = scene()
+    inverted = (0.3 - anchor).astype(np.float32)  # every band runs against the anchor's
+    aligned = align_revisits(torch.from_numpy(np.stack([anchor, inverted])), [0.0, 0.0])
+    assert float(aligned.weights[1].max()) == 0.0
+    half = anchor.copy()
+    half[3] = 0.3 - anchor[3]  # one band only
+    assert (
+        float(align_revisits(torch.from_numpy(np.stack([anchor, half])), [0.0, 0.0]).weights[1].max()) == 0.0
+    )

@@ -16,7 +16,9 @@ the target date. So, against the **anchor** (the revisit nearest the target date
 3. **weighted** per LR pixel, the anchor 1 everywhere, another revisit by the product of
    - closeness in time, ``exp(-|dt - dt_anchor| / time_scale_days)`` (dates unknown: 1);
    - how little it had to be corrected, ``exp(-(rms of log gains / log(1 + gain_tolerance))^2 / 2)``:
-     a date that needs its contrast doubled is hazy, and its detail is noise amplified;
+     a date that needs its contrast doubled is hazy, and its detail is noise amplified; a date with a
+     band that runs against the anchor's (no positive gain fits: snow, cloud) weighs 0, the limit of a
+     gain tending to 0;
    - agreement with the anchor there, ``1 / (1 + (d / agreement_scale)^2)``, with ``d`` the
      3 x 3-smoothed root-mean-square difference over bands after steps 1-2 (reflectance): a cloud, a
      shadow, a harvested field or a flooded meadow the anchor does not show weighs nearly nothing.
@@ -164,7 +166,7 @@ def _register(
     return moved.astype(moving.dtype), (float(shift[0]), float(shift[1]))
 
 
-def _gain_offset(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+def _gain_offset(x: np.ndarray, y: np.ndarray) -> tuple[float, float, bool]:
     """Robust least-squares ``y ~ gain x + offset`` over the pixels of two bands, starting from ``gain 1``:
     pixels that are far off under it (a cloud, a flooded field) never enter the first fit."""
     x, y = x.ravel().astype(np.float64), y.ravel().astype(np.float64)
@@ -177,9 +179,9 @@ def _gain_offset(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
             break
         design = np.stack([x[keep], np.ones(int(keep.sum()))], axis=1)
         gain, offset = (float(v) for v in np.linalg.lstsq(design, y[keep], rcond=None)[0])
-    if not gain > 0:  # an anti-correlated or flat band: no gain to trust
-        return 1.0, float(np.median(y - x))
-    return gain, offset
+    if not gain > 0:  # an anti-correlated or flat band: no gain to fit (the offset alone harmonises it)
+        return 1.0, float(np.median(y - x)), False
+    return gain, offset, True
 
 
 def align_revisits(
@@ -203,14 +205,17 @@ def align_revisits(
         if weighting.register:
             moved, shift = _register(x[i], anchor, weighting.max_shift)
         fits = [_gain_offset(b, r) for b, r in zip(_smooth(moved), anchor_smooth, strict=True)]
+        fitted = all(ok for _, _, ok in fits)
         if weighting.harmonise:
-            moved = np.stack([g * b + o for (g, o), b in zip(fits, moved, strict=True)]).astype(np.float32)
-            harmonised[i] = np.stack([g * b + o for (g, o), b in zip(fits, x[i], strict=True)])
+            moved = np.stack([g * b + o for (g, o, _), b in zip(fits, moved, strict=True)]).astype(np.float32)
+            harmonised[i] = np.stack([g * b + o for (g, o, _), b in zip(fits, x[i], strict=True)])
         aligned[i] = moved
         shifts.append(shift)
-        gains.append(tuple(g for g, _ in fits))
+        gains.append(tuple(g for g, _, _ in fits))
         if weighting.weigh:
-            weights[i] = _weight(moved, anchor, dt_days[i] - dt_days[a], [g for g, _ in fits], weighting)
+            # a band that runs against the anchor's is the limit of a gain tending to 0: no trust at all
+            gain = [g for g, _, _ in fits] if fitted else [0.0]
+            weights[i] = _weight(moved, anchor, dt_days[i] - dt_days[a], gain, weighting)
     return AlignedRevisits(
         torch.from_numpy(aligned).to(lrs.device, lrs.dtype), torch.from_numpy(weights).to(lrs.device),
         a, tuple(shifts), tuple(gains), torch.from_numpy(harmonised).to(lrs.device, lrs.dtype),
@@ -222,6 +227,8 @@ def _weight(
 ) -> np.ndarray:
     """One revisit's weight per LR pixel (module docstring, step 3)."""
     time = math.exp(-abs(dt) / weighting.time_scale_days)
+    if min(gains) <= 0:  # a gain that could not be fitted (module docstring): the limit, no trust
+        return np.zeros(moved.shape[-2:], dtype=np.float32)
     log_gain = float(np.sqrt(np.mean(np.log(np.asarray(gains, dtype=np.float64)) ** 2)))
     correction = math.exp(-0.5 * (log_gain / math.log1p(weighting.gain_tolerance)) ** 2)
     difference = np.sqrt(_smooth((moved - anchor) ** 2).mean(axis=0))

@@ -199,6 +199,22 @@ def test_one_revisit_fused_is_that_revisit_upscaled_with_the_same_seed(origin: t
     torch.testing.assert_close(fused, single, rtol=0, atol=0)
 
 
+def test_a_revisit_trusted_little_everywhere_is_left_out_of_the_multi_frame_projection() -> None:
+    """A hazy date (contrast 0.55x: its weight stays below ``MIN_PROJECTION_WEIGHT``) is not projected onto:
+    the multi-frame result is the anchor-only one."""
+    from satsr.models.revisit_fusion import MIN_PROJECTION_WEIGHT, align_revisits
+
+    model = tiny_ldm(**SPACE_TO_DEPTH)
+    anchor = lr_batch(1)
+    hazy = 0.55 * anchor + 0.5 * float(anchor.mean())
+    stack = torch.cat([anchor, hazy])
+    assert 0.01 < float(align_revisits(stack, [0.0, 2.0]).weights[1].max()) < MIN_PROJECTION_WEIGHT
+    multi = model.fuse(stack, [0.0, 2.0], seed=1, config=FusionConfig(project_onto="revisits"))
+    torch.testing.assert_close(
+        multi, model.fuse(stack, [0.0, 2.0], seed=1, config=FusionConfig(project_onto="anchor"))
+    )
+
+
 def test_anchored_fusion_keeps_the_anchors_own_first_estimate_unless_asked() -> None:
     """One step is the posterior mean alone: by default no other revisit pulls it (the same result as with
     the pull switched off); with ``pull_mean`` it is the weighted mean of the revisits' estimates."""

@@ -13,8 +13,8 @@ Two methods (``FusionConfig.method``):
   each weight also shrunk where that estimate disagrees with the anchor's. The first estimate (the
   posterior mean the detail gate keeps) stays the anchor's own. The anchor's trajectory is decoded,
   back-projected onto every sampled revisit on its own grid (multi-frame) and then onto the anchor's LR:
-  the output is the target date's radiometry, and where the other dates disagree it is the
-  single-image result of the anchor.
+  the output is the anchor's radiometry, and where the other dates disagree it is the single-image
+  result of the anchor (with one revisit, exactly ``satsr upscale``'s sample 0 of the same seed).
 * ``"satdiffmoe"`` (Song et al. 2024, Alg. 1, as published): one trajectory per revisit from its own
   noise, DDIM (eta 0) steps back-solved by ``TrajectoryFusion``, every ``every`` steps the estimates
   pulled toward their center under latent L2 + LPIPS; the center of the final latents is decoded and

@@ -28,8 +28,15 @@ def main() -> None:
     source = BUNDLED_DIR / "s2-rgbn-x4-ldm"
     config = json.loads((source / "config.json").read_text())
     fusion = dataclasses.asdict(FusionConfig())
-    kept = ("method", "max_trajectories", "shared_noise", "pull_mean", "pull_agreement", "project_onto")
-    kept += ("weighting",)
+    kept = (
+        "method",
+        "max_trajectories",
+        "shared_noise",
+        "pull_mean",
+        "pull_agreement",
+        "project_onto",
+        "weighting",
+    )
     fusion = {k: v for k, v in fusion.items() if k in kept}
     config |= {"fusion": fusion, "summary": SUMMARY}
     out.mkdir(parents=True, exist_ok=True)

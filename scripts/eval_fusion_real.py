@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -54,6 +55,17 @@ def places(eolearn_targets: tuple[int, ...] = (4,)) -> dict[str, EvalPair]:
     return out
 
 
+def single_image(model: Upscaler, lr: np.ndarray, seed: int) -> np.ndarray:
+    """``lr`` upscaled as fusion's anchor trajectory draws it (``satsr upscale --seed``'s sample 0)."""
+    return np.asarray(model(lr, seeds=[mix_seed(seed, 0)], origins=[(0, 0)]))
+
+
+def settings_before(config: FusionConfig) -> FusionConfig:
+    """The fusion settings before 2026-12-06, night: the pull on every estimate, no agreement factor, the
+    projection onto the anchor alone."""
+    return dataclasses.replace(config, pull_mean=True, pull_agreement=None, project_onto="anchor")
+
+
 def methods(model: Upscaler, fast: Upscaler, old: Upscaler | None) -> dict[str, tuple[Run, bool]]:
     """name -> (run, stochastic)."""
     base = model.fusion_config
@@ -61,8 +73,7 @@ def methods(model: Upscaler, fast: Upscaler, old: Upscaler | None) -> dict[str, 
     def fusion(config: FusionConfig) -> Run:
         return lambda lrs, dts, seed: model.fuse(lrs, dts, seed, config)
 
-    def single(lr: np.ndarray, seed: int) -> np.ndarray:  # the draw fusion's anchor trajectory makes
-        return np.asarray(model(lr, seeds=[mix_seed(seed, 0)], origins=[(0, 0)]))
+    single = functools.partial(single_image, model)
 
     def weighting(**changes: bool) -> FusionConfig:
         return dataclasses.replace(base, weighting=dataclasses.replace(base.weighting, **changes))
@@ -78,7 +89,7 @@ def methods(model: Upscaler, fast: Upscaler, old: Upscaler | None) -> dict[str, 
         "- no agreement in the pull": (fusion(dataclasses.replace(base, pull_agreement=None)), True),
         "- projected onto the anchor only": (fusion(dataclasses.replace(base, project_onto="anchor")), True),
         "- all three (the default before 2026-12-06, night)": (
-            fusion(dataclasses.replace(base, pull_mean=True, pull_agreement=None, project_onto="anchor")),
+            fusion(settings_before(base)),
             True,
         ),
         "- projected onto the weighted composite LR": (
@@ -127,9 +138,7 @@ def scores(sr: np.ndarray, pair: EvalPair) -> tuple[float, float, float, float]:
 
 def oracle(pair: EvalPair, n: int, model: Upscaler, seed: int) -> tuple[float, float, float, float]:
     """Best single date by LPIPS against the target (it looks at the target: an upper bound)."""
-    pick = best_single_oracle(
-        lambda lr: np.asarray(model(lr, seeds=[mix_seed(seed, 0)], origins=[(0, 0)])), n
-    )
+    pick = best_single_oracle(lambda lr: single_image(model, lr, seed), n)
     return scores(pick.run(pair), pair)
 
 

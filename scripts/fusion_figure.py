@@ -19,20 +19,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from eval_fusion_real import settings_before, single_image
 
 from satsr.data.sources import EOLEARN_FILE, shared_data_dir
-from satsr.diffusion.noise import mix_seed
 from satsr.evaluation.report import HR_LABEL, LR_LABEL, render_crops
 from satsr.evaluation.revisits import deimos_pair, eolearn_wald_pair
-from satsr.models.registry import Upscaler, load
+from satsr.models.registry import load
 from satsr.models.revisit_fusion import FusionConfig
 
 SEED = 0
-
-
-def single(model: Upscaler, lr: np.ndarray, seed: int) -> np.ndarray:
-    """The single image of ``lr`` as fusion's anchor trajectory draws it (``satsr upscale``'s sample 0)."""
-    return np.asarray(model(lr, seeds=[mix_seed(seed, 0)], origins=[(0, 0)]))
 
 
 def main() -> None:
@@ -52,7 +47,7 @@ def main() -> None:
         "LR of the cloudy date in the stack": lrs[1],
         "plain mean of the 2 (no weights)": model.fuse(lrs, dts, SEED, plain),
         "fusion of the 2 (this model)": model.fuse(lrs, dts, SEED, base),
-        "single image of the anchor": single(model, lrs[0], SEED),
+        "single image of the anchor": single_image(model, lrs[0], SEED),
         HR_LABEL: eolearn.hr,
     }
     render_crops(strip).save(out / "fusion_eolearn_wrong_date.png")
@@ -60,8 +55,8 @@ def main() -> None:
     deimos = deimos_pair(sorted((root / "pairs/deimos").glob("data_eopatch-*.npz"))[0])
     assert deimos.revisits is not None
     lrs, dts = np.ascontiguousarray(deimos.revisits), list(deimos.dt_days)
-    singles = [single(model, x, SEED + 7 * k) for k, x in enumerate(lrs)]
-    before = dataclasses.replace(base, pull_mean=True, pull_agreement=None, project_onto="anchor")
+    singles = [single_image(model, x, SEED + 7 * k) for k, x in enumerate(lrs)]
+    before = settings_before(base)
     strip = {
         LR_LABEL: lrs[0],
         "mean of 5 single images": np.mean(singles, axis=0),

@@ -113,10 +113,13 @@ def test_multi_frame_back_projection_refuses_mismatched_inputs() -> None:
     "shift", [(0.3, -0.2), (2.0, -3.0), (-1.7, 4.25), (0.0, 0.5), (-0.999, 1e-3), (40.5, -2.2)]
 )
 def test_translate_gives_grid_samples_values_border_included(mode: str, shift: tuple[float, float]) -> None:
-    from satsr.data.registration import _translate_by_grid_sample
-
     x = torch.rand(2, 3, 20, 17, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-    torch.testing.assert_close(translate(x, shift, mode), _translate_by_grid_sample(x, shift, mode))
+    height, width = x.shape[-2:]  # the same move by grid_sample, border padding
+    ys = (2 * (torch.arange(height, dtype=x.dtype) - shift[0]) + 1) / height - 1
+    xs = (2 * (torch.arange(width, dtype=x.dtype) - shift[1]) + 1) / width - 1
+    grid = torch.stack(torch.meshgrid(ys, xs, indexing="ij")[::-1], dim=-1)[None].expand(len(x), -1, -1, -1)
+    expected = torch.nn.functional.grid_sample(x, grid, mode=mode, padding_mode="border", align_corners=False)
+    torch.testing.assert_close(translate(x, shift, mode), expected)
 
 
 def test_translate_refuses_an_interpolation_it_does_not_have() -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -108,15 +107,3 @@ def translate(x: Tensor, shift: tuple[float, float], mode: str = "bicubic") -> T
     if mode not in ("bicubic", "bilinear"):
         raise ValueError(f"translate interpolates bicubic or bilinear, got {mode!r}")
     return _shift_axis(_shift_axis(x, float(shift[0]), -2, mode), float(shift[1]), -1, mode)
-
-
-def _translate_by_grid_sample(x: Tensor, shift: tuple[float, float], mode: str = "bicubic") -> Tensor:
-    """``translate`` by ``grid_sample`` (the reference its tests compare with)."""
-    if shift == (0.0, 0.0):
-        return x
-    height, width = x.shape[-2:]
-    ys = (2 * (torch.arange(height, device=x.device, dtype=x.dtype) - shift[0]) + 1) / height - 1
-    xs = (2 * (torch.arange(width, device=x.device, dtype=x.dtype) - shift[1]) + 1) / width - 1
-    grid = torch.stack(torch.meshgrid(ys, xs, indexing="ij")[::-1], dim=-1)
-    grid = grid[None].expand(x.shape[0], -1, -1, -1)
-    return F.grid_sample(x, grid, mode=mode, padding_mode="border", align_corners=False)

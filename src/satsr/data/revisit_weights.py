@@ -205,17 +205,17 @@ def align_revisits(
         if weighting.register:
             moved, shift = _register(x[i], anchor, weighting.max_shift)
         fits = [_gain_offset(b, r) for b, r in zip(_smooth(moved), anchor_smooth, strict=True)]
-        fitted = all(ok for _, _, ok in fits)
         if weighting.harmonise:
             moved = np.stack([g * b + o for (g, o, _), b in zip(fits, moved, strict=True)]).astype(np.float32)
             harmonised[i] = np.stack([g * b + o for (g, o, _), b in zip(fits, x[i], strict=True)])
         aligned[i] = moved
         shifts.append(shift)
         gains.append(tuple(g for g, _, _ in fits))
-        if weighting.weigh:
-            # a band that runs against the anchor's is the limit of a gain tending to 0: no trust at all
-            gain = [g for g, _, _ in fits] if fitted else [0.0]
-            weights[i] = _weight(moved, anchor, dt_days[i] - dt_days[a], gain, weighting)
+        # a band that runs against the anchor's (no gain fitted) is the limit of a gain tending to 0: no trust
+        if weighting.weigh and not all(fitted for _, _, fitted in fits):
+            weights[i] = 0.0
+        elif weighting.weigh:
+            weights[i] = _weight(moved, anchor, dt_days[i] - dt_days[a], gains[-1], weighting)
     return AlignedRevisits(
         torch.from_numpy(aligned).to(lrs.device, lrs.dtype), torch.from_numpy(weights).to(lrs.device),
         a, tuple(shifts), tuple(gains), torch.from_numpy(harmonised).to(lrs.device, lrs.dtype),
@@ -227,8 +227,6 @@ def _weight(
 ) -> np.ndarray:
     """One revisit's weight per LR pixel (module docstring, step 3)."""
     time = math.exp(-abs(dt) / weighting.time_scale_days)
-    if min(gains) <= 0:  # a gain that could not be fitted (module docstring): the limit, no trust
-        return np.zeros(moved.shape[-2:], dtype=np.float32)
     log_gain = float(np.sqrt(np.mean(np.log(np.asarray(gains, dtype=np.float64)) ** 2)))
     correction = math.exp(-0.5 * (log_gain / math.log1p(weighting.gain_tolerance)) ** 2)
     difference = np.sqrt(_smooth((moved - anchor) ** 2).mean(axis=0))

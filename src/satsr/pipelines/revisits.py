@@ -234,12 +234,14 @@ def fuse_files(
             readers = _open_revisits(stack, paths, bands, upscaler, mask_clouds)
             timing = _timing(paths, readers, dates, target_date, upscaler, time_aware)
             keep = _clear_revisits(paths, readers, timing.dt_days, min_clear)
-            fused_time = target_time(timing.target, bool(target_date), paths, timing.when, timing.acquired)
-            stack_ = _Kept(paths, keep, fused_time, timing.target)
             if run.config.method == "anchored" and timing.target is not None:
-                k = paths.index(stack_.paths[anchor_index(stack_.dt_days)])
+                k = paths.index(keep[anchor_index([dt for _, _, dt in keep])][0])
                 fused_time = anchor_time(paths[k], timing.when[k], timing.acquired[k], bool(target_date))
-                stack_ = _Kept(paths, keep, fused_time, timing.target)
+            else:
+                fused_time = target_time(
+                    timing.target, bool(target_date), paths, timing.when, timing.acquired
+                )
+            stack_ = _Kept(paths, keep, fused_time, timing.target)
             run.stream(output, stack_)
             if quicklook is not None:
                 write_quicklook(stack_.readers[0], output, upscaler, quicklook)

@@ -67,12 +67,14 @@ def build(args: argparse.Namespace) -> L.LightningModule:
     if args.stage == "finetune":
         if init is None:
             raise SystemExit("finetune needs --init (the exported two-stage model folder)")
-        detail = {"prior_detail": True} if args.prior_detail else None
+        grown: dict[str, Any] = {"prior_detail": True} if args.prior_detail else {}
+        if args.deeper:
+            grown["blocks_per_unit"] = args.deeper
         return PipelineFinetuneModule(
-            init, network=detail, lr=args.lr, latent_weight=args.latent_weight,
+            init, network=grown or None, lr=args.lr, latent_weight=args.latent_weight,
             perceptual_weight=args.perceptual_weight,
             adv_weight=args.adv_weight, adv_start=args.adv_start, artifact_weight=args.artifact_weight,
-            grid_weight=args.grid_weight,
+            grid_weight=args.grid_weight, l1_weight=args.l1_weight, mse_weight=args.mse_weight,
             reference_dir=str(args.reference) if args.reference else None,
         )  # fmt: skip
     if args.stage1 is None:
@@ -119,6 +121,8 @@ def main() -> None:
     parser.add_argument(
         "--grid-weight", type=float, default=0.0, help="finetune: LR-grid pattern beyond the truth's"
     )
+    parser.add_argument("--l1-weight", type=float, default=1.0, help="finetune: L1 weight")
+    parser.add_argument("--mse-weight", type=float, default=0.0, help="finetune: squared-error weight")
     parser.add_argument(
         "--artifact-weight", type=float, default=0.0, help="finetune: LDL artifact term (Liang et al.)"
     )
@@ -127,6 +131,12 @@ def main() -> None:
         type=Path,
         default=None,
         help="finetune: the artifact term's frozen reference model (default: an EMA of the network)",
+    )
+    parser.add_argument(
+        "--deeper",
+        type=int,
+        default=0,
+        help="finetune: this many IMDBs per refinement unit, the extra ones starting as the identity",
     )
     parser.add_argument(
         "--prior-detail",

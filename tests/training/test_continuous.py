@@ -319,6 +319,27 @@ def test_the_fine_tune_grows_the_prior_detail_path_onto_weights_without_it(stage
         load_grown(ContinuousSR(**{**TINY, "prior": True}), exported)
 
 
+def test_the_fine_tune_deepens_the_refinement_units_as_the_identity(stage1_dir: Path) -> None:
+    """``network={"blocks_per_unit": 3}`` over weights with 1 IMDB per unit: the old weights load, the
+    extra blocks pass their input on (zero ``fuse``) and the units' ``compress`` ignores them (zero
+    columns), so the output is the old model's; the extra blocks are reachable by the gradient."""
+    lr, _ = batch(scale=4.0)
+    old = PipelineFinetuneModule(str(stage1_dir)).network.eval()
+    module = PipelineFinetuneModule(str(stage1_dir), network={"blocks_per_unit": 3})
+    assert module.network_config()["blocks_per_unit"] == 3
+    unit = module.network.sr_branch.units[0]
+    assert float(unit.blocks[2].fuse.weight.detach().abs().sum()) == 0.0
+    assert float(unit.compress.weight.detach()[:, TINY["channels"] :].abs().sum()) == 0.0
+    network = module.network.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(network(lr, 4.0, [0, 1]), old(lr, 4.0, [0, 1]), rtol=0, atol=1e-6)
+    network(lr, 4.0, [0, 1]).square().mean().backward()
+    assert unit.compress.weight.grad is not None
+    assert float(unit.compress.weight.grad[:, TINY["channels"] :].abs().sum()) > 0
+    with pytest.raises(ValueError, match="do not fit"):
+        PipelineFinetuneModule(str(stage1_dir), network={"channels": 12})
+
+
 def test_the_fine_tune_grid_term_is_the_lr_grid_pattern_beyond_the_truths(stage1_dir: Path) -> None:
     """``grid_weight`` adds ``weight * relu(P(sr) - P(hr))`` (``lr_grid_pattern``) to the loss, with a
     gradient that reaches the network."""
@@ -333,6 +354,23 @@ def test_the_fine_tune_grid_term_is_the_lr_grid_pattern_beyond_the_truths(stage1
     assert module.network.upsampler.mlp[-1].weight.grad.abs().sum() > 0  # type: ignore[union-attr]
     with pytest.raises(ValueError, match="grid_weight"):
         PipelineFinetuneModule(str(stage1_dir), grid_weight=-1.0)
+
+
+def test_the_fine_tune_can_trade_l1_for_the_squared_error(stage1_dir: Path) -> None:
+    """``mse_weight`` adds ``weight * MSE(sr, hr)`` to the loss, ``l1_weight`` is kept for the L1 term
+    of ``training_step``; neither may be negative, and not both 0."""
+    lr, hr = batch(scale=4.0)
+    module = PipelineFinetuneModule(
+        str(stage1_dir), perceptual_weight=0.0, adv_weight=0.0, l1_weight=0.0, mse_weight=3.0
+    )
+    assert module.l1_weight == 0.0
+    torch.manual_seed(0)
+    sr, _, extra = module.reconstruct(lr, hr)
+    torch.testing.assert_close(extra["mse"], 3.0 * torch.nn.functional.mse_loss(sr.float(), hr))
+    assert "mse" not in PipelineFinetuneModule(str(stage1_dir)).reconstruct(lr, hr)[2]
+    for l1_weight, mse_weight in [(0.0, 0.0), (-1.0, 1.0), (1.0, -1.0)]:
+        with pytest.raises(ValueError, match="l1_weight, mse_weight"):
+            PipelineFinetuneModule(str(stage1_dir), l1_weight=l1_weight, mse_weight=mse_weight)
 
 
 def recipe(name: str, tmp_path: Path) -> Path:

@@ -65,6 +65,7 @@ class _ReconstructionModule(ContinuousModule):
             self.network.in_channels, perceptual_weight, adv_weight, disc_channels
         )
         self.lr, self.adv_start, self.disc_lr = lr, adv_start, disc_lr
+        self.l1_weight = 1.0  # PipelineFinetuneModule may trade it for a squared error
 
     @property
     def discriminator(self) -> PatchDiscriminator:
@@ -83,7 +84,7 @@ class _ReconstructionModule(ContinuousModule):
         l1 = F.l1_loss(sr.float(), hr)
         adversarial = self.adversarial()
         weighted, terms = self.terms.generator(sr, hr, adversarial)
-        loss = l1 + weighted + sum(extra.values())
+        loss = self.l1_weight * l1 + weighted + sum(extra.values())
         opt_g.zero_grad()
         self.manual_backward(loss)
         opt_g.step()
@@ -193,7 +194,10 @@ class PipelineFinetuneModule(_ReconstructionModule):
     With ``grid_weight`` > 0 (not in the paper) the loss also takes the output's LR-grid pattern
     (``satsr.evaluation.metrics.lr_grid_pattern``: detail laid out in LR pixels, the blobs) beyond
     the truth's own, per image: ``grid_weight * relu(P(sr) - P(hr))``. It is a ratio to the mean
-    gradient, so blurring does not lower it; only detail off the LR grid does."""
+    gradient, so blurring does not lower it; only detail off the LR grid does.
+
+    With ``mse_weight`` > 0 the squared error (PSNR's own distortion) joins L1 or, with
+    ``l1_weight=0``, replaces it."""
 
     def __init__(
         self,
@@ -210,6 +214,8 @@ class PipelineFinetuneModule(_ReconstructionModule):
         grid_weight: float = 0.0,  # weight of the LR-grid pattern in excess of the truth's (0: none)
         reference_dir: str | None = None,  # the artifact term's frozen reference; None: the network's EMA
         reference_decay: float = 0.999,  # EMA decay of the reference when it is the network's own
+        l1_weight: float = 1.0,  # weight of L1 on the RGB output
+        mse_weight: float = 0.0,  # weight of the squared error on the RGB output (PSNR's own distortion)
     ) -> None:
         super().__init__(
             {**(network or {}), "prior": True}, None, init_dir, lr, perceptual_weight, adv_weight,
@@ -221,6 +227,9 @@ class PipelineFinetuneModule(_ReconstructionModule):
         if grid_weight < 0:
             raise ValueError(f"grid_weight must be >= 0, got {grid_weight}")
         self.grid_weight = grid_weight
+        if l1_weight < 0 or mse_weight < 0 or l1_weight + mse_weight == 0:
+            raise ValueError(f"need l1_weight, mse_weight >= 0, not both 0, got {l1_weight}, {mse_weight}")
+        self.l1_weight, self.mse_weight = l1_weight, mse_weight
         if artifact_weight < 0 or not 0 <= reference_decay < 1:
             raise ValueError(f"need artifact_weight >= 0 and 0 <= reference_decay < 1, got "
                              f"{artifact_weight}, {reference_decay}")  # fmt: skip
@@ -245,6 +254,10 @@ class PipelineFinetuneModule(_ReconstructionModule):
         latent = latent_terms(self.network, lr, hr, kd_loss=True, unrolled=True)
         self.log_dict({f"train/{k}": v.detach() for k, v in latent.items()}, batch_size=lr.shape[0])
         extra = {"latent": self.latent_weight * latent["loss"]}
+        if self.mse_weight > 0:
+            mse = F.mse_loss(sr.float(), hr)
+            self.log("train/mse", mse.detach(), batch_size=lr.shape[0])
+            extra["mse"] = self.mse_weight * mse
         if self.reference is not None:
             with torch.no_grad():
                 reference = self.reference(lr, batch_scale(lr, hr), seeds)

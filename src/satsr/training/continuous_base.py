@@ -135,11 +135,43 @@ GROWN_PARAMETERS = ("upsampler.detail.weight",)
 
 def load_grown(network: ContinuousSR, weights: dict[str, Tensor]) -> None:
     """``weights`` into ``network``; parameters the network has added since (``GROWN_PARAMETERS``, e.g.
-    the prior's detail path, ``prior_detail=True``) keep their zero initialisation."""
-    missing, unexpected = network.load_state_dict(weights, strict=False)
+    the prior's detail path, ``prior_detail=True``) keep their zero initialisation, and refinement
+    units deeper than the weights' (a larger ``blocks_per_unit``) get their extra IMDBs as the identity
+    (``_deepened``): the grown network's output is the old one's."""
+    try:
+        missing, unexpected = network.load_state_dict(_deepened(network, weights), strict=False)
+    except RuntimeError as error:  # a shape that differs, e.g. another width
+        first = "; ".join(line.strip() for line in str(error).splitlines()[1:3])
+        raise ValueError(f"the weights do not fit the network: {first}...") from None
     wrong = [k for k in missing if k not in GROWN_PARAMETERS] + list(unexpected)
     if wrong:
         raise ValueError(f"the weights do not fit the network: {wrong[:3]}...")
+
+
+def _deepened(network: ContinuousSR, weights: dict[str, Tensor]) -> dict[str, Tensor]:
+    """``weights`` of refinement units with fewer IMDBs than ``network``'s, made to fit: each extra
+    block keeps its initialisation but a zero ``fuse`` (so it passes its input on unchanged), and the
+    unit's 1x1 ``compress`` gets zero columns for the extra blocks' outputs."""
+    state = network.state_dict()
+    out = dict(weights)
+    for key, value in weights.items():
+        if not key.endswith(".compress.weight") or key not in state or state[key].shape == value.shape:
+            continue
+        target = state[key]
+        channels = target.shape[0]
+        wider = value.shape[1] < target.shape[1]
+        if value.shape[0] != channels or not wider or value.shape[2:] != target.shape[2:]:
+            continue  # not a deepening: load_state_dict names the mismatch
+        padded = torch.zeros_like(target)
+        padded[:, : value.shape[1]] = value
+        out[key] = padded
+        unit = key[: -len("compress.weight")]
+        for k in range(value.shape[1] // channels, target.shape[1] // channels):
+            block = f"{unit}blocks.{k}."
+            for name, init in state.items():
+                if name.startswith(block):
+                    out[name] = torch.zeros_like(init) if name.startswith(f"{block}fuse.") else init
+    return out
 
 
 def read_network(folder: Path, prior: bool | None = None) -> tuple[dict[str, Any], dict[str, Tensor]]:

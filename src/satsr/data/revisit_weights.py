@@ -211,11 +211,10 @@ def align_revisits(
         aligned[i] = moved
         shifts.append(shift)
         gains.append(tuple(g for g, _, _ in fits))
-        # a band that runs against the anchor's (no gain fitted) is the limit of a gain tending to 0: no trust
-        if weighting.weigh and not all(fitted for _, _, fitted in fits):
-            weights[i] = 0.0
-        elif weighting.weigh:
-            weights[i] = _weight(moved, anchor, dt_days[i] - dt_days[a], gains[-1], weighting)
+        if weighting.weigh:  # a band with no gain fitted is the limit of a gain tending to 0: no trust
+            fitted = all(ok for _, _, ok in fits)
+            dt = dt_days[i] - dt_days[a]
+            weights[i] = _weight(moved, anchor, dt, gains[-1], weighting) if fitted else 0.0
     return AlignedRevisits(
         torch.from_numpy(aligned).to(lrs.device, lrs.dtype), torch.from_numpy(weights).to(lrs.device),
         a, tuple(shifts), tuple(gains), torch.from_numpy(harmonised).to(lrs.device, lrs.dtype),

@@ -80,14 +80,16 @@ def target_time(
     if given:
         return Acquired(midnight, "fuse target date (--target-date)", date_only=True)
     latest = max(k for k, day in enumerate(when) if day == target)
-    source = acquired[latest]
-    if source is None:  # the date came from --dates
-        return Acquired(midnight, f"fuse target date: the latest input, {paths[latest].name} (--dates)", True)
-    return Acquired(
-        source.when,
-        f"fuse target date: the latest input, {paths[latest].name} ({source.source})",
-        source.date_only,
-    )
+    return _input_time(target, acquired[latest], f"fuse target date: the latest input, {paths[latest].name}")
+
+
+def _input_time(day: datetime.date, acquired: Acquired | None, why: str) -> Acquired:
+    """One input's acquisition time, described as ``why`` and where it came from: its tags or name
+    (``acquired``), else ``--dates`` (``day``, at midnight UTC)."""
+    if acquired is None:  # the date came from --dates
+        midnight = datetime.datetime.combine(day, datetime.time(), tzinfo=datetime.UTC)
+        return Acquired(midnight, f"{why} (--dates)", date_only=True)
+    return Acquired(acquired.when, f"{why} ({acquired.source})", acquired.date_only)
 
 
 def anchor_time(
@@ -99,11 +101,7 @@ def anchor_time(
     if when is None:
         return None
     nearest = "--target-date" if target_given else "latest date"
-    why = f"fusion anchor {path.name}, the input nearest the {nearest}"
-    if acquired is None:  # the date came from --dates
-        midnight = datetime.datetime.combine(when, datetime.time(), tzinfo=datetime.UTC)
-        return Acquired(midnight, f"{why} (--dates)", date_only=True)
-    return Acquired(acquired.when, f"{why} ({acquired.source})", acquired.date_only)
+    return _input_time(when, acquired, f"fusion anchor {path.name}, the input nearest the {nearest}")
 
 
 def _clear_share(reader: RasterReader) -> float:

@@ -43,9 +43,9 @@ VAL_SEED = 0
 
 
 class _ReconstructionModule(ContinuousModule):
-    """Stage 1 and the regression baseline: ``L1 + perceptual_weight LPIPS + adv_weight L_adv`` (plus what
-    ``reconstruct`` adds), manual optimisation: the generator and, once ``global_step >= adv_start``,
-    the discriminator step on every batch."""
+    """Stage 1 and the regression baseline: ``l1_weight L1 + perceptual_weight LPIPS + adv_weight L_adv``
+    (plus what ``reconstruct`` adds), manual optimisation: the generator and, once
+    ``global_step >= adv_start``, the discriminator step on every batch."""
 
     def __init__(
         self,
@@ -58,14 +58,14 @@ class _ReconstructionModule(ContinuousModule):
         adv_start: int,
         disc_lr: float,
         disc_channels: int,
+        l1_weight: float = 1.0,  # PipelineFinetuneModule may trade L1 for a squared error
     ) -> None:
         super().__init__(network, query_crop, init_dir)
         self.automatic_optimization = False
         self.terms = ReconstructionTerms(
             self.network.in_channels, perceptual_weight, adv_weight, disc_channels
         )
-        self.lr, self.adv_start, self.disc_lr = lr, adv_start, disc_lr
-        self.l1_weight = 1.0  # PipelineFinetuneModule may trade it for a squared error
+        self.lr, self.adv_start, self.disc_lr, self.l1_weight = lr, adv_start, disc_lr, l1_weight
 
     @property
     def discriminator(self) -> PatchDiscriminator:
@@ -217,9 +217,11 @@ class PipelineFinetuneModule(_ReconstructionModule):
         l1_weight: float = 1.0,  # weight of L1 on the RGB output
         mse_weight: float = 0.0,  # weight of the squared error on the RGB output (PSNR's own distortion)
     ) -> None:
+        if l1_weight < 0 or mse_weight < 0 or l1_weight + mse_weight == 0:
+            raise ValueError(f"need l1_weight, mse_weight >= 0, not both 0, got {l1_weight}, {mse_weight}")
         super().__init__(
             {**(network or {}), "prior": True}, None, init_dir, lr, perceptual_weight, adv_weight,
-            adv_start, disc_lr, disc_channels,
+            adv_start, disc_lr, disc_channels, l1_weight,
         )  # fmt: skip
         self.save_hyperparameters()
         self.network.encoder.requires_grad_(False)  # type: ignore[union-attr]  # prior=True: it exists
@@ -227,9 +229,7 @@ class PipelineFinetuneModule(_ReconstructionModule):
         if grid_weight < 0:
             raise ValueError(f"grid_weight must be >= 0, got {grid_weight}")
         self.grid_weight = grid_weight
-        if l1_weight < 0 or mse_weight < 0 or l1_weight + mse_weight == 0:
-            raise ValueError(f"need l1_weight, mse_weight >= 0, not both 0, got {l1_weight}, {mse_weight}")
-        self.l1_weight, self.mse_weight = l1_weight, mse_weight
+        self.mse_weight = mse_weight
         if artifact_weight < 0 or not 0 <= reference_decay < 1:
             raise ValueError(f"need artifact_weight >= 0 and 0 <= reference_decay < 1, got "
                              f"{artifact_weight}, {reference_decay}")  # fmt: skip
